@@ -1,0 +1,91 @@
+// Package cli builds wif's command tree. Each command group lives in its own
+// file; a command turns flags into a config and starts a part. Nothing here
+// reads global state: streams and the context come from Run's caller, so the
+// whole CLI can run inside a test.
+package cli
+
+import (
+	"context"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Streams are the standard streams a command reads and writes. Results go to
+// Out, diagnostics to ErrOut.
+type Streams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// StdStreams returns the process's standard streams.
+func StdStreams() Streams {
+	return Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+}
+
+// Run executes the wif command line given by args, with flags settable from
+// the process environment (WIF_<FLAG>).
+func Run(ctx context.Context, streams Streams, args []string) error {
+	return RunWithEnv(ctx, streams, args, os.LookupEnv)
+}
+
+// RunWithEnv is Run with the environment given as a lookup function, so tests
+// need not touch the process environment.
+func RunWithEnv(ctx context.Context, streams Streams, args []string, lookupEnv func(string) (string, bool)) error {
+	root := NewRootCommand(streams)
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return bindEnv(cmd, lookupEnv)
+	}
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	return root.ExecuteContext(ctx)
+}
+
+// subcommands registers the constructors of the top-level commands. Each
+// command group's file adds itself here in an init-free way: the list is
+// explicit so the tree is visible in one place.
+func subcommands(streams Streams) []*cobra.Command {
+	return []*cobra.Command{
+		newVersionCommand(streams),
+	}
+}
+
+// NewRootCommand builds the full command tree.
+func NewRootCommand(streams Streams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "wif",
+		Short: "Self-hosted workload identity federation, compatible with Microsoft Entra Workload ID",
+		Long: `wif exchanges short-lived platform tokens (Kubernetes service-account tokens,
+CI job tokens) for access tokens, with no secret and no certificate, speaking
+the same protocol as Microsoft Entra ID so the Azure SDKs work unmodified.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(subcommands(streams)...)
+	return root
+}
+
+// bindEnv makes every flag of cmd settable through an environment variable
+// WIF_<FLAG> (upper case, '-' as '_') unless the flag was given on the command
+// line. lookup is os.LookupEnv in production and a map in tests.
+func bindEnv(cmd *cobra.Command, lookup func(string) (string, bool)) error {
+	var firstErr error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || firstErr != nil {
+			return
+		}
+		name := "WIF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := lookup(name); ok {
+			if err := cmd.Flags().Set(f.Name, v); err != nil {
+				firstErr = err
+			}
+		}
+	})
+	return firstErr
+}

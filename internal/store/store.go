@@ -1,0 +1,227 @@
+// Package store defines how wif persists its directory, signing keys and
+// audit log: the Store interface, its sentinel errors, and (in
+// storetest) one conformance suite every backend passes. Backends live in
+// store/memory, store/sqlite and store/postgres.
+//
+// Rules every backend follows:
+//   - ctx first on every method; honour its cancellation.
+//   - Not found is ErrNotFound, a uniqueness clash is ErrAlreadyExists, a
+//     failed If-Match is ErrConflict — always wrapped with context and
+//     matched with errors.Is.
+//   - Create and Update validate with the directory package's rules inside
+//     the same transaction that writes, so a rule that spans objects (at most
+//     20 credentials per parent, unique issuer+subject) cannot be raced.
+//   - Update methods are compare-and-swap closures: the closure receives the
+//     current value and returns the new one; it may run more than once and
+//     must modify its argument rather than build a new value, so fields added
+//     later are kept. Returning an error from the closure aborts the update
+//     and returns that error.
+//   - Times are stored and returned in UTC with at least microsecond
+//     precision; the same instant comes back whatever zone went in.
+//   - Every write to the directory (tenants, applications, identities,
+//     credentials, assignments) increases the directory revision, so readers
+//     that keep the directory in memory can tell when to reload.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wif-project/wif/internal/directory"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict is a failed precondition: the object changed since the
+	// version the caller named (If-Match), or a delete found dependants.
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is wif's persistence. Implementations are safe for concurrent use.
+type Store interface {
+	DirectoryStore
+	KeyStore
+	AuditStore
+	// Close releases the store's resources.
+	Close() error
+}
+
+// DirectoryStore persists the directory.
+type DirectoryStore interface {
+	CreateTenant(ctx context.Context, t directory.Tenant) (directory.Tenant, error)
+	GetTenant(ctx context.Context, id string) (directory.Tenant, error)
+	ListTenants(ctx context.Context) ([]directory.Tenant, error)
+	UpdateTenant(ctx context.Context, id string, update func(*directory.Tenant) error) (directory.Tenant, error)
+	// DeleteTenant removes a tenant and everything in it.
+	DeleteTenant(ctx context.Context, id string) error
+
+	// CreateApplication fails with ErrAlreadyExists when the appId, object id
+	// or service principal id is taken, or when an identifier URI is already
+	// used by another application of the tenant.
+	CreateApplication(ctx context.Context, a directory.Application) (directory.Application, error)
+	GetApplication(ctx context.Context, tenantID, appID string) (directory.Application, error)
+	ListApplications(ctx context.Context, tenantID string) ([]directory.Application, error)
+	UpdateApplication(ctx context.Context, tenantID, appID string, update func(*directory.Application) error) (directory.Application, error)
+	// DeleteApplication removes the application, its credentials and the
+	// role assignments that name it as resource or principal.
+	DeleteApplication(ctx context.Context, tenantID, appID string) error
+
+	// CreateManagedIdentity fails with ErrAlreadyExists when an identity of
+	// that name exists in the resource group (names compare case-
+	// insensitively, as ARM does) or the client or principal id is taken.
+	CreateManagedIdentity(ctx context.Context, m directory.ManagedIdentity) (directory.ManagedIdentity, error)
+	GetManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef) (directory.ManagedIdentity, error)
+	GetManagedIdentityByClientID(ctx context.Context, tenantID, clientID string) (directory.ManagedIdentity, error)
+	// ListManagedIdentities lists a tenant's identities; empty fields of
+	// filter match everything.
+	ListManagedIdentities(ctx context.Context, tenantID string, filter IdentityFilter) ([]directory.ManagedIdentity, error)
+	UpdateManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef, update func(*directory.ManagedIdentity) error) (directory.ManagedIdentity, error)
+	// DeleteManagedIdentity removes the identity, its credentials and its
+	// role assignments.
+	DeleteManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef) error
+
+	// CreateFederatedCredential checks the parent exists (ErrNotFound if
+	// not) and runs FederatedCredential.ValidateSet against its siblings.
+	CreateFederatedCredential(ctx context.Context, f directory.FederatedCredential) (directory.FederatedCredential, error)
+	GetFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) (directory.FederatedCredential, error)
+	ListFederatedCredentials(ctx context.Context, tenantID, parentClientID string) ([]directory.FederatedCredential, error)
+	// UpdateFederatedCredential rejects a change of name, parent or id.
+	UpdateFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, update func(*directory.FederatedCredential) error) (directory.FederatedCredential, error)
+	DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) error
+
+	// CreateAppRoleAssignment validates the assignment against the resource
+	// application (ErrNotFound if absent) and fails with ErrAlreadyExists
+	// for a duplicate (principal, resource, role).
+	CreateAppRoleAssignment(ctx context.Context, a directory.AppRoleAssignment) (directory.AppRoleAssignment, error)
+	ListAppRoleAssignments(ctx context.Context, tenantID string, filter AssignmentFilter) ([]directory.AppRoleAssignment, error)
+	DeleteAppRoleAssignment(ctx context.Context, tenantID, id string) error
+
+	// Snapshot reads the whole directory in one consistent read.
+	Snapshot(ctx context.Context) (Snapshot, error)
+	// Revision is the directory revision: it increases with every write to
+	// the directory and never goes back.
+	Revision(ctx context.Context) (int64, error)
+}
+
+// IdentityRef names a managed identity the way ARM does.
+type IdentityRef struct {
+	SubscriptionID string
+	ResourceGroup  string
+	Name           string
+}
+
+// IdentityFilter narrows ListManagedIdentities.
+type IdentityFilter struct {
+	SubscriptionID string
+	ResourceGroup  string
+}
+
+// AssignmentFilter narrows ListAppRoleAssignments; empty fields match all.
+type AssignmentFilter struct {
+	PrincipalID   string
+	ResourceAppID string
+}
+
+// Snapshot is the whole directory at one revision.
+type Snapshot struct {
+	Revision           int64
+	Tenants            []directory.Tenant
+	Applications       []directory.Application
+	ManagedIdentities  []directory.ManagedIdentity
+	Credentials        []directory.FederatedCredential
+	AppRoleAssignments []directory.AppRoleAssignment
+}
+
+// SigningKey is one of the token service's signing keys as stored.
+type SigningKey struct {
+	// ID is the key id (kid).
+	ID        string
+	Algorithm string
+	// PrivateKey is the PKCS#8 DER private key, sealed with the key-
+	// encryption key when KEKID is set.
+	PrivateKey []byte
+	// KEKID names the key-encryption key that sealed PrivateKey; empty
+	// means PrivateKey is stored in the clear.
+	KEKID string
+	// Certificate is a DER self-signed certificate for the public key (x5c).
+	Certificate []byte
+	CreatedAt   time.Time
+	// PublishAt: the key appears in the JWKS from then on.
+	PublishAt time.Time
+	// ActivateAt: the key signs from then on (after PublishAt).
+	ActivateAt time.Time
+	// RetireAt: the key stops signing.
+	RetireAt time.Time
+	// ExpireAt: the key leaves the JWKS (later than RetireAt by more than
+	// the longest token lifetime).
+	ExpireAt time.Time
+}
+
+// KeyStore persists signing keys.
+type KeyStore interface {
+	// CreateSigningKey fails with ErrAlreadyExists for a known ID.
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns every stored key, oldest first.
+	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
+	// DeleteSigningKey removes a key; ErrNotFound if absent.
+	DeleteSigningKey(ctx context.Context, id string) error
+}
+
+// Results of an exchange, as audited.
+const (
+	AuditSuccess = "success"
+	AuditFailure = "failure"
+)
+
+// AuditRecord is one token exchange, as kept in the audit log. It holds no
+// token and no assertion: only a hash of the assertion's jti.
+type AuditRecord struct {
+	// ID is assigned by the store when empty.
+	ID             string
+	Time           time.Time
+	TenantID       string
+	ClientID       string
+	CredentialName string
+	GrantType      string
+	Resource       string
+	Issuer         string
+	Subject        string
+	// JTIHash is the hex SHA-256 of the assertion's jti (empty if none).
+	JTIHash       string
+	Result        string
+	ErrorCode     int
+	Error         string
+	CorrelationID string
+	RemoteAddr    string
+}
+
+// AuditFilter narrows ListAudit. Zero fields match everything. Results come
+// newest first; After is the opaque cursor NextCursor returned.
+type AuditFilter struct {
+	TenantID string
+	ClientID string
+	Result   string
+	Since    time.Time
+	Until    time.Time
+	Limit    int
+	After    string
+}
+
+// AuditPage is a page of audit records.
+type AuditPage struct {
+	Records []AuditRecord
+	// NextCursor is empty on the last page.
+	NextCursor string
+}
+
+// AuditStore persists the audit log.
+type AuditStore interface {
+	// AppendAudit writes records in one transaction.
+	AppendAudit(ctx context.Context, records []AuditRecord) error
+	ListAudit(ctx context.Context, filter AuditFilter) (AuditPage, error)
+	// PruneAudit deletes records older than before and says how many.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
+}
