@@ -1,0 +1,147 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Export reads the whole directory as a document, ids included, so that
+// applying it to the same store changes nothing and applying it to an empty
+// store recreates the directory with the same ids. Objects are sorted
+// (applications by display name, identities by resource group and name,
+// credentials by name) so exports diff well in Git.
+func Export(ctx context.Context, s store.DirectoryStore) (*Document, error) {
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the directory: %w", err)
+	}
+	return FromSnapshot(snap), nil
+}
+
+// FromSnapshot converts a snapshot into a document (see Export).
+func FromSnapshot(snap store.Snapshot) *Document {
+	doc := &Document{Tenants: []Tenant{}}
+	tenants := append([]directory.Tenant(nil), snap.Tenants...)
+	sort.Slice(tenants, func(i, j int) bool { return tenants[i].ID < tenants[j].ID })
+	for _, t := range tenants {
+		dt := Tenant{ID: t.ID, DisplayName: t.DisplayName}
+		credsOf := map[string][]FederatedCredential{}
+		creds := append([]directory.FederatedCredential(nil), snap.Credentials...)
+		sort.Slice(creds, func(i, j int) bool { return strings.ToLower(creds[i].Name) < strings.ToLower(creds[j].Name) })
+		for _, c := range creds {
+			if c.TenantID != t.ID {
+				continue
+			}
+			fc := FederatedCredential{Name: c.Name, ID: c.ID, Issuer: c.Issuer, Subject: c.Subject,
+				Audiences: append([]string(nil), c.Audiences...), Description: c.Description}
+			if c.ClaimsMatchingExpression != nil {
+				e := *c.ClaimsMatchingExpression
+				fc.ClaimsMatchingExpression = &e
+			}
+			k := strings.ToLower(c.ParentClientID)
+			credsOf[k] = append(credsOf[k], fc)
+		}
+		var apps []directory.Application
+		for _, a := range snap.Applications {
+			if a.TenantID == t.ID {
+				apps = append(apps, a)
+			}
+		}
+		sort.Slice(apps, func(i, j int) bool {
+			if apps[i].DisplayName != apps[j].DisplayName {
+				return apps[i].DisplayName < apps[j].DisplayName
+			}
+			return apps[i].AppID < apps[j].AppID
+		})
+		var mis []directory.ManagedIdentity
+		for _, m := range snap.ManagedIdentities {
+			if m.TenantID == t.ID {
+				mis = append(mis, m)
+			}
+		}
+		sort.Slice(mis, func(i, j int) bool {
+			a, b := mis[i], mis[j]
+			return strings.ToLower(a.SubscriptionID+"/"+a.ResourceGroup+"/"+a.Name) < strings.ToLower(b.SubscriptionID+"/"+b.ResourceGroup+"/"+b.Name)
+		})
+		for _, a := range apps {
+			da := Application{DisplayName: a.DisplayName, AppID: a.AppID, ObjectID: a.ObjectID,
+				ServicePrincipalID: a.ServicePrincipalID, IdentifierURIs: append([]string(nil), a.IdentifierURIs...),
+				RequestedAccessTokenVersion: a.RequestedAccessTokenVersion,
+				FederatedCredentials:        credsOf[strings.ToLower(a.AppID)]}
+			for _, r := range a.AppRoles {
+				ar := AppRole{Value: r.Value, ID: r.ID, DisplayName: r.DisplayName, Description: r.Description,
+					AllowedMemberTypes: append([]string(nil), r.AllowedMemberTypes...)}
+				if !r.IsEnabled {
+					f := false
+					ar.IsEnabled = &f
+				}
+				da.AppRoles = append(da.AppRoles, ar)
+			}
+			dt.Applications = append(dt.Applications, da)
+		}
+		for _, m := range mis {
+			dt.ManagedIdentities = append(dt.ManagedIdentities, ManagedIdentity{Name: m.Name, SubscriptionID: m.SubscriptionID,
+				ResourceGroup: m.ResourceGroup, Location: m.Location, ClientID: m.ClientID, PrincipalID: m.PrincipalID,
+				Tags: copyTags(m.Tags), FederatedCredentials: credsOf[strings.ToLower(m.ClientID)]})
+		}
+		dt.AppRoleAssignments = exportAssignments(t.ID, apps, mis, snap.AppRoleAssignments)
+		doc.Tenants = append(doc.Tenants, dt)
+	}
+	return doc
+}
+
+// exportAssignments names principals and resources readably where the name
+// is unambiguous, and by id otherwise.
+func exportAssignments(tid string, apps []directory.Application, mis []directory.ManagedIdentity, all []directory.AppRoleAssignment) []Assignment {
+	r := resolver{apps: apps, mis: mis}
+	var out []Assignment
+	for _, g := range all {
+		if g.TenantID != tid {
+			continue
+		}
+		var a Assignment
+		a.Principal = g.PrincipalID
+		for _, m := range mis {
+			if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
+				a.Principal = m.ClientID
+				if id, _, p := r.principal(m.Name); p == "" && strings.EqualFold(id, m.PrincipalID) {
+					a.Principal = m.Name
+				}
+			}
+		}
+		for _, x := range apps {
+			if strings.EqualFold(x.ServicePrincipalID, g.PrincipalID) {
+				a.Principal = x.AppID
+				if id, _, p := r.principal(x.DisplayName); p == "" && strings.EqualFold(id, x.ServicePrincipalID) {
+					a.Principal = x.DisplayName
+				}
+			}
+		}
+		a.Resource, a.Role = g.ResourceAppID, g.AppRoleID
+		for _, x := range apps {
+			if !strings.EqualFold(x.AppID, g.ResourceAppID) {
+				continue
+			}
+			if len(x.IdentifierURIs) > 0 {
+				if res, p := r.resource(x.IdentifierURIs[0]); p == "" && res.AppID == x.AppID {
+					a.Resource = x.IdentifierURIs[0]
+				}
+			}
+			for _, role := range x.AppRoles {
+				if strings.EqualFold(role.ID, g.AppRoleID) {
+					a.Role = role.Value
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Principal+"\x00"+out[i].Resource+"\x00"+out[i].Role < out[j].Principal+"\x00"+out[j].Resource+"\x00"+out[j].Role
+	})
+	return out
+}

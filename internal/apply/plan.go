@@ -1,0 +1,735 @@
+package apply
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Action is what a change does.
+type Action string
+
+// The actions of a plan.
+const (
+	Create Action = "create"
+	Update Action = "update"
+	Delete Action = "delete"
+)
+
+// Kind is the kind of object a change touches.
+type Kind string
+
+// The kinds of directory object.
+const (
+	KindTenant              Kind = "tenant"
+	KindApplication         Kind = "application"
+	KindManagedIdentity     Kind = "managed identity"
+	KindFederatedCredential Kind = "federated credential"
+	KindAppRoleAssignment   Kind = "app role assignment"
+)
+
+// Change is one step of a plan.
+type Change struct {
+	Action Action `json:"action"`
+	Kind   Kind   `json:"kind"`
+	// Name says which object, readably (e.g. "rg/demo" or
+	// "demo → api://provider-api Data.Read").
+	Name string `json:"name"`
+	// Diff lists the changed fields of an update, one "field: old → new"
+	// line each.
+	Diff []string `json:"diff,omitempty"`
+
+	do func(ctx context.Context, s store.DirectoryStore) error
+}
+
+// Plan is the list of changes that makes a store match a document, in the
+// order Apply makes them (deletions first, then parents before children).
+type Plan struct {
+	Changes []Change `json:"changes"`
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Changes) == 0 }
+
+// Count returns how many changes of action a the plan holds.
+func (p Plan) Count(a Action) int {
+	n := 0
+	for _, c := range p.Changes {
+		if c.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+// String renders the plan as a readable diff: "+" creates, "~" updates with
+// their changed fields indented below, "-" deletes, and a summary line.
+func (p Plan) String() string {
+	if p.Empty() {
+		return "No changes: the directory already matches the document.\n"
+	}
+	var b strings.Builder
+	for _, c := range p.Changes {
+		sign := map[Action]string{Create: "+", Update: "~", Delete: "-"}[c.Action]
+		fmt.Fprintf(&b, "%s %s %s\n", sign, c.Kind, c.Name)
+		for _, d := range c.Diff {
+			fmt.Fprintf(&b, "    %s\n", d)
+		}
+	}
+	fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to delete.\n", p.Count(Create), p.Count(Update), p.Count(Delete))
+	return b.String()
+}
+
+// Options control Apply.
+type Options struct {
+	// Prune deletes objects the document does not mention (including whole
+	// tenants). Without it, Apply only creates and updates.
+	Prune bool
+	// DryRun computes the plan and changes nothing.
+	DryRun bool
+}
+
+// Result is what Apply did.
+type Result struct {
+	Plan Plan `json:"plan"`
+	// Applied counts the changes made (0 on a dry run).
+	Applied int `json:"applied"`
+}
+
+// Apply makes the store match the document: it plans, then makes each
+// change in order. It stops at the first failing change and returns what it
+// did so far with the error. Apply is idempotent: a second run with the same
+// document plans no changes.
+func Apply(ctx context.Context, s store.DirectoryStore, doc *Document, opts Options) (Result, error) {
+	p, err := MakePlan(ctx, s, doc, opts.Prune)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Plan: p}
+	if opts.DryRun {
+		return res, nil
+	}
+	for _, c := range p.Changes {
+		if err := c.do(ctx, s); err != nil {
+			return res, fmt.Errorf("%s %s %s: %w", c.Action, c.Kind, c.Name, err)
+		}
+		res.Applied++
+	}
+	return res, nil
+}
+
+// MakePlan compares doc with the store's directory and returns the changes
+// that would make them match (deleting unmentioned objects only when prune
+// is set). Problems that only the store can reveal (an assignment naming an
+// identity that exists nowhere, an id that differs from the existing
+// object's) come back as directory.ValidationErrors naming document paths.
+func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, prune bool) (Plan, error) {
+	if err := doc.Validate(); err != nil {
+		return Plan{}, err
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		return Plan{}, fmt.Errorf("read the directory: %w", err)
+	}
+	pl := planner{snap: snap, prune: prune}
+	for ti := range doc.Tenants {
+		pl.tenant(ti, doc.Tenants[ti])
+	}
+	if prune {
+		inDoc := map[string]bool{}
+		for _, t := range doc.Tenants {
+			inDoc[canon(t.ID)] = true
+		}
+		for _, t := range snap.Tenants {
+			if !inDoc[canon(t.ID)] {
+				id := t.ID
+				pl.deletes[4] = append(pl.deletes[4], Change{Action: Delete, Kind: KindTenant, Name: tenantName(t),
+					do: func(ctx context.Context, s store.DirectoryStore) error {
+						return ignoreNotFound(s.DeleteTenant(ctx, id))
+					}})
+			}
+		}
+	}
+	if len(pl.errs) > 0 {
+		return Plan{}, pl.errs
+	}
+	var p Plan
+	for _, d := range pl.deletes {
+		p.Changes = append(p.Changes, d...)
+	}
+	for _, c := range pl.upserts {
+		p.Changes = append(p.Changes, c...)
+	}
+	return p, nil
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+type planner struct {
+	snap  store.Snapshot
+	prune bool
+	errs  directory.ValidationErrors
+	// deletes by kind: assignments, credentials, identities, applications, tenants.
+	deletes [5][]Change
+	// upserts by kind: tenants, applications, identities, credentials, assignments.
+	upserts [5][]Change
+}
+
+func (pl *planner) fail(field, value, rule string, args ...any) {
+	pl.errs = append(pl.errs, &directory.ValidationError{Field: field, Rule: fmt.Sprintf(rule, args...), Value: value})
+}
+
+func tenantName(t directory.Tenant) string { return fmt.Sprintf("%s (%q)", t.ID, t.DisplayName) }
+func appName(a directory.Application) string {
+	return fmt.Sprintf("%q (appId %s)", a.DisplayName, a.AppID)
+}
+func miName(m directory.ManagedIdentity) string {
+	return fmt.Sprintf("%s/%s (clientId %s)", m.ResourceGroup, m.Name, m.ClientID)
+}
+
+// tenant plans one tenant of the document.
+func (pl *planner) tenant(ti int, t Tenant) {
+	tp := fmt.Sprintf("tenants[%d]", ti)
+	tid := canon(t.ID)
+	want := directory.Tenant{ID: tid, DisplayName: t.DisplayName}
+	var old *directory.Tenant
+	for i := range pl.snap.Tenants {
+		if canon(pl.snap.Tenants[i].ID) == tid {
+			old = &pl.snap.Tenants[i]
+		}
+	}
+	switch {
+	case old == nil:
+		pl.upserts[0] = append(pl.upserts[0], Change{Action: Create, Kind: KindTenant, Name: tenantName(want),
+			do: func(ctx context.Context, s store.DirectoryStore) error {
+				_, err := s.CreateTenant(ctx, want)
+				return err
+			}})
+	default:
+		tid = old.ID
+		want.ID = old.ID
+		if d := diff(old.DisplayName, want.DisplayName, "displayName"); len(d) > 0 {
+			pl.upserts[0] = append(pl.upserts[0], Change{Action: Update, Kind: KindTenant, Name: tenantName(*old), Diff: d,
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.UpdateTenant(ctx, want.ID, func(x *directory.Tenant) error {
+						x.DisplayName = want.DisplayName
+						return nil
+					})
+					return err
+				}})
+		}
+	}
+
+	// Existing objects of this tenant.
+	var oldApps []directory.Application
+	var oldMIs []directory.ManagedIdentity
+	var oldCreds []directory.FederatedCredential
+	var oldAsgs []directory.AppRoleAssignment
+	if old != nil {
+		for _, a := range pl.snap.Applications {
+			if a.TenantID == tid {
+				oldApps = append(oldApps, a)
+			}
+		}
+		for _, m := range pl.snap.ManagedIdentities {
+			if m.TenantID == tid {
+				oldMIs = append(oldMIs, m)
+			}
+		}
+		for _, c := range pl.snap.Credentials {
+			if c.TenantID == tid {
+				oldCreds = append(oldCreds, c)
+			}
+		}
+		for _, g := range pl.snap.AppRoleAssignments {
+			if g.TenantID == tid {
+				oldAsgs = append(oldAsgs, g)
+			}
+		}
+	}
+
+	// Applications: match by appId, then by display name among the rest.
+	matchedApp := make([]int, len(t.Applications)) // index into oldApps, or -1
+	usedApp := map[int]bool{}
+	for ai, a := range t.Applications {
+		matchedApp[ai] = -1
+		if a.AppID == "" {
+			continue
+		}
+		for i, o := range oldApps {
+			if strings.EqualFold(o.AppID, a.AppID) {
+				matchedApp[ai] = i
+				usedApp[i] = true
+			}
+		}
+	}
+	for ai, a := range t.Applications {
+		if a.AppID != "" {
+			continue
+		}
+		var cands []int
+		for i, o := range oldApps {
+			if !usedApp[i] && o.DisplayName == a.DisplayName {
+				cands = append(cands, i)
+			}
+		}
+		switch len(cands) {
+		case 0:
+		case 1:
+			matchedApp[ai] = cands[0]
+			usedApp[cands[0]] = true
+		default:
+			pl.fail(fmt.Sprintf("%s.applications[%d].displayName", tp, ai), a.DisplayName,
+				"matches %d existing applications; give appId to say which one", len(cands))
+		}
+	}
+	var wantApps []directory.Application
+	for ai, a := range t.Applications {
+		ap := fmt.Sprintf("%s.applications[%d]", tp, ai)
+		var o *directory.Application
+		if matchedApp[ai] >= 0 {
+			o = &oldApps[matchedApp[ai]]
+		}
+		w := a.toDirectory(tid, o)
+		if o == nil {
+			w.AppID = orNew(w.AppID)
+			w.ObjectID = orNew(w.ObjectID)
+			w.ServicePrincipalID = orNew(w.ServicePrincipalID)
+		} else {
+			pl.sameID(ap+".objectId", w.ObjectID, o.ObjectID)
+			pl.sameID(ap+".servicePrincipalId", w.ServicePrincipalID, o.ServicePrincipalID)
+			w.AppID, w.ObjectID, w.ServicePrincipalID = o.AppID, o.ObjectID, o.ServicePrincipalID
+		}
+		for i := range w.AppRoles {
+			w.AppRoles[i].ID = orNew(w.AppRoles[i].ID)
+		}
+		wantApps = append(wantApps, w)
+		if o == nil {
+			pl.upserts[1] = append(pl.upserts[1], Change{Action: Create, Kind: KindApplication, Name: appName(w),
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.CreateApplication(ctx, w)
+					return err
+				}})
+		} else if d := diffObjects(appView(*o), appView(w)); len(d) > 0 {
+			pl.upserts[1] = append(pl.upserts[1], Change{Action: Update, Kind: KindApplication, Name: appName(w), Diff: d,
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.UpdateApplication(ctx, w.TenantID, w.AppID, func(x *directory.Application) error {
+						x.DisplayName = w.DisplayName
+						x.IdentifierURIs = w.IdentifierURIs
+						x.AppRoles = w.AppRoles
+						x.RequestedAccessTokenVersion = w.RequestedAccessTokenVersion
+						return nil
+					})
+					return err
+				}})
+		}
+		pl.credentials(ap, tid, directory.ParentApplication, w.AppID, "application "+fmt.Sprintf("%q", w.DisplayName), a.FederatedCredentials, oldCreds)
+	}
+
+	// Managed identities: match by subscription, resource group and name.
+	var wantMIs []directory.ManagedIdentity
+	usedMI := map[int]bool{}
+	for mi, m := range t.ManagedIdentities {
+		mp := fmt.Sprintf("%s.managedIdentities[%d]", tp, mi)
+		w := m.toDirectory(tid)
+		var o *directory.ManagedIdentity
+		for i := range oldMIs {
+			x := oldMIs[i]
+			if strings.EqualFold(x.SubscriptionID, w.SubscriptionID) && strings.EqualFold(x.ResourceGroup, w.ResourceGroup) && strings.EqualFold(x.Name, w.Name) {
+				o = &oldMIs[i]
+				usedMI[i] = true
+			}
+		}
+		if o == nil {
+			w.ClientID = orNew(w.ClientID)
+			w.PrincipalID = orNew(w.PrincipalID)
+		} else {
+			pl.sameID(mp+".clientId", w.ClientID, o.ClientID)
+			pl.sameID(mp+".principalId", w.PrincipalID, o.PrincipalID)
+			w.ClientID, w.PrincipalID = o.ClientID, o.PrincipalID
+			w.SubscriptionID, w.ResourceGroup, w.Name = o.SubscriptionID, o.ResourceGroup, o.Name
+		}
+		wantMIs = append(wantMIs, w)
+		if o == nil {
+			pl.upserts[2] = append(pl.upserts[2], Change{Action: Create, Kind: KindManagedIdentity, Name: miName(w),
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.CreateManagedIdentity(ctx, w)
+					return err
+				}})
+		} else if d := diffObjects(miView(*o), miView(w)); len(d) > 0 {
+			ref := store.IdentityRef{SubscriptionID: w.SubscriptionID, ResourceGroup: w.ResourceGroup, Name: w.Name}
+			pl.upserts[2] = append(pl.upserts[2], Change{Action: Update, Kind: KindManagedIdentity, Name: miName(w), Diff: d,
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.UpdateManagedIdentity(ctx, w.TenantID, ref, func(x *directory.ManagedIdentity) error {
+						x.Location = w.Location
+						x.Tags = w.Tags
+						return nil
+					})
+					return err
+				}})
+		}
+		pl.credentials(mp, tid, directory.ParentManagedIdentity, w.ClientID, "managed identity "+w.ResourceGroup+"/"+w.Name, m.FederatedCredentials, oldCreds)
+	}
+
+	// Unmentioned applications and identities: pruned, or kept (and then
+	// usable as assignment principals and resources).
+	keptApps, keptMIs := wantApps, wantMIs
+	for i, o := range oldApps {
+		if usedApp[i] {
+			continue
+		}
+		if pl.prune {
+			o := o
+			pl.deletes[3] = append(pl.deletes[3], Change{Action: Delete, Kind: KindApplication, Name: appName(o),
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					return ignoreNotFound(s.DeleteApplication(ctx, o.TenantID, o.AppID))
+				}})
+			pl.pruneCredentials(oldCreds, o.AppID, "application "+fmt.Sprintf("%q", o.DisplayName))
+		} else {
+			keptApps = append(keptApps, o)
+		}
+	}
+	for i, o := range oldMIs {
+		if usedMI[i] {
+			continue
+		}
+		if pl.prune {
+			o := o
+			ref := store.IdentityRef{SubscriptionID: o.SubscriptionID, ResourceGroup: o.ResourceGroup, Name: o.Name}
+			pl.deletes[2] = append(pl.deletes[2], Change{Action: Delete, Kind: KindManagedIdentity, Name: miName(o),
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					return ignoreNotFound(s.DeleteManagedIdentity(ctx, o.TenantID, ref))
+				}})
+			pl.pruneCredentials(oldCreds, o.ClientID, "managed identity "+o.ResourceGroup+"/"+o.Name)
+		} else {
+			keptMIs = append(keptMIs, o)
+		}
+	}
+
+	// Assignments.
+	r := resolver{apps: keptApps, mis: keptMIs}
+	wantKeys := map[string]bool{}
+	for gi, g := range t.AppRoleAssignments {
+		gp := fmt.Sprintf("%s.appRoleAssignments[%d]", tp, gi)
+		pid, pname, perr := r.principal(g.Principal)
+		if perr != "" {
+			pl.fail(gp+".principal", g.Principal, "%s", perr)
+		}
+		res, rerr := r.resource(g.Resource)
+		if rerr != "" {
+			pl.fail(gp+".resource", g.Resource, "%s", rerr)
+		}
+		if perr != "" || rerr != "" {
+			continue
+		}
+		var role *directory.AppRole
+		for i := range res.AppRoles {
+			x := &res.AppRoles[i]
+			if x.Value == g.Role || strings.EqualFold(x.ID, g.Role) {
+				role = x
+			}
+		}
+		if role == nil {
+			var vals []string
+			for _, x := range res.AppRoles {
+				vals = append(vals, x.Value)
+			}
+			pl.fail(gp+".role", g.Role, "is not an app role of application %q (its roles: %s)", res.DisplayName, strings.Join(vals, ", "))
+			continue
+		}
+		w := directory.AppRoleAssignment{TenantID: tid, PrincipalID: pid, ResourceAppID: res.AppID, AppRoleID: role.ID}
+		if wantKeys[w.Key()] {
+			continue
+		}
+		wantKeys[w.Key()] = true
+		exists := false
+		for _, o := range oldAsgs {
+			if o.Key() == w.Key() {
+				exists = true
+			}
+		}
+		if exists {
+			continue
+		}
+		w.ID = directory.NewID()
+		name := fmt.Sprintf("%s → %s %s", pname, resName(*res), role.Value)
+		pl.upserts[4] = append(pl.upserts[4], Change{Action: Create, Kind: KindAppRoleAssignment, Name: name,
+			do: func(ctx context.Context, s store.DirectoryStore) error {
+				_, err := s.CreateAppRoleAssignment(ctx, w)
+				return err
+			}})
+	}
+	if pl.prune {
+		all := resolver{apps: append(append([]directory.Application(nil), oldApps...), wantApps...), mis: append(append([]directory.ManagedIdentity(nil), oldMIs...), wantMIs...)}
+		for _, o := range oldAsgs {
+			if wantKeys[o.Key()] {
+				continue
+			}
+			o := o
+			pl.deletes[0] = append(pl.deletes[0], Change{Action: Delete, Kind: KindAppRoleAssignment, Name: all.describe(o),
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					return ignoreNotFound(s.DeleteAppRoleAssignment(ctx, o.TenantID, o.ID))
+				}})
+		}
+	}
+}
+
+// sameID fails when the document gives an id that differs from the matched
+// object's: ids are immutable.
+func (pl *planner) sameID(field, want, have string) {
+	if want != "" && !strings.EqualFold(want, have) {
+		pl.fail(field, want, "differs from the existing object's %s; ids cannot change: remove the field to keep the existing id, or delete the object to recreate it", have)
+	}
+}
+
+func orNew(id string) string {
+	if id == "" {
+		return directory.NewID()
+	}
+	return id
+}
+
+// credentials plans the credentials of one parent.
+func (pl *planner) credentials(prefix, tid string, kind directory.ParentKind, parent, parentName string, creds []FederatedCredential, oldCreds []directory.FederatedCredential) {
+	var olds []directory.FederatedCredential
+	for _, c := range oldCreds {
+		if strings.EqualFold(c.ParentClientID, parent) {
+			olds = append(olds, c)
+		}
+	}
+	used := map[int]bool{}
+	for ci, c := range creds {
+		cp := fmt.Sprintf("%s.federatedCredentials[%d]", prefix, ci)
+		w := c.toDirectory(tid, kind, parent)
+		var o *directory.FederatedCredential
+		for i := range olds {
+			if strings.EqualFold(olds[i].Name, w.Name) {
+				o = &olds[i]
+				used[i] = true
+			}
+		}
+		name := fmt.Sprintf("%q of %s", w.Name, parentName)
+		if o == nil {
+			w.ID = orNew(w.ID)
+			pl.upserts[3] = append(pl.upserts[3], Change{Action: Create, Kind: KindFederatedCredential, Name: name,
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.CreateFederatedCredential(ctx, w)
+					return err
+				}})
+			continue
+		}
+		pl.sameID(cp+".id", w.ID, o.ID)
+		w.ID, w.Name, w.ParentClientID = o.ID, o.Name, o.ParentClientID
+		if d := diffObjects(credView(*o), credView(w)); len(d) > 0 {
+			pl.upserts[3] = append(pl.upserts[3], Change{Action: Update, Kind: KindFederatedCredential, Name: name, Diff: d,
+				do: func(ctx context.Context, s store.DirectoryStore) error {
+					_, err := s.UpdateFederatedCredential(ctx, w.TenantID, w.ParentClientID, w.Name, func(x *directory.FederatedCredential) error {
+						x.Issuer = w.Issuer
+						x.Subject = w.Subject
+						x.ClaimsMatchingExpression = w.ClaimsMatchingExpression
+						x.Audiences = w.Audiences
+						x.Description = w.Description
+						return nil
+					})
+					return err
+				}})
+		}
+	}
+	if pl.prune {
+		for i, o := range olds {
+			if !used[i] {
+				pl.deleteCredential(o, parentName)
+			}
+		}
+	}
+}
+
+func (pl *planner) pruneCredentials(oldCreds []directory.FederatedCredential, parent, parentName string) {
+	for _, o := range oldCreds {
+		if strings.EqualFold(o.ParentClientID, parent) {
+			pl.deleteCredential(o, parentName)
+		}
+	}
+}
+
+func (pl *planner) deleteCredential(o directory.FederatedCredential, parentName string) {
+	pl.deletes[1] = append(pl.deletes[1], Change{Action: Delete, Kind: KindFederatedCredential, Name: fmt.Sprintf("%q of %s", o.Name, parentName),
+		do: func(ctx context.Context, s store.DirectoryStore) error {
+			return ignoreNotFound(s.DeleteFederatedCredential(ctx, o.TenantID, o.ParentClientID, o.Name))
+		}})
+}
+
+// resolver finds assignment principals and resources by the names a
+// document uses.
+type resolver struct {
+	apps []directory.Application
+	mis  []directory.ManagedIdentity
+}
+
+// principal returns the service principal id and a readable name.
+func (r resolver) principal(p string) (id, name, problem string) {
+	type hit struct{ id, name string }
+	var hits []hit
+	for _, m := range r.mis {
+		if strings.EqualFold(m.ClientID, p) || strings.EqualFold(m.PrincipalID, p) || strings.EqualFold(m.Name, p) {
+			hits = append(hits, hit{m.PrincipalID, m.Name})
+		}
+	}
+	for _, a := range r.apps {
+		if strings.EqualFold(a.AppID, p) || strings.EqualFold(a.ServicePrincipalID, p) || a.DisplayName == p {
+			hits = append(hits, hit{a.ServicePrincipalID, a.DisplayName})
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return "", "", "names no managed identity (by name, client id or principal id) or application (by display name, appId or service principal id) of this tenant"
+	case 1:
+		return hits[0].id, hits[0].name, ""
+	default:
+		return "", "", fmt.Sprintf("is ambiguous: it names %d identities or applications; use a client id or appId", len(hits))
+	}
+}
+
+func (r resolver) resource(s string) (*directory.Application, string) {
+	var hits []*directory.Application
+	for i := range r.apps {
+		a := &r.apps[i]
+		if strings.EqualFold(a.AppID, s) {
+			return a, ""
+		}
+		for _, u := range a.IdentifierURIs {
+			if strings.EqualFold(u, s) {
+				hits = append(hits, a)
+			}
+		}
+	}
+	if len(hits) == 0 {
+		for i := range r.apps {
+			if r.apps[i].DisplayName == s {
+				hits = append(hits, &r.apps[i])
+			}
+		}
+	}
+	switch len(hits) {
+	case 0:
+		return nil, "names no application of this tenant (by identifier URI, appId or display name)"
+	case 1:
+		return hits[0], ""
+	default:
+		return nil, fmt.Sprintf("is ambiguous: it names %d applications; use an appId", len(hits))
+	}
+}
+
+func resName(a directory.Application) string {
+	if len(a.IdentifierURIs) > 0 {
+		return a.IdentifierURIs[0]
+	}
+	return a.DisplayName
+}
+
+func (r resolver) describe(g directory.AppRoleAssignment) string {
+	p, res, role := g.PrincipalID, g.ResourceAppID, g.AppRoleID
+	for _, m := range r.mis {
+		if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
+			p = m.Name
+		}
+	}
+	for _, a := range r.apps {
+		if strings.EqualFold(a.ServicePrincipalID, g.PrincipalID) {
+			p = a.DisplayName
+		}
+		if strings.EqualFold(a.AppID, g.ResourceAppID) {
+			res = resName(a)
+			for _, x := range a.AppRoles {
+				if strings.EqualFold(x.ID, g.AppRoleID) {
+					role = x.Value
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s → %s %s", p, res, role)
+}
+
+// Views of the mutable fields, for diffs.
+type appViewT struct {
+	DisplayName                 string              `json:"displayName"`
+	IdentifierURIs              []string            `json:"identifierUris"`
+	AppRoles                    []directory.AppRole `json:"appRoles"`
+	RequestedAccessTokenVersion int                 `json:"requestedAccessTokenVersion"`
+}
+
+func appView(a directory.Application) appViewT {
+	return appViewT{a.DisplayName, a.IdentifierURIs, a.AppRoles, a.RequestedAccessTokenVersion}
+}
+
+type miViewT struct {
+	Location string            `json:"location"`
+	Tags     map[string]string `json:"tags"`
+}
+
+func miView(m directory.ManagedIdentity) miViewT { return miViewT{m.Location, m.Tags} }
+
+type credViewT struct {
+	Issuer                   string                              `json:"issuer"`
+	Subject                  string                              `json:"subject"`
+	ClaimsMatchingExpression *directory.ClaimsMatchingExpression `json:"claimsMatchingExpression"`
+	Audiences                []string                            `json:"audiences"`
+	Description              string                              `json:"description"`
+}
+
+func credView(f directory.FederatedCredential) credViewT {
+	return credViewT{f.Issuer, f.Subject, f.ClaimsMatchingExpression, f.Audiences, f.Description}
+}
+
+func diff(old, new, field string) []string {
+	if old == new {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: %q → %q", field, old, new)}
+}
+
+// diffObjects compares two views field by field (as JSON, where null, [] and
+// {} are all "empty") and returns "field: old → new" lines.
+func diffObjects(old, new any) []string {
+	om, nm := toMap(old), toMap(new)
+	keys := make([]string, 0, len(om))
+	for k := range om {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []string
+	for _, k := range keys {
+		o, n := normJSON(om[k]), normJSON(nm[k])
+		if !bytes.Equal(o, n) {
+			out = append(out, fmt.Sprintf("%s: %s → %s", k, o, n))
+		}
+	}
+	return out
+}
+
+func toMap(v any) map[string]json.RawMessage {
+	b, _ := json.Marshal(v) // views hold only JSON-safe types
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+func normJSON(r json.RawMessage) []byte {
+	switch string(r) {
+	case "", "null", "[]", "{}", `""`, "0":
+		return []byte("(none)")
+	}
+	return r
+}
