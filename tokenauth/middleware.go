@@ -33,11 +33,13 @@ func TokenFromHeader(value, scheme string) string {
 //
 //   - 401, WWW-Authenticate: Bearer error="invalid_token", error_description="...",
 //     body {"error":"token_expired"|"invalid_token","error_description":"..."};
+//
 //   - 403 insufficient_scope when the token is authentic but a required
 //     claim is not satisfied;
+//
 //   - 503 temporarily_unavailable, Retry-After: 5, when keys cannot be had.
 //
-//	mux.Handle("/data", tokenauth.Middleware(v)(dataHandler))
+//     mux.Handle("/data", tokenauth.Middleware(v)(dataHandler))
 func Middleware(v *Validator) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

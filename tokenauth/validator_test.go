@@ -97,11 +97,18 @@ func TestValidate(t *testing.T) {
 			return testissuer.Sign(t, "RS512", f.key, map[string]any{"kid": "k1"}, f.claims(nil))
 		}, wantKind: tokenauth.KindMalformed, wantMsg: `algorithm "RS512" is not allowed (allowed: RS256)`},
 		{name: "RS512 allowed", cfg: func(c *tokenauth.Config) { c.Algorithms = []string{"RS256", "RS512", "PS256"} },
-			token: func(t *testing.T) string { return testissuer.Sign(t, "RS512", f.key, map[string]any{"kid": "k1"}, f.claims(nil)) }},
+			token: func(t *testing.T) string {
+				return testissuer.Sign(t, "RS512", f.key, map[string]any{"kid": "k1"}, f.claims(nil))
+			}},
 		{name: "PS256 allowed", cfg: func(c *tokenauth.Config) { c.Algorithms = []string{"PS256"} },
-			token: func(t *testing.T) string { return testissuer.Sign(t, "PS256", f.key, map[string]any{"kid": "k1"}, f.claims(nil)) }},
+			token: func(t *testing.T) string {
+				return testissuer.Sign(t, "PS256", f.key, map[string]any{"kid": "k1"}, f.claims(nil))
+			}},
 		{name: "HS256 signed with the RSA public key (key confusion)",
-			cfg: func(c *tokenauth.Config) { c.Algorithms = []string{"RS256", "HS256"}; c.KeySets = []tokenauth.KeySet{pubJWK} },
+			cfg: func(c *tokenauth.Config) {
+				c.Algorithms = []string{"RS256", "HS256"}
+				c.KeySets = []tokenauth.KeySet{pubJWK}
+			},
 			token: func(t *testing.T) string {
 				der := f.key.PublicKey.N.Bytes()
 				return testissuer.Sign(t, "HS256", der, map[string]any{"kid": "k1"}, f.claims(nil))
@@ -160,7 +167,9 @@ func TestValidate(t *testing.T) {
 		{name: "issuer differs by trailing slash", token: func(t *testing.T) string {
 			return f.rs(t, map[string]any{"iss": "https://sts.windows.net/" + tid})
 		}, wantKind: tokenauth.KindWrongIssuer},
-		{name: "any of several issuers", cfg: func(c *tokenauth.Config) { c.Issuers = []string{"https://a.test/", "https://sts.windows.net/" + tid + "/"} },
+		{name: "any of several issuers", cfg: func(c *tokenauth.Config) {
+			c.Issuers = []string{"https://a.test/", "https://sts.windows.net/" + tid + "/"}
+		},
 			token: func(t *testing.T) string { return f.rs(t, nil) }},
 		{name: "issuer check skipped", cfg: func(c *tokenauth.Config) { c.Issuers = nil; c.InsecureSkipIssuerCheck = true },
 			token: func(t *testing.T) string { return f.rs(t, map[string]any{"iss": "https://other.test/"}) }},
@@ -176,7 +185,9 @@ func TestValidate(t *testing.T) {
 		}, token: func(t *testing.T) string { return f.rs(t, nil) }},
 		{name: "required claim all: other identity", cfg: func(c *tokenauth.Config) {
 			c.RequiredClaims = []tokenauth.ClaimRequirement{{Name: "appid", Match: tokenauth.MatchAll, Values: []string{appID}}}
-		}, token: func(t *testing.T) string { return f.rs(t, map[string]any{"appid": "00000000-0000-0000-0000-000000000bad"}) },
+		}, token: func(t *testing.T) string {
+			return f.rs(t, map[string]any{"appid": "00000000-0000-0000-0000-000000000bad"})
+		},
 			wantKind: tokenauth.KindClaim, wantMsg: `claim "appid" lacks a required value`},
 		{name: "required claim missing", cfg: func(c *tokenauth.Config) {
 			c.RequiredClaims = []tokenauth.ClaimRequirement{{Name: "appid", Values: []string{appID}}}

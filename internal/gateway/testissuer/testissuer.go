@@ -74,10 +74,10 @@ func Start(t testing.TB) *Issuer {
 		}
 		tid := r.PathValue("tenant")
 		writeJSON(w, map[string]any{
-			"issuer":                 iss.URL + "/" + tid + "/v2.0",
-			"authorization_endpoint": iss.URL + "/" + tid + "/oauth2/v2.0/authorize",
-			"token_endpoint":         iss.URL + "/" + tid + "/oauth2/v2.0/token",
-			"jwks_uri":               iss.URL + "/" + tid + "/discovery/v2.0/keys",
+			"issuer":                                iss.URL + "/" + tid + "/v2.0",
+			"authorization_endpoint":                iss.URL + "/" + tid + "/oauth2/v2.0/authorize",
+			"token_endpoint":                        iss.URL + "/" + tid + "/oauth2/v2.0/token",
+			"jwks_uri":                              iss.URL + "/" + tid + "/discovery/v2.0/keys",
 			"id_token_signing_alg_values_supported": []string{"RS256"},
 		})
 	})
