@@ -1,0 +1,161 @@
+package sts
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// assertion is a parsed, not yet verified, client assertion.
+type assertion struct {
+	jws *jose.JSONWebSignature
+	kid string
+	// claims are the registered claims this service checks.
+	claims assertionClaims
+	// all holds every claim, for claimsMatchingExpression.
+	all map[string]any
+}
+
+type assertionClaims struct {
+	Issuer   string
+	Subject  string
+	Audience []string
+	JTI      string
+	IssuedAt *time.Time
+	NotBefore *time.Time
+	Expiry   *time.Time
+}
+
+// parseAssertion checks the assertion's form and header (spec/sts.md §4,
+// first bullet) and decodes its claims. It verifies nothing: the signature
+// is checked once the credential that trusts the issuer is found.
+func parseAssertion(raw string) (*assertion, *Error) {
+	if len(raw) > maxAssertionSize {
+		return nil, errMalformedJWT(fmt.Sprintf("The assertion is %d bytes; the limit is %d.", len(raw), maxAssertionSize))
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, errMalformedJWT(fmt.Sprintf("The assertion must be a compact JWS of three base64url parts separated by '.', it has %d part(s).", len(parts))).
+			withHint("send the content of the platform token file (a JWT), not a path or an access token")
+	}
+	hdrBytes, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, errMalformedJWT("The assertion header is not base64url.")
+	}
+	var hdr struct {
+		Alg  string          `json:"alg"`
+		Kid  string          `json:"kid"`
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := json.Unmarshal(hdrBytes, &hdr); err != nil {
+		return nil, errMalformedJWT("The assertion header is not a JSON object.")
+	}
+	if hdr.Alg != string(jose.RS256) {
+		return nil, errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; only RS256 is accepted.", hdr.Alg))
+	}
+	if hdr.Kid == "" {
+		return nil, errMalformedJWT("The assertion header has no kid.")
+	}
+	if len(hdr.Crit) > 0 {
+		return nil, errMalformedJWT("The assertion header has critical extensions (crit), which are not supported.")
+	}
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return nil, errMalformedJWT("The assertion could not be parsed as a JWS.").withCause(err)
+	}
+	payload := jws.UnsafePayloadWithoutVerification()
+	a := &assertion{jws: jws, kid: hdr.Kid}
+	if err := a.decodeClaims(payload); err != nil {
+		return nil, errMalformedJWT(err.Error())
+	}
+	return a, nil
+}
+
+func (a *assertion) decodeClaims(payload []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&a.all); err != nil || a.all == nil {
+		return fmt.Errorf("The assertion's payload is not a JSON object.")
+	}
+	c := &a.claims
+	var err error
+	if c.Issuer, err = stringClaim(a.all, "iss"); err != nil {
+		return err
+	}
+	if c.Subject, err = stringClaim(a.all, "sub"); err != nil {
+		return err
+	}
+	if c.JTI, err = stringClaim(a.all, "jti"); err != nil {
+		return err
+	}
+	switch v := a.all["aud"].(type) {
+	case nil:
+	case string:
+		c.Audience = []string{v}
+	case []any:
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return fmt.Errorf("The assertion's aud claim must be a string or an array of strings.")
+			}
+			c.Audience = append(c.Audience, s)
+		}
+	default:
+		return fmt.Errorf("The assertion's aud claim must be a string or an array of strings.")
+	}
+	for _, f := range []struct {
+		name string
+		dst  **time.Time
+	}{{"iat", &c.IssuedAt}, {"nbf", &c.NotBefore}, {"exp", &c.Expiry}} {
+		t, err := numericDate(a.all, f.name)
+		if err != nil {
+			return err
+		}
+		*f.dst = t
+	}
+	return nil
+}
+
+func stringClaim(m map[string]any, name string) (string, error) {
+	switch v := m[name].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	default:
+		return "", fmt.Errorf("The assertion's %s claim must be a string.", name)
+	}
+}
+
+func numericDate(m map[string]any, name string) (*time.Time, error) {
+	v, ok := m[name]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, fmt.Errorf("The assertion's %s claim must be a number of seconds since 1970.", name)
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return nil, fmt.Errorf("The assertion's %s claim is not a valid time.", name)
+	}
+	t := time.Unix(int64(f), 0).UTC()
+	return &t, nil
+}
+
+// hasAudience reports whether aud is among the assertion's audiences.
+func (c *assertionClaims) hasAudience(aud string) bool {
+	for _, a := range c.Audience {
+		if a == aud {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,187 @@
+// Package sts is wif's token service: the Entra-compatible token endpoint
+// (federated client assertions on the v1 and v2 endpoints, and RFC 8693
+// token exchange), the tenant discovery documents and keys, and the audit of
+// every exchange. It keeps the directory in memory, reloaded whenever the
+// store's revision moves, so the token endpoint reads no store on its hot
+// path.
+package sts
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Signer signs access tokens with the service's current key and publishes
+// the keys (internal/jose implements it).
+type Signer interface {
+	// Sign returns a compact RS256 JWS of payload with typ JWT and kid,
+	// and x5t when withX5T is set (v1 tokens).
+	Sign(payload []byte, withX5T bool) (string, error)
+	// JWKS returns the JSON Web Key Set document of the published keys.
+	JWKS() []byte
+	// IsOwnKey reports whether kid names one of the service's own keys.
+	IsOwnKey(kid string) bool
+}
+
+// KeySource returns the public key of an external issuer for a kid
+// (internal/trust implements it through an adapter). Its errors wrap
+// ErrKeysUnavailable, ErrIssuerMetadataInvalid or ErrUnknownKID.
+type KeySource interface {
+	Key(ctx context.Context, issuer, kid string) (crypto.PublicKey, error)
+}
+
+// Errors a KeySource reports.
+var (
+	ErrKeysUnavailable       = errors.New("issuer keys unavailable")
+	ErrIssuerMetadataInvalid = errors.New("issuer metadata invalid")
+	ErrUnknownKID            = errors.New("kid not among the issuer's keys")
+)
+
+// Config configures a Service. Store, Signer, Keys and PublicURL are
+// required.
+type Config struct {
+	Store  store.Store
+	Signer Signer
+	Keys   KeySource
+	// PublicURL is the base URL clients use as authority host, e.g.
+	// https://wif.example.com or https://127.0.0.1:8443 (no trailing '/').
+	PublicURL string
+	// TokenLifetime is the lifetime of access tokens (default 1 h; between
+	// 10 minutes and 24 hours: clients treat tokens of 5 minutes or less as
+	// expired).
+	TokenLifetime time.Duration
+	// EntraIssuerNames makes v1 tokens carry Entra's issuer form
+	// https://sts.windows.net/{tid}/, so production APIM policies run
+	// unedited.
+	EntraIssuerNames bool
+	// ClockSkew is the leeway on assertion times (default 5 min).
+	ClockSkew time.Duration
+	// RefreshInterval is how often the store's revision is polled to pick
+	// up changes made by other replicas (default 1 s).
+	RefreshInterval time.Duration
+	// AuditBuffer is the number of audit records queued before new ones are
+	// dropped (default 65536).
+	AuditBuffer int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+// Service is the token service.
+type Service struct {
+	cfg     Config
+	dir     directoryCache
+	audit   *auditWriter
+	metrics *metrics
+	log     *slog.Logger
+
+	runOnce sync.Once
+}
+
+// New validates cfg and loads the directory. Call Run to start the
+// background work (directory refresh and audit writing).
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("sts: Store is required"))
+	}
+	if cfg.Signer == nil {
+		errs = append(errs, errors.New("sts: Signer is required"))
+	}
+	if cfg.Keys == nil {
+		errs = append(errs, errors.New("sts: Keys is required"))
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	switch {
+	case cfg.PublicURL == "":
+		errs = append(errs, errors.New("sts: PublicURL is required"))
+	case err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "":
+		errs = append(errs, fmt.Errorf("sts: PublicURL %q must be an https URL of a host root, such as https://wif.example.com: Azure clients take the first path segment as the tenant", cfg.PublicURL))
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.TokenLifetime == 0 {
+		cfg.TokenLifetime = time.Hour
+	}
+	if cfg.TokenLifetime < 10*time.Minute || cfg.TokenLifetime > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("sts: token lifetime %s must be between 10m and 24h (clients treat tokens of 5 minutes or less as expired)", cfg.TokenLifetime))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.ClockSkew == 0 {
+		cfg.ClockSkew = 5 * time.Minute
+	}
+	if cfg.RefreshInterval == 0 {
+		cfg.RefreshInterval = time.Second
+	}
+	if cfg.AuditBuffer == 0 {
+		cfg.AuditBuffer = 1 << 16
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	s.dir.store = cfg.Store
+	if err := s.dir.refresh(ctx, true); err != nil {
+		return nil, fmt.Errorf("sts: %w", err)
+	}
+	s.audit = newAuditWriter(cfg.Store, cfg.AuditBuffer, cfg.Logger, s.metrics)
+	return s, nil
+}
+
+// Run refreshes the directory when the store changes and writes the audit
+// log, until ctx ends; then it flushes the queued audit records and
+// returns.
+func (s *Service) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.audit.run(ctx)
+	}()
+	t := time.NewTicker(s.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			return nil
+		case <-t.C:
+			if err := s.dir.refresh(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.Warn("directory refresh failed; serving the last loaded directory", "error", err)
+			}
+			if idx := s.dir.load(); idx != nil {
+				s.metrics.revision.Set(float64(idx.revision))
+			}
+		}
+	}
+}
+
+// DirectoryChanged reloads the directory at once. The admin API calls it
+// after each write so changes take effect immediately in this replica.
+func (s *Service) DirectoryChanged(ctx context.Context) error {
+	return s.dir.refresh(ctx, true)
+}
+
+// TrustsIssuer reports whether some federated credential names issuer:
+// the key source consults it so that no other issuer is ever fetched.
+func (s *Service) TrustsIssuer(issuer string) bool {
+	idx := s.dir.load()
+	return idx != nil && idx.issuers[issuer]
+}
+
+// FlushAudit writes every queued audit record now (tests and shutdown).
+func (s *Service) FlushAudit(ctx context.Context) error { return s.audit.flush(ctx) }
