@@ -98,50 +98,88 @@ func FromSnapshot(snap store.Snapshot) *Document {
 // exportAssignments names principals and resources readably where the name
 // is unambiguous, and by id otherwise.
 func exportAssignments(tid string, apps []directory.Application, mis []directory.ManagedIdentity, all []directory.AppRoleAssignment) []Assignment {
-	r := resolver{apps: apps, mis: mis}
 	var out []Assignment
 	for _, g := range all {
-		if g.TenantID != tid {
-			continue
+		if g.TenantID == tid {
+			out = append(out, Describe(apps, mis, g))
 		}
-		var a Assignment
-		a.Principal = g.PrincipalID
-		for _, m := range mis {
-			if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
-				a.Principal = m.ClientID
-				if id, _, p := r.principal(m.Name); p == "" && strings.EqualFold(id, m.PrincipalID) {
-					a.Principal = m.Name
-				}
-			}
-		}
-		for _, x := range apps {
-			if strings.EqualFold(x.ServicePrincipalID, g.PrincipalID) {
-				a.Principal = x.AppID
-				if id, _, p := r.principal(x.DisplayName); p == "" && strings.EqualFold(id, x.ServicePrincipalID) {
-					a.Principal = x.DisplayName
-				}
-			}
-		}
-		a.Resource, a.Role = g.ResourceAppID, g.AppRoleID
-		for _, x := range apps {
-			if !strings.EqualFold(x.AppID, g.ResourceAppID) {
-				continue
-			}
-			if len(x.IdentifierURIs) > 0 {
-				if res, p := r.resource(x.IdentifierURIs[0]); p == "" && res.AppID == x.AppID {
-					a.Resource = x.IdentifierURIs[0]
-				}
-			}
-			for _, role := range x.AppRoles {
-				if strings.EqualFold(role.ID, g.AppRoleID) {
-					a.Role = role.Value
-				}
-			}
-		}
-		out = append(out, a)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Principal+"\x00"+out[i].Resource+"\x00"+out[i].Role < out[j].Principal+"\x00"+out[j].Resource+"\x00"+out[j].Role
 	})
 	return out
+}
+
+// Describe names an assignment's principal, resource and role the way a
+// document does: by name where the name is unambiguous among apps and mis
+// (the tenant's applications and identities), by id otherwise. Resolve
+// turns the result back into the same ids.
+func Describe(apps []directory.Application, mis []directory.ManagedIdentity, g directory.AppRoleAssignment) Assignment {
+	r := resolver{apps: apps, mis: mis}
+	var a Assignment
+	a.Principal = g.PrincipalID
+	for _, m := range mis {
+		if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
+			a.Principal = m.ClientID
+			if id, _, p := r.principal(m.Name); p == "" && strings.EqualFold(id, m.PrincipalID) {
+				a.Principal = m.Name
+			}
+		}
+	}
+	for _, x := range apps {
+		if strings.EqualFold(x.ServicePrincipalID, g.PrincipalID) {
+			a.Principal = x.AppID
+			if id, _, p := r.principal(x.DisplayName); p == "" && strings.EqualFold(id, x.ServicePrincipalID) {
+				a.Principal = x.DisplayName
+			}
+		}
+	}
+	a.Resource, a.Role = g.ResourceAppID, g.AppRoleID
+	for _, x := range apps {
+		if !strings.EqualFold(x.AppID, g.ResourceAppID) {
+			continue
+		}
+		if len(x.IdentifierURIs) > 0 {
+			if res, p := r.resource(x.IdentifierURIs[0]); p == "" && res.AppID == x.AppID {
+				a.Resource = x.IdentifierURIs[0]
+			}
+		}
+		for _, role := range x.AppRoles {
+			if strings.EqualFold(role.ID, g.AppRoleID) {
+				a.Role = role.Value
+			}
+		}
+	}
+	return a
+}
+
+// Resolve finds what an assignment names among a tenant's applications and
+// identities: the principal's service principal id, the resource
+// application and the app role. Problems come back as
+// directory.ValidationErrors on the fields principal, resource and role.
+func Resolve(apps []directory.Application, mis []directory.ManagedIdentity, a Assignment) (principalID string, resource directory.Application, role directory.AppRole, err error) {
+	r := resolver{apps: apps, mis: mis}
+	var errs directory.ValidationErrors
+	pid, _, perr := r.principal(a.Principal)
+	if perr != "" {
+		errs = append(errs, &directory.ValidationError{Field: "principal", Rule: perr, Value: a.Principal})
+	}
+	res, rerr := r.resource(a.Resource)
+	if rerr != "" {
+		errs = append(errs, &directory.ValidationError{Field: "resource", Rule: rerr, Value: a.Resource})
+	}
+	if len(errs) > 0 {
+		return "", directory.Application{}, directory.AppRole{}, errs
+	}
+	for _, x := range res.AppRoles {
+		if x.Value == a.Role || strings.EqualFold(x.ID, a.Role) {
+			return pid, *res, x, nil
+		}
+	}
+	var vals []string
+	for _, x := range res.AppRoles {
+		vals = append(vals, x.Value)
+	}
+	return "", directory.Application{}, directory.AppRole{}, directory.ValidationErrors{{Field: "role", Value: a.Role,
+		Rule: fmt.Sprintf("is not an app role of application %q (its roles: %s)", res.DisplayName, strings.Join(vals, ", "))}}
 }

@@ -1,0 +1,279 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// The admin API's resource application and its app roles.
+const (
+	// AdminResource is the identifier URI of the built-in admin resource:
+	// callers ask for "api://wif-admin/.default".
+	AdminResource = "api://wif-admin"
+	// AdminAppName is the display name of the admin resource application.
+	AdminAppName = "wif-admin"
+	// RoleReadWriteAll may read and change everything, in every tenant.
+	RoleReadWriteAll = "Directory.ReadWrite.All"
+	// RoleReadAll may read everything, in every tenant.
+	RoleReadAll = "Directory.Read.All"
+	// RoleManagedIdentityContributor may read and change managed identities
+	// and their federated credentials in the token's own tenant only.
+	RoleManagedIdentityContributor = "ManagedIdentityContributor"
+)
+
+// Errors an Authorizer returns; the handler maps them to 401 and 403.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+)
+
+// Scope says what an admin request touches.
+type Scope string
+
+// The scopes of admin operations.
+const (
+	ScopeTenant     Scope = "tenant"
+	ScopeDirectory  Scope = "directory" // the whole directory (export, apply)
+	ScopeApp        Scope = "application"
+	ScopeAppCred    Scope = "applicationCredential"
+	ScopeIdentity   Scope = "identity"
+	ScopeIdentCred  Scope = "identityCredential"
+	ScopeAssignment Scope = "appRoleAssignment"
+	ScopeAudit      Scope = "audit"
+)
+
+// Operation is one admin request as the authorizer sees it.
+type Operation struct {
+	Scope Scope
+	// Write is true for requests that change the directory.
+	Write bool
+	// TenantID is the tenant the request touches ("" when it spans tenants).
+	TenantID string
+}
+
+// Authorizer decides whether a request may perform an operation. It returns
+// nil, or an error matching ErrUnauthenticated (no or bad credentials → 401)
+// or ErrForbidden (→ 403). Its message is shown to the caller, so it must
+// say what was missing without echoing the token.
+type Authorizer interface {
+	Authorize(r *http.Request, op Operation) error
+}
+
+// Claims are the claims of an admin token the authorizer uses.
+type Claims struct {
+	Issuer   string   `json:"iss"`
+	Audience string   `json:"aud"`
+	TenantID string   `json:"tid"`
+	Subject  string   `json:"sub"`
+	ObjectID string   `json:"oid"`
+	AppID    string   `json:"appid"`
+	Azp      string   `json:"azp"`
+	Roles    []string `json:"roles"`
+	Expiry   int64    `json:"exp"`
+	Nbf      int64    `json:"nbf"`
+}
+
+// ClientID is the caller's client id (appid in v1 tokens, azp in v2).
+func (c Claims) ClientID() string {
+	if c.AppID != "" {
+		return c.AppID
+	}
+	return c.Azp
+}
+
+// Verifier checks a bearer token's signature, issuer and lifetime and
+// returns its claims. The token service injects one built on its own keys.
+type Verifier func(ctx context.Context, rawToken string) (Claims, error)
+
+// TokenAuthorizer authorizes requests by bearer tokens issued by this token
+// service for AdminResource, by their app roles.
+type TokenAuthorizer struct {
+	// Verify checks the token (required).
+	Verify Verifier
+	// Directory looks up the admin application, to accept v2 tokens whose
+	// audience is its appId. Nil accepts only aud = AdminResource.
+	Directory store.DirectoryStore
+	// AllowLoopback lets requests without an Authorization header through
+	// when both ends of the connection are loopback addresses (wif dev):
+	// the peer address (r.RemoteAddr) and the local address the request
+	// arrived on (http.LocalAddrContextKey) must both be loopback IPs, so a
+	// server listening on 0.0.0.0 still refuses unauthenticated calls
+	// arriving through a non-loopback interface, and a proxy on the same
+	// host cannot relay them unless the server itself listens on loopback.
+	AllowLoopback bool
+}
+
+// IsLoopbackRequest reports whether r came from a loopback address to a
+// loopback address (see TokenAuthorizer.AllowLoopback).
+func IsLoopbackRequest(r *http.Request) bool {
+	return isLoopbackAddr(r.RemoteAddr) && isLoopbackLocal(r.Context())
+}
+
+func isLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isLoopbackLocal(ctx context.Context) bool {
+	a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || a == nil {
+		return false
+	}
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.IsLoopback()
+	}
+	return isLoopbackAddr(a.String())
+}
+
+// Authorize implements Authorizer.
+func (a *TokenAuthorizer) Authorize(r *http.Request, op Operation) error {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if a.AllowLoopback && IsLoopbackRequest(r) {
+			return nil
+		}
+		return fmt.Errorf("%w: the admin API needs a bearer token for %s (get one with scope %s/.default as an identity holding the role %s, %s or %s)",
+			ErrUnauthenticated, AdminResource, AdminResource, RoleReadWriteAll, RoleReadAll, RoleManagedIdentityContributor)
+	}
+	scheme, raw, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		return fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrUnauthenticated)
+	}
+	if a.Verify == nil {
+		return fmt.Errorf("%w: this server has no token verifier configured", ErrUnauthenticated)
+	}
+	c, err := a.Verify(r.Context(), strings.TrimSpace(raw))
+	if err != nil {
+		return fmt.Errorf("%w: the bearer token is not valid: %v", ErrUnauthenticated, err)
+	}
+	if !a.audienceOK(r.Context(), c) {
+		return fmt.Errorf("%w: the bearer token's audience %q is not %s: ask for scope %s/.default", ErrUnauthenticated, c.Audience, AdminResource, AdminResource)
+	}
+	return Allowed(c.Roles, c.TenantID, op)
+}
+
+func (a *TokenAuthorizer) audienceOK(ctx context.Context, c Claims) bool {
+	if strings.EqualFold(c.Audience, AdminResource) {
+		return true
+	}
+	if a.Directory == nil || !directory.IsGUID(c.Audience) || !directory.IsGUID(c.TenantID) {
+		return false
+	}
+	app, err := a.Directory.GetApplication(ctx, c.TenantID, c.Audience)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(app.IdentifierURIs, func(u string) bool { return strings.EqualFold(u, AdminResource) })
+}
+
+// Allowed decides by app roles alone: Directory.ReadWrite.All may do
+// anything; Directory.Read.All may read anything; ManagedIdentityContributor
+// may read and change managed identities and their credentials in tokenTenant.
+func Allowed(roles []string, tokenTenant string, op Operation) error {
+	if slices.Contains(roles, RoleReadWriteAll) {
+		return nil
+	}
+	if !op.Write && slices.Contains(roles, RoleReadAll) {
+		return nil
+	}
+	if slices.Contains(roles, RoleManagedIdentityContributor) && (op.Scope == ScopeIdentity || op.Scope == ScopeIdentCred) {
+		if op.TenantID != "" && strings.EqualFold(op.TenantID, tokenTenant) {
+			return nil
+		}
+		return fmt.Errorf("%w: role %s allows changes in tenant %s only, not in %q", ErrForbidden, RoleManagedIdentityContributor, tokenTenant, op.TenantID)
+	}
+	need := RoleReadWriteAll
+	if !op.Write {
+		need = RoleReadWriteAll + " or " + RoleReadAll
+	}
+	if op.Scope == ScopeIdentity || op.Scope == ScopeIdentCred {
+		need += " (or " + RoleManagedIdentityContributor + " in the tenant)"
+	}
+	verb := "read"
+	if op.Write {
+		verb = "change"
+	}
+	have := "none"
+	if len(roles) > 0 {
+		have = strings.Join(roles, ", ")
+	}
+	return fmt.Errorf("%w: to %s %s objects the token needs the app role %s of %s; it has: %s", ErrForbidden, verb, op.Scope, need, AdminResource, have)
+}
+
+// KeySetVerifier verifies RS256 tokens against a JSON Web Key Set.
+type KeySetVerifier struct {
+	// Keys returns the current keys (the token service's JWKS).
+	Keys func(ctx context.Context) (jose.JSONWebKeySet, error)
+	// Issuer returns the issuers accepted for a tenant (v1 and v2).
+	Issuer func(tenantID string) []string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Leeway is the clock skew allowed on exp and nbf (default 1 minute).
+	Leeway time.Duration
+}
+
+// Verify implements Verifier.
+func (v *KeySetVerifier) Verify(ctx context.Context, raw string) (Claims, error) {
+	if len(raw) > 16<<10 {
+		return Claims{}, errors.New("token is longer than 16 KiB")
+	}
+	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return Claims{}, fmt.Errorf("not a compact RS256 JWS: %w", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return Claims{}, errors.New("token must carry exactly one signature")
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	set, err := v.Keys(ctx)
+	if err != nil {
+		return Claims{}, fmt.Errorf("load signing keys: %w", err)
+	}
+	keys := set.Key(kid)
+	if kid == "" || len(keys) == 0 {
+		return Claims{}, fmt.Errorf("signed by unknown key %q", kid)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		return Claims{}, errors.New("signature does not verify")
+	}
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return Claims{}, fmt.Errorf("claims are not a JSON object: %w", err)
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	leeway := v.Leeway
+	if leeway == 0 {
+		leeway = time.Minute
+	}
+	t := now()
+	if c.Expiry == 0 || t.After(time.Unix(c.Expiry, 0).Add(leeway)) {
+		return Claims{}, errors.New("token has expired")
+	}
+	if c.Nbf != 0 && t.Add(leeway).Before(time.Unix(c.Nbf, 0)) {
+		return Claims{}, errors.New("token is not valid yet")
+	}
+	if v.Issuer != nil && !slices.Contains(v.Issuer(c.TenantID), c.Issuer) {
+		return Claims{}, fmt.Errorf("issuer %q is not this token service's issuer for tenant %q", c.Issuer, c.TenantID)
+	}
+	return c, nil
+}

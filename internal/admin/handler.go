@@ -1,0 +1,1229 @@
+// Package admin is wif's admin REST API — tenants, applications, user-
+// assigned managed identities, federated identity credentials, app role
+// assignments, the audit log and the whole directory as one document — with
+// resource paths shaped like ARM and Graph, ETags, pagination and ARM-style
+// JSON errors; its authorization (bearer tokens of this same token service
+// for api://wif-admin, by app role); the bootstrap of the first admin; and a
+// Go client for it.
+package admin
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Limits of the admin API.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultPageSize     = 100
+	MaxPageSize         = 1000
+)
+
+// Config configures the admin API handler.
+type Config struct {
+	// Store is the directory and audit log (required).
+	Store store.Store
+	// Authorizer decides who may do what (required; there is no open mode:
+	// use TokenAuthorizer with AllowLoopback for wif dev).
+	Authorizer Authorizer
+	// OnChange is called after every successful write, so the token service
+	// can reload its in-memory directory at once. Optional.
+	OnChange func()
+	// Logger receives failures (default: discard).
+	Logger *slog.Logger
+	// MaxBodyBytes bounds JSON request bodies (default 1 MiB); directory
+	// documents may be up to apply.MaxDocumentBytes.
+	MaxBodyBytes int64
+}
+
+// Handler serves the admin API under /admin/.
+type Handler struct {
+	cfg    Config
+	routes []route
+	mux    *http.ServeMux
+}
+
+type route struct {
+	method, pattern string
+	scope           Scope
+	summary         string
+	request         string // OpenAPI component schema of the body ("" = none)
+	response        string // OpenAPI component schema of a 2xx body
+	status          int
+	h               func(w http.ResponseWriter, r *http.Request) error
+}
+
+// Path prefixes.
+const (
+	tenantPath   = "/admin/tenants/{tenantId}"
+	identityBase = tenantPath + "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+	identityPath = identityBase + "/{name}"
+	appPath      = tenantPath + "/applications/{appId}"
+)
+
+// NewHandler builds the admin API.
+func NewHandler(cfg Config) (*Handler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("admin: Config.Store is required")
+	}
+	if cfg.Authorizer == nil {
+		return nil, errors.New("admin: Config.Authorizer is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h.routes = []route{
+		{"GET", "/admin/tenants", ScopeTenant, "List tenants", "", "TenantList", 200, h.listTenants},
+		{"GET", tenantPath, ScopeTenant, "Get a tenant", "", "Tenant", 200, h.getTenant},
+		{"PUT", tenantPath, ScopeTenant, "Create or update a tenant", "Tenant", "Tenant", 200, h.putTenant},
+		{"DELETE", tenantPath, ScopeTenant, "Delete a tenant and everything in it", "", "", 204, h.deleteTenant},
+
+		{"GET", tenantPath + "/applications", ScopeApp, "List applications", "", "ApplicationList", 200, h.listApps},
+		{"POST", tenantPath + "/applications", ScopeApp, "Create an application (ids generated unless given)", "Application", "Application", 201, h.postApp},
+		{"GET", appPath, ScopeApp, "Get an application by appId", "", "Application", 200, h.getApp},
+		{"PUT", appPath, ScopeApp, "Create or replace an application", "Application", "Application", 200, h.putApp},
+		{"PATCH", appPath, ScopeApp, "Update some fields of an application", "Application", "Application", 200, h.patchApp},
+		{"DELETE", appPath, ScopeApp, "Delete an application, its credentials and its role assignments", "", "", 204, h.deleteApp},
+		{"GET", appPath + "/federatedIdentityCredentials", ScopeAppCred, "List an application's federated identity credentials", "", "AppCredentialList", 200, h.listAppCreds},
+		{"POST", appPath + "/federatedIdentityCredentials", ScopeAppCred, "Create a federated identity credential on an application", "AppCredential", "AppCredential", 201, h.postAppCred},
+		{"GET", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Get an application's federated identity credential", "", "AppCredential", 200, h.getAppCred},
+		{"PUT", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Create or update an application's federated identity credential", "AppCredential", "AppCredential", 200, h.putAppCred},
+		{"DELETE", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Delete an application's federated identity credential", "", "", 204, h.deleteAppCred},
+
+		{"GET", tenantPath + "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities", ScopeIdentity, "List the identities of a subscription", "", "IdentityList", 200, h.listIdentities},
+		{"GET", identityBase, ScopeIdentity, "List the identities of a resource group", "", "IdentityList", 200, h.listIdentities},
+		{"GET", identityPath, ScopeIdentity, "Get a user-assigned managed identity", "", "Identity", 200, h.getIdentity},
+		{"PUT", identityPath, ScopeIdentity, "Create or update a user-assigned managed identity", "Identity", "Identity", 200, h.putIdentity},
+		{"PATCH", identityPath, ScopeIdentity, "Update an identity's tags or location", "Identity", "Identity", 200, h.patchIdentity},
+		{"DELETE", identityPath, ScopeIdentity, "Delete an identity, its credentials and its role assignments", "", "", 204, h.deleteIdentity},
+		{"GET", identityPath + "/federatedIdentityCredentials", ScopeIdentCred, "List an identity's federated identity credentials", "", "IdentityCredentialList", 200, h.listIdentityCreds},
+		{"GET", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Get an identity's federated identity credential", "", "IdentityCredential", 200, h.getIdentityCred},
+		{"PUT", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Create or update an identity's federated identity credential", "IdentityCredential", "IdentityCredential", 200, h.putIdentityCred},
+		{"DELETE", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Delete an identity's federated identity credential", "", "", 204, h.deleteIdentityCred},
+
+		{"GET", tenantPath + "/appRoleAssignments", ScopeAssignment, "List app role assignments (filter by principalId, resourceAppId)", "", "AssignmentList", 200, h.listAssignments},
+		{"POST", tenantPath + "/appRoleAssignments", ScopeAssignment, "Assign an app role (by ids or by names)", "Assignment", "Assignment", 201, h.postAssignment},
+		{"DELETE", tenantPath + "/appRoleAssignments/{assignmentId}", ScopeAssignment, "Remove an app role assignment", "", "", 204, h.deleteAssignment},
+
+		{"GET", tenantPath + "/auditLogs", ScopeAudit, "List audited token exchanges, newest first (filter by clientId, result, since, until)", "", "AuditList", 200, h.listAudit},
+
+		{"GET", "/admin/directory", ScopeDirectory, "Export the whole directory as a document (YAML with Accept: application/yaml)", "", "Document", 200, h.exportDirectory},
+		{"POST", "/admin/directory", ScopeDirectory, "Apply a directory document (query: dryRun, prune); returns the plan", "Document", "ApplyResult", 200, h.applyDirectory},
+	}
+	for _, rt := range h.routes {
+		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
+	}
+	h.mux.HandleFunc("GET /admin/openapi.json", h.serveOpenAPI)
+	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no admin API resource at %s %s; see /admin/openapi.json", r.Method, r.URL.Path))
+	})
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Patterns returns the "METHOD /path" patterns of every API route, for
+// documentation and tests.
+func (h *Handler) Patterns() []string {
+	var out []string
+	for _, rt := range h.routes {
+		out = append(out, rt.method+" "+rt.pattern)
+	}
+	return append(out, "GET /admin/openapi.json")
+}
+
+func (h *Handler) wrap(rt route) http.Handler {
+	write := rt.method != http.MethodGet
+	if rt.pattern == "/admin/directory" && rt.method == http.MethodPost {
+		write = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op := Operation{Scope: rt.scope, Write: write, TenantID: r.PathValue("tenantId")}
+		if op.Scope == ScopeDirectory && r.Method == http.MethodPost && boolQuery(r, "dryRun") {
+			op.Write = false
+		}
+		if err := h.cfg.Authorizer.Authorize(r, op); err != nil {
+			writeError(w, toAPIError(err, h.cfg.Logger, r))
+			return
+		}
+		err := rt.h(w, r)
+		// A failed write may still have changed something (apply stops
+		// half-way); reloading is cheap and idempotent.
+		if op.Write && h.cfg.OnChange != nil {
+			h.cfg.OnChange()
+		}
+		if err != nil {
+			writeError(w, toAPIError(err, h.cfg.Logger, r))
+		}
+	})
+}
+
+func boolQuery(r *http.Request, name string) bool {
+	v, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return v
+}
+
+// decode reads a JSON body strictly into v.
+func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the request body must be application/json, not %q", ct)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return errorf(http.StatusBadRequest, CodeInvalidRequest, "the request body is empty: expected a JSON object")
+		}
+		return errorf(http.StatusBadRequest, CodeInvalidRequest, "the request body is not valid: %v", err)
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, CodeInvalidRequest, "the request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// ifMatch checks a request's If-Match against the current version: nil when
+// absent, "*", or equal.
+func ifMatch(r *http.Request, version int64) error {
+	m := r.Header.Get("If-Match")
+	if m == "" || m == "*" {
+		return nil
+	}
+	for _, tag := range strings.Split(m, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == ETag(version) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the object changed since you read it (If-Match %s, current ETag %s): read it again and retry", errPrecondition, m, ETag(version))
+}
+
+// createOnly reports whether the request asks to create only
+// (If-None-Match: *).
+func createOnly(r *http.Request) bool { return strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" }
+
+func respond(w http.ResponseWriter, status int, etag string, v any) error {
+	if etag != "" {
+		w.Header().Set("ETag", etag)
+	}
+	writeJSON(w, status, v)
+	return nil
+}
+
+func noContent(w http.ResponseWriter) error {
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// page slices items by $top and $skipToken and writes the list.
+func page[T any](w http.ResponseWriter, r *http.Request, items []T) error {
+	top, skip, err := paging(r)
+	if err != nil {
+		return err
+	}
+	if skip > len(items) {
+		skip = len(items)
+	}
+	end := min(skip+top, len(items))
+	out := List[T]{Value: append([]T{}, items[skip:end]...)}
+	if end < len(items) {
+		out.NextLink = nextLink(r, base64.RawURLEncoding.EncodeToString([]byte(strconv.Itoa(end))))
+	}
+	return respond(w, http.StatusOK, "", out)
+}
+
+func paging(r *http.Request) (top, skip int, err error) {
+	q := r.URL.Query()
+	top = DefaultPageSize
+	if v := q.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return 0, 0, errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$top must be an integer from 1 to %d, not %q", MaxPageSize, v)
+		}
+		top = n
+	}
+	if v := q.Get("$skipToken"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		n, err2 := strconv.Atoi(string(b))
+		if err != nil || err2 != nil || n < 0 {
+			return 0, 0, errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$skipToken %q is not one this server issued: use the nextLink of the previous page", v)
+		}
+		skip = n
+	}
+	return top, skip, nil
+}
+
+func nextLink(r *http.Request, token string) string {
+	q := r.URL.Query()
+	q.Set("$skipToken", token)
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	u := url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path, RawQuery: q.Encode()}
+	return u.String()
+}
+
+// ---- tenants ----
+
+func (h *Handler) listTenants(w http.ResponseWriter, r *http.Request) error {
+	ts, err := h.cfg.Store.ListTenants(r.Context())
+	if err != nil {
+		return err
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	out := make([]TenantResource, len(ts))
+	for i, t := range ts {
+		out[i] = tenantResource(t)
+	}
+	return page(w, r, out)
+}
+
+func (h *Handler) tenantID(r *http.Request) (string, error) {
+	id := r.PathValue("tenantId")
+	if !directory.IsGUID(id) {
+		return "", &directory.ValidationError{Field: "tenantId", Rule: "must be a GUID such as 00000000-0000-0000-0000-000000000000", Value: id}
+	}
+	return directory.CanonicalID(id), nil
+}
+
+func (h *Handler) getTenant(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	t, err := h.cfg.Store.GetTenant(r.Context(), tid)
+	if err != nil {
+		return notFound(err, "tenant %s", tid)
+	}
+	return respond(w, 200, ETag(t.Version), tenantResource(t))
+}
+
+func notFound(err error, format string, args ...any) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, CodeNotFound, "%s does not exist", fmt.Sprintf(format, args...))
+	}
+	return err
+}
+
+func (h *Handler) putTenant(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	var in TenantResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.ID != "" && !strings.EqualFold(in.ID, tid) {
+		return &directory.ValidationError{Field: "id", Rule: "must match the tenant id in the path, " + tid, Value: in.ID}
+	}
+	ctx := r.Context()
+	if _, err := h.cfg.Store.GetTenant(ctx, tid); errors.Is(err, store.ErrNotFound) {
+		if r.Header.Get("If-Match") != "" {
+			return fmt.Errorf("%w: tenant %s does not exist, so If-Match cannot match", errPrecondition, tid)
+		}
+		t, err := h.cfg.Store.CreateTenant(ctx, directory.Tenant{ID: tid, DisplayName: in.DisplayName})
+		if err != nil {
+			return err
+		}
+		return respond(w, http.StatusCreated, ETag(t.Version), tenantResource(t))
+	} else if err != nil {
+		return err
+	}
+	if createOnly(r) {
+		return fmt.Errorf("%w: tenant %s already exists (If-None-Match: *)", errPrecondition, tid)
+	}
+	t, err := h.cfg.Store.UpdateTenant(ctx, tid, func(t *directory.Tenant) error {
+		if err := ifMatch(r, t.Version); err != nil {
+			return err
+		}
+		t.DisplayName = in.DisplayName
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, ETag(t.Version), tenantResource(t))
+}
+
+func (h *Handler) deleteTenant(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	t, err := h.cfg.Store.GetTenant(r.Context(), tid)
+	if err != nil {
+		return notFound(err, "tenant %s", tid)
+	}
+	if err := ifMatch(r, t.Version); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteTenant(r.Context(), tid); err != nil {
+		return notFound(err, "tenant %s", tid)
+	}
+	return noContent(w)
+}
+
+// ---- applications ----
+
+func (h *Handler) listApps(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	if err := h.tenantExists(r, tid); err != nil {
+		return err
+	}
+	apps, err := h.cfg.Store.ListApplications(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	sort.Slice(apps, func(i, j int) bool {
+		if apps[i].DisplayName != apps[j].DisplayName {
+			return apps[i].DisplayName < apps[j].DisplayName
+		}
+		return apps[i].AppID < apps[j].AppID
+	})
+	out := make([]ApplicationResource, len(apps))
+	for i, a := range apps {
+		out[i] = applicationResource(a)
+	}
+	return page(w, r, out)
+}
+
+func (h *Handler) tenantExists(r *http.Request, tid string) error {
+	_, err := h.cfg.Store.GetTenant(r.Context(), tid)
+	return notFound(err, "tenant %s", tid)
+}
+
+// toApp applies a request's fields to an application; roles without ids
+// keep the id of an existing role of the same value.
+func toApp(in ApplicationResource, a *directory.Application) {
+	a.DisplayName = in.DisplayName
+	a.IdentifierURIs = in.IdentifierURIs
+	a.RequestedAccessTokenVersion = in.RequestedAccessTokenVersion
+	a.AppRoles = toRoles(in.AppRoles, a.AppRoles)
+}
+
+func toRoles(in []AppRoleResource, old []directory.AppRole) []directory.AppRole {
+	var out []directory.AppRole
+	for _, r := range in {
+		role := directory.AppRole{ID: r.ID, Value: r.Value, DisplayName: r.DisplayName, Description: r.Description,
+			AllowedMemberTypes: r.AllowedMemberTypes, IsEnabled: r.IsEnabled == nil || *r.IsEnabled}
+		if len(role.AllowedMemberTypes) == 0 {
+			role.AllowedMemberTypes = []string{directory.MemberTypeApplication}
+		}
+		if role.ID == "" {
+			for _, o := range old {
+				if o.Value == r.Value {
+					role.ID = o.ID
+				}
+			}
+		}
+		if role.ID == "" {
+			role.ID = directory.NewID()
+		}
+		role.ID = canonIfGUID(role.ID)
+		out = append(out, role)
+	}
+	return out
+}
+
+func canonIfGUID(s string) string {
+	if directory.IsGUID(s) {
+		return directory.CanonicalID(s)
+	}
+	return s
+}
+
+func (h *Handler) postApp(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	var in ApplicationResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := h.tenantExists(r, tid); err != nil {
+		return err
+	}
+	a := directory.Application{TenantID: tid, AppID: orNewID(in.AppID), ObjectID: orNewID(in.ID), ServicePrincipalID: orNewID(in.ServicePrincipalID)}
+	toApp(in, &a)
+	a, err = h.cfg.Store.CreateApplication(r.Context(), a)
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusCreated, ETag(a.Version), applicationResource(a))
+}
+
+func orNewID(s string) string {
+	if s == "" {
+		return directory.NewID()
+	}
+	return canonIfGUID(s)
+}
+
+func (h *Handler) appID(r *http.Request) (tid, appID string, err error) {
+	tid, err = h.tenantID(r)
+	if err != nil {
+		return "", "", err
+	}
+	appID = r.PathValue("appId")
+	if !directory.IsGUID(appID) {
+		return "", "", &directory.ValidationError{Field: "appId", Rule: "must be a GUID (the application's client id)", Value: appID}
+	}
+	return tid, directory.CanonicalID(appID), nil
+}
+
+func (h *Handler) getApp(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	a, err := h.cfg.Store.GetApplication(r.Context(), tid, appID)
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return respond(w, 200, ETag(a.Version), applicationResource(a))
+}
+
+func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	var in ApplicationResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.AppID != "" && !strings.EqualFold(in.AppID, appID) {
+		return &directory.ValidationError{Field: "appId", Rule: "must match the appId in the path, " + appID, Value: in.AppID}
+	}
+	ctx := r.Context()
+	old, err := h.cfg.Store.GetApplication(ctx, tid, appID)
+	if errors.Is(err, store.ErrNotFound) {
+		if r.Header.Get("If-Match") != "" {
+			return fmt.Errorf("%w: application %s does not exist, so If-Match cannot match", errPrecondition, appID)
+		}
+		if err := h.tenantExists(r, tid); err != nil {
+			return err
+		}
+		a := directory.Application{TenantID: tid, AppID: appID, ObjectID: orNewID(in.ID), ServicePrincipalID: orNewID(in.ServicePrincipalID)}
+		toApp(in, &a)
+		a, err = h.cfg.Store.CreateApplication(ctx, a)
+		if err != nil {
+			return err
+		}
+		return respond(w, http.StatusCreated, ETag(a.Version), applicationResource(a))
+	} else if err != nil {
+		return err
+	}
+	if createOnly(r) {
+		return fmt.Errorf("%w: application %s already exists (If-None-Match: *)", errPrecondition, appID)
+	}
+	if err := immutable("id", in.ID, old.ObjectID); err != nil {
+		return err
+	}
+	if err := immutable("servicePrincipalId", in.ServicePrincipalID, old.ServicePrincipalID); err != nil {
+		return err
+	}
+	a, err := h.cfg.Store.UpdateApplication(ctx, tid, appID, func(a *directory.Application) error {
+		if err := ifMatch(r, a.Version); err != nil {
+			return err
+		}
+		toApp(in, a)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, ETag(a.Version), applicationResource(a))
+}
+
+func immutable(field, given, have string) error {
+	if given != "" && !strings.EqualFold(given, have) {
+		return &directory.ValidationError{Field: field, Rule: "cannot change (it is " + have + ")", Value: given}
+	}
+	return nil
+}
+
+// appPatch is a partial application update: absent fields stay.
+type appPatch struct {
+	DisplayName                 *string            `json:"displayName"`
+	IdentifierURIs              *[]string          `json:"identifierUris"`
+	AppRoles                    *[]AppRoleResource `json:"appRoles"`
+	RequestedAccessTokenVersion *int               `json:"requestedAccessTokenVersion"`
+}
+
+func (h *Handler) patchApp(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	var in appPatch
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	a, err := h.cfg.Store.UpdateApplication(r.Context(), tid, appID, func(a *directory.Application) error {
+		if err := ifMatch(r, a.Version); err != nil {
+			return err
+		}
+		if in.DisplayName != nil {
+			a.DisplayName = *in.DisplayName
+		}
+		if in.IdentifierURIs != nil {
+			a.IdentifierURIs = *in.IdentifierURIs
+		}
+		if in.AppRoles != nil {
+			a.AppRoles = toRoles(*in.AppRoles, a.AppRoles)
+		}
+		if in.RequestedAccessTokenVersion != nil {
+			a.RequestedAccessTokenVersion = *in.RequestedAccessTokenVersion
+		}
+		return nil
+	})
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return respond(w, 200, ETag(a.Version), applicationResource(a))
+}
+
+func (h *Handler) deleteApp(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	a, err := h.cfg.Store.GetApplication(r.Context(), tid, appID)
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	if err := ifMatch(r, a.Version); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteApplication(r.Context(), tid, appID); err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return noContent(w)
+}
+
+// ---- application credentials ----
+
+func (h *Handler) listAppCreds(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := h.cfg.Store.GetApplication(r.Context(), tid, appID); err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	fs, err := h.cfg.Store.ListFederatedCredentials(r.Context(), tid, appID)
+	if err != nil {
+		return err
+	}
+	sortCreds(fs)
+	out := make([]AppCredentialResource, len(fs))
+	for i, f := range fs {
+		out[i] = appCredentialResource(f)
+	}
+	return page(w, r, out)
+}
+
+func sortCreds(fs []directory.FederatedCredential) {
+	sort.Slice(fs, func(i, j int) bool { return lower(fs[i].Name) < lower(fs[j].Name) })
+}
+
+func (h *Handler) postAppCred(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	var in AppCredentialResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	f := directory.FederatedCredential{TenantID: tid, ParentKind: directory.ParentApplication, ParentClientID: appID,
+		ID: orNewID(in.ID), Name: in.Name}
+	setCred(&f, in.Issuer, in.Subject, in.ClaimsMatchingExpression, in.Audiences, in.Description)
+	f, err = h.cfg.Store.CreateFederatedCredential(r.Context(), f)
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return respond(w, http.StatusCreated, ETag(f.Version), appCredentialResource(f))
+}
+
+func setCred(f *directory.FederatedCredential, issuer, subject string, expr *directory.ClaimsMatchingExpression, aud []string, desc string) {
+	f.Issuer, f.Subject, f.ClaimsMatchingExpression, f.Description = issuer, subject, expr, desc
+	if len(aud) == 0 {
+		aud = []string{directory.DefaultAudience}
+	}
+	f.Audiences = aud
+}
+
+func (h *Handler) getAppCred(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("credentialName")
+	f, err := h.cfg.Store.GetFederatedCredential(r.Context(), tid, appID, name)
+	if err != nil {
+		return notFound(err, "federated identity credential %q of application %s", name, appID)
+	}
+	return respond(w, 200, ETag(f.Version), appCredentialResource(f))
+}
+
+func (h *Handler) putAppCred(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("credentialName")
+	var in AppCredentialResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Name != "" && in.Name != name {
+		return &directory.ValidationError{Field: "name", Rule: "must match the name in the path, " + name + " (names are immutable)", Value: in.Name}
+	}
+	f, created, err := h.upsertCred(r, tid, directory.ParentApplication, appID, name, in.ID, in.Issuer, in.Subject, in.ClaimsMatchingExpression, in.Audiences, in.Description)
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return respond(w, statusFor(created), ETag(f.Version), appCredentialResource(f))
+}
+
+func statusFor(created bool) int {
+	if created {
+		return http.StatusCreated
+	}
+	return http.StatusOK
+}
+
+func (h *Handler) upsertCred(r *http.Request, tid string, kind directory.ParentKind, parent, name, id, issuer, subject string, expr *directory.ClaimsMatchingExpression, aud []string, desc string) (directory.FederatedCredential, bool, error) {
+	ctx := r.Context()
+	old, err := h.cfg.Store.GetFederatedCredential(ctx, tid, parent, name)
+	if errors.Is(err, store.ErrNotFound) {
+		if r.Header.Get("If-Match") != "" {
+			return directory.FederatedCredential{}, false, fmt.Errorf("%w: federated identity credential %q does not exist, so If-Match cannot match", errPrecondition, name)
+		}
+		f := directory.FederatedCredential{TenantID: tid, ParentKind: kind, ParentClientID: parent, ID: orNewID(id), Name: name}
+		setCred(&f, issuer, subject, expr, aud, desc)
+		f, err := h.cfg.Store.CreateFederatedCredential(ctx, f)
+		return f, true, err
+	} else if err != nil {
+		return directory.FederatedCredential{}, false, err
+	}
+	if createOnly(r) {
+		return directory.FederatedCredential{}, false, fmt.Errorf("%w: federated identity credential %q already exists (If-None-Match: *)", errPrecondition, name)
+	}
+	if err := immutable("id", id, old.ID); err != nil {
+		return directory.FederatedCredential{}, false, err
+	}
+	f, err := h.cfg.Store.UpdateFederatedCredential(ctx, tid, parent, name, func(f *directory.FederatedCredential) error {
+		if err := ifMatch(r, f.Version); err != nil {
+			return err
+		}
+		setCred(f, issuer, subject, expr, aud, desc)
+		return nil
+	})
+	return f, false, err
+}
+
+func (h *Handler) deleteCred(r *http.Request, tid, parent, name string) error {
+	f, err := h.cfg.Store.GetFederatedCredential(r.Context(), tid, parent, name)
+	if err != nil {
+		return notFound(err, "federated identity credential %q", name)
+	}
+	if err := ifMatch(r, f.Version); err != nil {
+		return err
+	}
+	return notFound(h.cfg.Store.DeleteFederatedCredential(r.Context(), tid, parent, name), "federated identity credential %q", name)
+}
+
+func (h *Handler) deleteAppCred(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	if err := h.deleteCred(r, tid, appID, r.PathValue("credentialName")); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+// ---- managed identities ----
+
+func (h *Handler) identityRef(r *http.Request) (string, store.IdentityRef, error) {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return "", store.IdentityRef{}, err
+	}
+	sub := r.PathValue("subscriptionId")
+	if !directory.IsGUID(sub) {
+		return "", store.IdentityRef{}, &directory.ValidationError{Field: "subscriptionId", Rule: "must be a GUID", Value: sub}
+	}
+	return tid, store.IdentityRef{SubscriptionID: directory.CanonicalID(sub), ResourceGroup: r.PathValue("resourceGroup"), Name: r.PathValue("name")}, nil
+}
+
+func (h *Handler) listIdentities(w http.ResponseWriter, r *http.Request) error {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return err
+	}
+	if err := h.tenantExists(r, tid); err != nil {
+		return err
+	}
+	ms, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, store.IdentityFilter{SubscriptionID: ref.SubscriptionID, ResourceGroup: ref.ResourceGroup})
+	if err != nil {
+		return err
+	}
+	sort.Slice(ms, func(i, j int) bool {
+		return lower(ms[i].ResourceGroup+"/"+ms[i].Name) < lower(ms[j].ResourceGroup+"/"+ms[j].Name)
+	})
+	out := make([]IdentityResource, len(ms))
+	for i, m := range ms {
+		out[i] = identityResource(m)
+	}
+	return page(w, r, out)
+}
+
+func (h *Handler) getIdentity(w http.ResponseWriter, r *http.Request) error {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return err
+	}
+	m, err := h.cfg.Store.GetManagedIdentity(r.Context(), tid, ref)
+	if err != nil {
+		return identityNotFound(err, ref)
+	}
+	return respond(w, 200, ETag(m.Version), identityResource(m))
+}
+
+func identityNotFound(err error, ref store.IdentityRef) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, CodeNotFound, "the managed identity %q does not exist in resource group %q of subscription %s", ref.Name, ref.ResourceGroup, ref.SubscriptionID)
+	}
+	return err
+}
+
+func (h *Handler) putIdentity(w http.ResponseWriter, r *http.Request) error {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return err
+	}
+	var in IdentityResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Name != "" && !strings.EqualFold(in.Name, ref.Name) {
+		return &directory.ValidationError{Field: "name", Rule: "must match the name in the path, " + ref.Name, Value: in.Name}
+	}
+	ctx := r.Context()
+	old, err := h.cfg.Store.GetManagedIdentity(ctx, tid, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		if r.Header.Get("If-Match") != "" {
+			return fmt.Errorf("%w: managed identity %q does not exist, so If-Match cannot match", errPrecondition, ref.Name)
+		}
+		if err := h.tenantExists(r, tid); err != nil {
+			return err
+		}
+		m := directory.ManagedIdentity{TenantID: tid, SubscriptionID: ref.SubscriptionID, ResourceGroup: ref.ResourceGroup, Name: ref.Name,
+			Location: in.Location, Tags: in.Tags, ClientID: directory.NewID(), PrincipalID: directory.NewID()}
+		if in.Properties != nil {
+			m.ClientID, m.PrincipalID = orNewID(in.Properties.ClientID), orNewID(in.Properties.PrincipalID)
+		}
+		m, err = h.cfg.Store.CreateManagedIdentity(ctx, m)
+		if err != nil {
+			return err
+		}
+		return respond(w, http.StatusCreated, ETag(m.Version), identityResource(m))
+	} else if err != nil {
+		return err
+	}
+	if createOnly(r) {
+		return fmt.Errorf("%w: managed identity %q already exists (If-None-Match: *)", errPrecondition, ref.Name)
+	}
+	if in.Properties != nil {
+		if err := immutable("properties.clientId", in.Properties.ClientID, old.ClientID); err != nil {
+			return err
+		}
+		if err := immutable("properties.principalId", in.Properties.PrincipalID, old.PrincipalID); err != nil {
+			return err
+		}
+	}
+	m, err := h.cfg.Store.UpdateManagedIdentity(ctx, tid, ref, func(m *directory.ManagedIdentity) error {
+		if err := ifMatch(r, m.Version); err != nil {
+			return err
+		}
+		m.Location, m.Tags = in.Location, in.Tags
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, ETag(m.Version), identityResource(m))
+}
+
+type identityPatch struct {
+	Location *string           `json:"location"`
+	Tags     map[string]string `json:"tags"`
+}
+
+func (h *Handler) patchIdentity(w http.ResponseWriter, r *http.Request) error {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return err
+	}
+	var in identityPatch
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	m, err := h.cfg.Store.UpdateManagedIdentity(r.Context(), tid, ref, func(m *directory.ManagedIdentity) error {
+		if err := ifMatch(r, m.Version); err != nil {
+			return err
+		}
+		if in.Location != nil {
+			m.Location = *in.Location
+		}
+		if in.Tags != nil {
+			m.Tags = in.Tags
+		}
+		return nil
+	})
+	if err != nil {
+		return identityNotFound(err, ref)
+	}
+	return respond(w, 200, ETag(m.Version), identityResource(m))
+}
+
+func (h *Handler) deleteIdentity(w http.ResponseWriter, r *http.Request) error {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return err
+	}
+	m, err := h.cfg.Store.GetManagedIdentity(r.Context(), tid, ref)
+	if err != nil {
+		return identityNotFound(err, ref)
+	}
+	if err := ifMatch(r, m.Version); err != nil {
+		return err
+	}
+	if err := h.cfg.Store.DeleteManagedIdentity(r.Context(), tid, ref); err != nil {
+		return identityNotFound(err, ref)
+	}
+	return noContent(w)
+}
+
+// ---- identity credentials ----
+
+func (h *Handler) identityFor(r *http.Request) (string, directory.ManagedIdentity, error) {
+	tid, ref, err := h.identityRef(r)
+	if err != nil {
+		return "", directory.ManagedIdentity{}, err
+	}
+	m, err := h.cfg.Store.GetManagedIdentity(r.Context(), tid, ref)
+	if err != nil {
+		return "", directory.ManagedIdentity{}, identityNotFound(err, ref)
+	}
+	return tid, m, nil
+}
+
+func (h *Handler) listIdentityCreds(w http.ResponseWriter, r *http.Request) error {
+	tid, m, err := h.identityFor(r)
+	if err != nil {
+		return err
+	}
+	fs, err := h.cfg.Store.ListFederatedCredentials(r.Context(), tid, m.ClientID)
+	if err != nil {
+		return err
+	}
+	sortCreds(fs)
+	out := make([]IdentityCredentialResource, len(fs))
+	for i, f := range fs {
+		out[i] = identityCredentialResource(m, f)
+	}
+	return page(w, r, out)
+}
+
+func (h *Handler) getIdentityCred(w http.ResponseWriter, r *http.Request) error {
+	tid, m, err := h.identityFor(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("credentialName")
+	f, err := h.cfg.Store.GetFederatedCredential(r.Context(), tid, m.ClientID, name)
+	if err != nil {
+		return notFound(err, "federated identity credential %q of managed identity %q", name, m.Name)
+	}
+	return respond(w, 200, ETag(f.Version), identityCredentialResource(m, f))
+}
+
+func (h *Handler) putIdentityCred(w http.ResponseWriter, r *http.Request) error {
+	tid, m, err := h.identityFor(r)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("credentialName")
+	var in IdentityCredentialResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.Name != "" && in.Name != name {
+		return &directory.ValidationError{Field: "name", Rule: "must match the name in the path, " + name + " (names are immutable)", Value: in.Name}
+	}
+	if in.Properties == nil {
+		return &directory.ValidationError{Field: "properties", Rule: "is required: {\"issuer\": ..., \"subject\": ..., \"audiences\": [...]}"}
+	}
+	p := in.Properties
+	f, created, err := h.upsertCred(r, tid, directory.ParentManagedIdentity, m.ClientID, name, "", p.Issuer, p.Subject, p.ClaimsMatchingExpression, p.Audiences, p.Description)
+	if err != nil {
+		return err
+	}
+	return respond(w, statusFor(created), ETag(f.Version), identityCredentialResource(m, f))
+}
+
+func (h *Handler) deleteIdentityCred(w http.ResponseWriter, r *http.Request) error {
+	tid, m, err := h.identityFor(r)
+	if err != nil {
+		return err
+	}
+	if err := h.deleteCred(r, tid, m.ClientID, r.PathValue("credentialName")); err != nil {
+		return err
+	}
+	return noContent(w)
+}
+
+// ---- app role assignments ----
+
+func (h *Handler) tenantObjects(r *http.Request, tid string) ([]directory.Application, []directory.ManagedIdentity, error) {
+	apps, err := h.cfg.Store.ListApplications(r.Context(), tid)
+	if err != nil {
+		return nil, nil, err
+	}
+	mis, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, store.IdentityFilter{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return apps, mis, nil
+}
+
+func assignmentResource(apps []directory.Application, mis []directory.ManagedIdentity, g directory.AppRoleAssignment) AssignmentResource {
+	d := apply.Describe(apps, mis, g)
+	out := AssignmentResource{ID: g.ID, PrincipalID: g.PrincipalID, ResourceAppID: g.ResourceAppID, AppRoleID: g.AppRoleID,
+		Principal: d.Principal, Resource: d.Resource, Role: d.Role}
+	if !g.CreatedAt.IsZero() {
+		out.CreatedAt = g.CreatedAt.UTC().Format(time.RFC3339)
+	}
+	return out
+}
+
+func (h *Handler) listAssignments(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	if err := h.tenantExists(r, tid); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	gs, err := h.cfg.Store.ListAppRoleAssignments(r.Context(), tid, store.AssignmentFilter{
+		PrincipalID: canonIfGUID(q.Get("principalId")), ResourceAppID: canonIfGUID(q.Get("resourceAppId"))})
+	if err != nil {
+		return err
+	}
+	apps, mis, err := h.tenantObjects(r, tid)
+	if err != nil {
+		return err
+	}
+	out := make([]AssignmentResource, len(gs))
+	for i, g := range gs {
+		out[i] = assignmentResource(apps, mis, g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Principal+"\x00"+out[i].Resource+"\x00"+out[i].Role < out[j].Principal+"\x00"+out[j].Resource+"\x00"+out[j].Role
+	})
+	return page(w, r, out)
+}
+
+func (h *Handler) postAssignment(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	var in AssignmentResource
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if err := h.tenantExists(r, tid); err != nil {
+		return err
+	}
+	apps, mis, err := h.tenantObjects(r, tid)
+	if err != nil {
+		return err
+	}
+	g := directory.AppRoleAssignment{TenantID: tid, ID: directory.NewID(), PrincipalID: canonIfGUID(in.PrincipalID),
+		ResourceAppID: canonIfGUID(in.ResourceAppID), AppRoleID: canonIfGUID(in.AppRoleID)}
+	if g.PrincipalID == "" || g.ResourceAppID == "" || g.AppRoleID == "" {
+		names := apply.Assignment{Principal: first(in.Principal, in.PrincipalID), Resource: first(in.Resource, in.ResourceAppID), Role: first(in.Role, in.AppRoleID)}
+		pid, res, role, err := apply.Resolve(apps, mis, names)
+		if err != nil {
+			return err
+		}
+		g.PrincipalID, g.ResourceAppID, g.AppRoleID = pid, res.AppID, role.ID
+	}
+	g, err = h.cfg.Store.CreateAppRoleAssignment(r.Context(), g)
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusCreated, "", assignmentResource(apps, mis, g))
+}
+
+func first(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func (h *Handler) deleteAssignment(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("assignmentId")
+	if err := h.cfg.Store.DeleteAppRoleAssignment(r.Context(), tid, canonIfGUID(id)); err != nil {
+		return notFound(err, "app role assignment %s in tenant %s", id, tid)
+	}
+	return noContent(w)
+}
+
+// ---- audit ----
+
+func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.AuditFilter{TenantID: tid, ClientID: canonIfGUID(q.Get("clientId")), Result: q.Get("result"), After: q.Get("$skipToken")}
+	if f.Result != "" && f.Result != store.AuditSuccess && f.Result != store.AuditFailure {
+		return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "result must be %q or %q, not %q", store.AuditSuccess, store.AuditFailure, f.Result)
+	}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "%s must be an RFC 3339 time such as 2026-01-02T15:04:05Z, not %q", p.name, v)
+			}
+			*p.t = t
+		}
+	}
+	f.Limit = DefaultPageSize
+	if v := q.Get("$top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$top must be an integer from 1 to %d, not %q", MaxPageSize, v)
+		}
+		f.Limit = n
+	}
+	pg, err := h.cfg.Store.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := List[AuditResource]{Value: []AuditResource{}}
+	for _, a := range pg.Records {
+		out.Value = append(out.Value, auditResource(a))
+	}
+	if pg.NextCursor != "" {
+		out.NextLink = nextLink(r, pg.NextCursor)
+	}
+	return respond(w, 200, "", out)
+}
+
+// ---- the whole directory ----
+
+func (h *Handler) exportDirectory(w http.ResponseWriter, r *http.Request) error {
+	doc, err := apply.Export(r.Context(), h.cfg.Store)
+	if err != nil {
+		return err
+	}
+	if wantsYAML(r) {
+		b, err := doc.Marshal()
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(b)
+		return nil
+	}
+	return respond(w, 200, "", doc)
+}
+
+func wantsYAML(r *http.Request) bool {
+	a := r.Header.Get("Accept")
+	return strings.Contains(a, "yaml")
+}
+
+func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
+	body := http.MaxBytesReader(w, r.Body, apply.MaxDocumentBytes)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	// YAML is a superset of JSON: one strict parser serves both.
+	doc, err := apply.Parse(bytes.NewReader(data))
+	if err != nil {
+		var ves directory.ValidationErrors
+		if errors.As(err, &ves) {
+			return err
+		}
+		return errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
+	}
+	res, err := apply.Apply(r.Context(), h.cfg.Store, doc, apply.Options{Prune: boolQuery(r, "prune"), DryRun: boolQuery(r, "dryRun")})
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, "", ApplyResult{Changes: res.Plan.Changes, Applied: res.Applied, Summary: res.Plan.String()})
+}
+
+// ApplyResult is the reply to POST /admin/directory.
+type ApplyResult struct {
+	Changes []apply.Change `json:"changes"`
+	Applied int            `json:"applied"`
+	// Summary is the plan as a readable diff.
+	Summary string `json:"summary"`
+}
