@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wif-project/wif/internal/issuer/jwtdump"
+	"github.com/wif-project/wif/internal/stsclient"
+)
+
+func newTokenCommand(streams Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Decode tokens and get access tokens",
+	}
+	cmd.AddCommand(newTokenDecodeCommand(streams), newTokenGetCommand(streams))
+	return cmd
+}
+
+func newTokenDecodeCommand(streams Streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "decode [FILE|-]",
+		Short: "Show a JWT's header and claims, with its times as dates (the signature is not checked)",
+		Long: `Decode a JWT read from FILE, or from stdin when FILE is - or absent, and
+print its header and claims with iat/nbf/exp as dates and "expires in ...".
+It never validates the token: the signature is not checked.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader = streams.In
+			name := "stdin"
+			if len(args) == 1 && args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return fmt.Errorf("read token: %w", err)
+				}
+				defer f.Close()
+				r, name = f, args[0]
+			}
+			data, err := io.ReadAll(io.LimitReader(r, jwtdump.MaxTokenBytes+1))
+			if err != nil {
+				return fmt.Errorf("read token from %s: %w", name, err)
+			}
+			d, err := jwtdump.Decode(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return d.Render(streams.Out, time.Now())
+		},
+	}
+}
+
+func newTokenGetCommand(streams Streams) *cobra.Command {
+	var (
+		scope, authority, tenant, clientID, tokenFile, caFile string
+		decode                                                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "get --scope RESOURCE/.default",
+		Short: "Exchange the federated token for an access token, as a workload would",
+		Long: `Exchange the federated token file for an access token at the token service,
+with the same environment a workload gets: AZURE_AUTHORITY_HOST,
+AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE and SSL_CERT_FILE
+(after ` + "`. .wif/env`" + `). Flags override the environment. Prints the access
+token, or with --decode its header and claims.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fromEnv := func(v *string, name string) {
+				if *v == "" {
+					*v = os.Getenv(name)
+				}
+			}
+			fromEnv(&authority, "AZURE_AUTHORITY_HOST")
+			fromEnv(&tenant, "AZURE_TENANT_ID")
+			fromEnv(&clientID, "AZURE_CLIENT_ID")
+			fromEnv(&tokenFile, "AZURE_FEDERATED_TOKEN_FILE")
+			fromEnv(&caFile, "SSL_CERT_FILE")
+			if clientID == "" {
+				return errors.New("no client id: set AZURE_CLIENT_ID or --client-id (after `wif dev`, run `. .wif/env`)")
+			}
+			httpClient := stsclient.NewHTTPClient(nil)
+			if caFile != "" {
+				pool, err := stsclient.LoadCAFile(caFile)
+				if err != nil {
+					return err
+				}
+				httpClient = stsclient.NewHTTPClient(pool)
+			}
+			c, err := stsclient.New(stsclient.Config{AuthorityHost: authority, TenantID: tenant, TokenFile: tokenFile, HTTPClient: httpClient, UserAgent: "wif-token-get"})
+			if err != nil {
+				return err
+			}
+			tok, err := c.Exchange(cmd.Context(), clientID, scope)
+			if err != nil {
+				return fmt.Errorf("exchange at %s: %w", c.Endpoint(), err)
+			}
+			if !decode {
+				_, err := fmt.Fprintln(streams.Out, tok.AccessToken)
+				return err
+			}
+			d, err := jwtdump.Decode([]byte(tok.AccessToken))
+			if err != nil {
+				return fmt.Errorf("the token service returned an access token that is not a JWT: %w", err)
+			}
+			return d.Render(streams.Out, time.Now())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&scope, "scope", "", "the scope to ask for, e.g. api://provider-api/.default (required)")
+	f.StringVar(&authority, "authority-host", "", "token service URL (default $AZURE_AUTHORITY_HOST)")
+	f.StringVar(&tenant, "tenant-id", "", "tenant id (default $AZURE_TENANT_ID)")
+	f.StringVar(&clientID, "client-id", "", "client id of the managed identity or application (default $AZURE_CLIENT_ID)")
+	f.StringVar(&tokenFile, "token-file", "", "federated token file (default $AZURE_FEDERATED_TOKEN_FILE)")
+	f.StringVar(&caFile, "ca-file", "", "PEM bundle of CAs to trust besides the system's (default $SSL_CERT_FILE)")
+	f.BoolVar(&decode, "decode", false, "print the token's header and claims instead of the token")
+	_ = cmd.MarkFlagRequired("scope")
+	return cmd
+}

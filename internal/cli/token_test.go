@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := RunWithEnv(context.Background(), Streams{In: strings.NewReader(stdin), Out: &out, ErrOut: &errOut}, args,
+		func(string) (string, bool) { return "", false })
+	return out.String(), errOut.String(), err
+}
+
+func TestTokenDecodeCommand(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	if _, _, err := runCLI(t, "", "issuer", "token", "--state-dir", dir, "--service-account", "demo", "--out", tokFile, "--once", "--lifetime", "42m"); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(tokFile)
+	for _, args := range [][]string{{"token", "decode", tokFile}, {"token", "decode", "-"}, {"token", "decode"}} {
+		out, _, err := runCLI(t, string(raw), args...)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		for _, want := range []string{`"sub": "system:serviceaccount:default:demo"`, `"alg": "RS256"`, "(expires in 4", "not checked"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v: output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+	_, _, err := runCLI(t, "this is not a token\n", "token", "decode")
+	if err == nil || err.Error() != "stdin: not a JWT: expected three base64url segments separated by '.', got 1 segment(s)" {
+		t.Fatalf("err = %v", err)
+	}
+	_, _, err = runCLI(t, "", "token", "decode", filepath.Join(dir, "missing"))
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestIssuerTokenCommandFlags(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"issuer", "token", "--state-dir", dir, "--out", "-"}, `"service-account" not set`},
+		{[]string{"issuer", "token", "--state-dir", dir, "--service-account", "Demo", "--out", "-"}, `service account "Demo" is not a valid Kubernetes name`},
+		{[]string{"issuer", "token", "--state-dir", dir, "--service-account", "demo", "--out", filepath.Join(dir, "t"), "--file-mode", "999"}, `--file-mode "999"`},
+		{[]string{"issuer", "token", "--state-dir", dir, "--service-account", "demo", "--out", "-", "--issuer", "http://x"}, "want an https URL"},
+		{[]string{"issuer", "serve", "--state-dir", dir}, "give either --tls-self-signed or both"},
+	} {
+		_, _, err := runCLI(t, "", tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	out, _, err := runCLI(t, "", "issuer", "token", "--state-dir", dir, "--service-account", "demo", "--out", "-")
+	if err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
+		t.Fatalf("out %q err %v", out, err)
+	}
+}
