@@ -53,6 +53,8 @@ func RunWithEnv(ctx context.Context, streams Streams, args []string, lookupEnv f
 func subcommands(streams Streams) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCommand(streams),
+		newIssuerCommand(streams),
+		newTokenCommand(streams),
 	}
 }
 
