@@ -350,7 +350,7 @@ func TestMetrics(t *testing.T) {
 	_, _ = c2.Key(ctxT(t), Source{DiscoveryURL: ti.srv.URL + "/nothing"}, "k1")
 	got := gather(t, reg)
 	want := map[string]float64{
-		`wif_trust_key_lookups_total{result="hit"}`: 2,
+		`wif_trust_key_lookups_total{result="hit"}`:  2,
 		`wif_trust_key_lookups_total{result="miss"}`: 2,
 		`wif_trust_fetches_total{result="ok"}`:       1,
 		`wif_trust_fetches_total{result="error"}`:    1,
