@@ -58,7 +58,7 @@ func FuzzTokenRequest(f *testing.F) {
 			Header:     http.Header{},
 			Proto:      "HTTP/1.1",
 			ProtoMajor: 1, ProtoMinor: 1,
-			Host:       "127.0.0.1:8000",
+			Host: "127.0.0.1:8000",
 		}
 		r = r.WithContext(context.Background())
 		if metadataHdr != "" {
