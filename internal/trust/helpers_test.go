@@ -56,8 +56,8 @@ type testIssuer struct {
 
 	discoveryHits atomic.Int32
 	jwksHits      atomic.Int32
-	// handler, when set, serves everything instead.
-	handler http.HandlerFunc
+	// routes, by path, serve instead of the defaults.
+	routes map[string]http.HandlerFunc
 }
 
 func newTestIssuer(t testing.TB, keys ...jose.JSONWebKey) *testIssuer {
@@ -73,7 +73,7 @@ func newTestIssuer(t testing.TB, keys ...jose.JSONWebKey) *testIssuer {
 
 func (ti *testIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	ti.mu.Lock()
-	h, status, issuer, jwksURI, jwks, cc, gate := ti.handler, ti.status, ti.issuer, ti.jwksURI, ti.jwks, ti.cacheControl, ti.gate
+	h, status, issuer, jwksURI, jwks, cc, gate := ti.routes[r.URL.Path], ti.status, ti.issuer, ti.jwksURI, ti.jwks, ti.cacheControl, ti.gate
 	ti.mu.Unlock()
 	if h != nil {
 		h(w, r)
@@ -109,6 +109,16 @@ func (ti *testIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// route serves path with h instead of the default.
+func (ti *testIssuer) route(path string, h http.HandlerFunc) {
+	ti.set(func(ti *testIssuer) {
+		if ti.routes == nil {
+			ti.routes = map[string]http.HandlerFunc{}
+		}
+		ti.routes[path] = h
+	})
 }
 
 func (ti *testIssuer) set(f func(ti *testIssuer)) {
