@@ -55,6 +55,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newVersionCommand(streams),
 		newIssuerCommand(streams),
 		newTokenCommand(streams),
+		newIMDSCommand(streams),
 	}
 }
 
