@@ -31,8 +31,8 @@ func newIMDSCommand(streams Streams) *cobra.Command {
 func newIMDSCommandWithEnv(streams Streams, lookup func(string) (string, bool)) *cobra.Command {
 	var (
 		listen, identityHeader, clientID, tenantID, tokenFile, authorityHost, caFile, readyFile string
-		exchangeTimeout                                                                          time.Duration
-		allowNonLoopback                                                                         bool
+		exchangeTimeout                                                                         time.Duration
+		allowNonLoopback                                                                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "imds",
