@@ -1,0 +1,438 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wif-project/wif/internal/gateway/apim"
+	"github.com/wif-project/wif/internal/httpx"
+	"github.com/wif-project/wif/tokenauth"
+)
+
+// Identity headers the backend receives; incoming copies (any x-wif-*
+// header) are removed first, so a caller cannot forge them.
+const (
+	HeaderClientID = "X-Wif-Client-Id"
+	HeaderObjectID = "X-Wif-Object-Id"
+	HeaderTenantID = "X-Wif-Tenant-Id"
+	HeaderRoles    = "X-Wif-Roles"
+	// HeaderCorrelationID is echoed (or generated), sent to the backend and
+	// returned.
+	HeaderCorrelationID = "X-Correlation-Id"
+	// HeaderDuration is the gateway's time for the request, in ms.
+	HeaderDuration = "X-Request-Duration"
+)
+
+func isIdentityHeader(name string) bool {
+	return len(name) >= 6 && strings.EqualFold(name[:6], "x-wif-")
+}
+
+// Options are the gateway's dependencies. Zero fields take defaults.
+type Options struct {
+	// Logger receives load warnings and backend errors (default: discard).
+	Logger *slog.Logger
+	// Registry receives the gateway's metrics and is served at /metrics
+	// (default: a new registry with the Go and process collectors).
+	Registry *prometheus.Registry
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// KeyClient fetches discovery documents and keys (default: system roots
+	// plus tokenService.caFile).
+	KeyClient *http.Client
+	// BackendTransport carries requests to backends (default: an
+	// http.Transport with dial, TLS and response-header timeouts).
+	BackendTransport http.RoundTripper
+	// MaxRateLimitKeys bounds each rate-limit-by-key's table (default 100000).
+	MaxRateLimitKeys int
+}
+
+// Gateway is a running set of routes. It is an http.Handler serving the
+// routes plus /healthz, /readyz and /metrics.
+type Gateway struct {
+	cfg              *Config
+	logger           *slog.Logger
+	now              func() time.Time
+	reg              *prometheus.Registry
+	maxRateLimitKeys int
+
+	routes     []*route // longest prefix first
+	disc       *tokenauth.Discovery
+	remote     map[string]*tokenauth.RemoteKeySet
+	validators []*tokenauth.Validator
+	mux        *http.ServeMux
+	m          *metrics
+}
+
+type route struct {
+	name     string
+	prefix   string
+	target   *url.URL
+	proxy    *httputil.ReverseProxy
+	inbound  []step
+	outbound []apim.SetHeader
+	onError  []apim.Step
+	// limit is the route's last rate-limit-by-key, for headers on responses
+	// refused before it ran.
+	limit    *rateLimitStep
+	duration prometheus.Observer
+}
+
+// Open loads the policies named by cfg and builds the gateway.
+func Open(cfg *Config, opts Options) (*Gateway, error) {
+	pols, err := cfg.LoadPolicies()
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, pols, opts)
+}
+
+// New compiles policies (one per cfg.Routes entry) into a gateway. Every
+// problem is reported at once, with the policy file and line.
+func New(cfg *Config, policies []*apim.Policy, opts Options) (*Gateway, error) {
+	if len(policies) != len(cfg.Routes) {
+		return nil, fmt.Errorf("gateway: %d policies for %d routes", len(policies), len(cfg.Routes))
+	}
+	g := &Gateway{cfg: cfg, logger: opts.Logger, now: opts.Now, reg: opts.Registry, maxRateLimitKeys: opts.MaxRateLimitKeys,
+		remote: map[string]*tokenauth.RemoteKeySet{}}
+	if g.logger == nil {
+		g.logger = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.reg == nil {
+		g.reg = httpx.NewRegistry()
+	}
+	if g.maxRateLimitKeys <= 0 {
+		g.maxRateLimitKeys = 100000
+	}
+	keyClient := opts.KeyClient
+	if keyClient == nil {
+		c, err := clientTrusting(cfg.Path(cfg.TokenService.CAFile))
+		if err != nil {
+			return nil, fmt.Errorf("gateway: tokenService.caFile: %w", err)
+		}
+		keyClient = &http.Client{Transport: c, Timeout: 10 * time.Second}
+	}
+	g.disc = tokenauth.NewDiscovery(tokenauth.DiscoveryOptions{HTTPClient: keyClient, Now: g.now, Logger: g.logger, Registerer: g.reg})
+	transport := opts.BackendTransport
+	if transport == nil {
+		t, err := clientTrusting(cfg.Path(cfg.BackendCAFile))
+		if err != nil {
+			g.disc.Close()
+			return nil, fmt.Errorf("gateway: backendCAFile: %w", err)
+		}
+		t.ResponseHeaderTimeout = time.Duration(cfg.BackendTimeout)
+		transport = t
+	}
+	g.m = newMetrics(g.reg, g)
+
+	var errs []error
+	for i, rc := range cfg.Routes {
+		r, err := g.compileRoute(rc, policies[i], transport)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", rc.Name, err))
+			continue
+		}
+		g.routes = append(g.routes, r)
+	}
+	if err := errors.Join(errs...); err != nil {
+		g.disc.Close()
+		return nil, err
+	}
+	sort.SliceStable(g.routes, func(i, j int) bool { return len(g.routes[i].prefix) > len(g.routes[j].prefix) })
+
+	probes := &httpx.Probes{}
+	probes.AddReadiness("signing keys", g.Ready)
+	g.mux = http.NewServeMux()
+	probes.Mount(g.mux)
+	httpx.MountMetrics(g.mux, g.reg)
+	g.mux.Handle("/", http.HandlerFunc(g.serveRoute))
+	return g, nil
+}
+
+// clientTrusting returns a transport with timeouts that trusts the system
+// roots plus the PEM CA in caFile (if any).
+func clientTrusting(caFile string) (*http.Transport, error) {
+	t := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	if caFile == "" {
+		return t, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	t.TLSClientConfig.RootCAs = pool
+	return t, nil
+}
+
+func (g *Gateway) remoteKeySet(u string) *tokenauth.RemoteKeySet {
+	if ks, ok := g.remote[u]; ok {
+		return ks
+	}
+	ks := g.disc.KeySet(u)
+	g.remote[u] = ks
+	return ks
+}
+
+func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundTripper) (*route, error) {
+	target, err := url.Parse(rc.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", rc.Backend, err)
+	}
+	r := &route{name: rc.Name, prefix: rc.PathPrefix, target: target, duration: g.m.duration.WithLabelValues(rc.Name)}
+	c := &compileCtx{g: g, file: pol.File, route: rc.Name}
+	var errs []error
+	r.inbound, r.limit, err = c.inbound(pol.Inbound)
+	errs = append(errs, err)
+	for _, s := range pol.Outbound {
+		if sh, ok := s.(*apim.SetHeader); ok {
+			r.outbound = append(r.outbound, *sh)
+		}
+	}
+	r.onError = pol.OnError
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(r.target)
+			pr.Out.Host = r.target.Host
+			pr.SetXForwarded()
+		},
+		Transport:      transport,
+		ModifyResponse: func(resp *http.Response) error { return g.modifyResponse(r, resp) },
+		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { g.backendError(r, w, req, err) },
+		ErrorLog:       slog.NewLogLogger(g.logger.Handler(), slog.LevelDebug),
+	}
+	return r, nil
+}
+
+// ServeHTTP serves the probes, /metrics and the routes.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+
+// Warm fetches every openid-config's keys once, off the request path; it
+// returns the failures (the gateway still serves; readiness reports them).
+func (g *Gateway) Warm(ctx context.Context) error {
+	var errs []error
+	for u, ks := range g.remote {
+		if err := ks.Refresh(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", u, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Ready is the readiness check: it fails until the keys of every
+// openid-config (and validate-azure-ad-token tenant) are at hand — fetched
+// at least once and not older than the staleness bound.
+func (g *Gateway) Ready(ctx context.Context) error {
+	for u, ks := range g.remote {
+		if err := ks.Ready(ctx); err != nil {
+			return fmt.Errorf("keys of %s unavailable: %w", u, err)
+		}
+	}
+	return nil
+}
+
+// Close stops background key refreshes.
+func (g *Gateway) Close() { g.disc.Close() }
+
+// reqState is one request's progress through a route.
+type reqState struct {
+	in     *http.Request
+	out    *http.Request
+	start  time.Time
+	corrID string
+	claims *tokenauth.Claims
+	limit  *limitState
+	route  *route
+}
+
+type stateKey struct{}
+
+func (g *Gateway) match(path string) *route {
+	for _, r := range g.routes {
+		if strings.HasPrefix(path, r.prefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+// correlationID keeps a caller's id if it is a sane token, else makes one.
+func correlationID(v string) string {
+	if v == "" || len(v) > 128 {
+		return httpx.NewCorrelationID()
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return httpx.NewCorrelationID()
+		}
+	}
+	return v
+}
+
+func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
+	start := g.now()
+	st := &reqState{in: in, start: start, corrID: correlationID(in.Header.Get(HeaderCorrelationID))}
+	r := g.match(in.URL.Path)
+	if r == nil {
+		g.m.refusals.WithLabelValues("", "no_route").Inc()
+		g.write(w, st, errorReply(http.StatusNotFound, "no_route", "Resource not found", "", ""))
+		return
+	}
+	st.route = r
+	out := in.WithContext(context.WithValue(in.Context(), stateKey{}, st))
+	out.Header = make(http.Header, len(in.Header)+6)
+	for k, v := range in.Header {
+		if !isIdentityHeader(k) {
+			out.Header[k] = v
+		}
+	}
+	u := *in.URL
+	u.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(in.URL.Path, r.prefix), "/")
+	if u.RawPath != "" {
+		if rp := strings.TrimPrefix(in.URL.RawPath, r.prefix); rp != in.URL.RawPath {
+			u.RawPath = "/" + strings.TrimPrefix(rp, "/")
+		} else {
+			u.RawPath = ""
+		}
+	}
+	out.URL = &u
+	st.out = out
+	for _, s := range r.inbound {
+		if rep := s.run(st); rep != nil {
+			if rep.reason != "" {
+				g.m.refusals.WithLabelValues(r.name, rep.reason).Inc()
+			}
+			g.write(w, st, rep)
+			return
+		}
+	}
+	out.Header.Set(HeaderCorrelationID, st.corrID)
+	if c := st.claims; c != nil {
+		setIf(out.Header, HeaderClientID, c.ClientID)
+		setIf(out.Header, HeaderObjectID, c.ObjectID)
+		setIf(out.Header, HeaderTenantID, c.TenantID)
+		if len(c.Roles) > 0 {
+			out.Header.Set(HeaderRoles, strings.Join(c.Roles, ","))
+		}
+	}
+	r.proxy.ServeHTTP(w, out)
+}
+
+func setIf(h http.Header, k, v string) {
+	if v != "" {
+		h[k] = []string{v}
+	}
+}
+
+// commonHeaders adds the headers every response of a route carries.
+func (g *Gateway) commonHeaders(h http.Header, st *reqState) {
+	h.Set(HeaderCorrelationID, st.corrID)
+	if st.limit != nil {
+		st.limit.headers(h)
+	} else if st.route != nil && st.route.limit != nil {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(st.route.limit.Calls))
+	}
+	ms := float64(g.now().Sub(st.start).Microseconds()) / 1000
+	h.Set(HeaderDuration, strconv.FormatFloat(ms, 'f', 3, 64))
+}
+
+func (g *Gateway) modifyResponse(r *route, resp *http.Response) error {
+	st, _ := resp.Request.Context().Value(stateKey{}).(*reqState)
+	for _, sh := range r.outbound {
+		applySetHeader(resp.Header, sh)
+	}
+	if st != nil {
+		g.commonHeaders(resp.Header, st)
+		g.observe(st, resp.StatusCode)
+	}
+	return nil
+}
+
+func (g *Gateway) backendError(r *route, w http.ResponseWriter, req *http.Request, err error) {
+	st, _ := req.Context().Value(stateKey{}).(*reqState)
+	if st == nil {
+		st = &reqState{in: req, start: g.now(), corrID: correlationID(req.Header.Get(HeaderCorrelationID)), route: r}
+	}
+	status, msg := http.StatusBadGateway, "The backend did not answer."
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status, msg = http.StatusGatewayTimeout, "The backend did not answer in time."
+	}
+	if errors.Is(err, context.Canceled) {
+		status = 499 // the caller went away; nobody reads this
+	}
+	g.logger.Warn("backend request failed", "route", r.name, "correlation_id", st.corrID, "error", err)
+	g.m.refusals.WithLabelValues(r.name, "backend_error").Inc()
+	g.write(w, st, errorReply(status, "backend_error", msg, "", ""))
+}
+
+// write sends a reply the gateway makes itself, after the route's on-error
+// steps for error replies.
+func (g *Gateway) write(w http.ResponseWriter, st *reqState, rep *reply) {
+	if rep.err && st.route != nil {
+		for _, s := range st.route.onError {
+			switch p := s.(type) {
+			case *apim.SetHeader:
+				applySetHeader(rep.header, *p)
+			case *apim.ReturnResponse:
+				rr := (&returnStep{*p}).run(st)
+				rr.reason, rr.err = rep.reason, true
+				rep = rr
+			}
+		}
+	}
+	h := w.Header()
+	for k, v := range rep.header {
+		h[k] = v
+	}
+	g.commonHeaders(h, st)
+	w.WriteHeader(rep.status)
+	_, _ = w.Write(rep.body)
+	g.observe(st, rep.status)
+}
+
+func (g *Gateway) observe(st *reqState, status int) {
+	name := ""
+	if st.route != nil {
+		name = st.route.name
+		st.route.duration.Observe(g.now().Sub(st.start).Seconds())
+	}
+	g.m.requests.WithLabelValues(name, strconv.Itoa(status)).Inc()
+}
