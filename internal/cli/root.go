@@ -55,7 +55,9 @@ func subcommands(streams Streams) []*cobra.Command {
 		newVersionCommand(streams),
 		newIssuerCommand(streams),
 		newTokenCommand(streams),
+		newDevCommand(streams),
 		newIMDSCommand(streams),
+		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
 	}
 }
 

@@ -1,0 +1,144 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Fixed ids of the admin application's roles, so they are the same in every
+// tenant and installation. The first two are Microsoft Graph's ids for the
+// roles of the same names; the third is Azure's built-in role definition id
+// of Managed Identity Contributor.
+const (
+	RoleIDReadWriteAll               = "19dbc75e-c2e2-444c-a770-ec69d8559fc7"
+	RoleIDReadAll                    = "7ab1d382-f21e-4acd-a863-ba3e13f7da61"
+	RoleIDManagedIdentityContributor = "e40ec5ca-96e0-45a2-b4ff-59039f2c2b59"
+)
+
+// The admin identity that Bootstrap creates.
+const (
+	BootstrapIdentityName  = "wif-admin"
+	BootstrapResourceGroup = "wif-system"
+	BootstrapCredential    = "bootstrap-admin"
+)
+
+// AdminRoles are the app roles of the admin application.
+func AdminRoles() []directory.AppRole {
+	app := []string{directory.MemberTypeApplication}
+	return []directory.AppRole{
+		{ID: RoleIDReadWriteAll, Value: RoleReadWriteAll, DisplayName: "Read and write the whole directory", AllowedMemberTypes: app, IsEnabled: true},
+		{ID: RoleIDReadAll, Value: RoleReadAll, DisplayName: "Read the whole directory", AllowedMemberTypes: app, IsEnabled: true},
+		{ID: RoleIDManagedIdentityContributor, Value: RoleManagedIdentityContributor, DisplayName: "Manage managed identities and their federated credentials in this tenant", AllowedMemberTypes: app, IsEnabled: true},
+	}
+}
+
+// EnsureAdminApp makes sure tenant tid has the admin resource application
+// (identifier URI api://wif-admin, the three admin roles) and returns it.
+// It is idempotent: an existing application keeps its ids, and missing
+// roles are added.
+func EnsureAdminApp(ctx context.Context, s store.DirectoryStore, tid string) (directory.Application, error) {
+	apps, err := s.ListApplications(ctx, tid)
+	if err != nil {
+		return directory.Application{}, fmt.Errorf("list applications of tenant %s: %w", tid, err)
+	}
+	for _, a := range apps {
+		if !slices.ContainsFunc(a.IdentifierURIs, func(u string) bool { return strings.EqualFold(u, AdminResource) }) {
+			continue
+		}
+		return s.UpdateApplication(ctx, tid, a.AppID, func(a *directory.Application) error {
+			for _, want := range AdminRoles() {
+				if !slices.ContainsFunc(a.AppRoles, func(r directory.AppRole) bool { return r.Value == want.Value }) {
+					a.AppRoles = append(a.AppRoles, want)
+				}
+			}
+			return nil
+		})
+	}
+	a, err := s.CreateApplication(ctx, directory.Application{TenantID: tid, AppID: directory.NewID(), ObjectID: directory.NewID(),
+		ServicePrincipalID: directory.NewID(), DisplayName: AdminAppName, IdentifierURIs: []string{AdminResource}, AppRoles: AdminRoles()})
+	if err != nil {
+		return directory.Application{}, fmt.Errorf("create the admin application in tenant %s: %w", tid, err)
+	}
+	return a, nil
+}
+
+// Bootstrap idempotently sets up the first administrator of tenant tid (or,
+// when tid is empty, of the store's only tenant): the admin application,
+// a managed identity wif-admin (resource group wif-system) with a federated
+// credential trusting issuer and subject, and its Directory.ReadWrite.All
+// role. It creates the tenant if absent. A workload whose tokens come from
+// issuer for subject can then exchange them, as the returned identity's
+// client id, for an admin token (scope api://wif-admin/.default).
+func Bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject string) (directory.ManagedIdentity, error) {
+	var none directory.ManagedIdentity
+	if tid == "" {
+		ts, err := s.ListTenants(ctx)
+		if err != nil {
+			return none, fmt.Errorf("bootstrap admin: list tenants: %w", err)
+		}
+		if len(ts) != 1 {
+			return none, fmt.Errorf("bootstrap admin: the store holds %d tenants; name the tenant the admin identity belongs to", len(ts))
+		}
+		tid = ts[0].ID
+	}
+	tid = directory.CanonicalID(tid)
+	if _, err := s.GetTenant(ctx, tid); errors.Is(err, store.ErrNotFound) {
+		if _, err := s.CreateTenant(ctx, directory.Tenant{ID: tid, DisplayName: "wif"}); err != nil {
+			return none, fmt.Errorf("bootstrap admin: create tenant %s: %w", tid, err)
+		}
+	} else if err != nil {
+		return none, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	app, err := EnsureAdminApp(ctx, s, tid)
+	if err != nil {
+		return none, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	ref := store.IdentityRef{SubscriptionID: apply.DefaultSubscriptionID, ResourceGroup: BootstrapResourceGroup, Name: BootstrapIdentityName}
+	mi, err := s.GetManagedIdentity(ctx, tid, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		mi, err = s.CreateManagedIdentity(ctx, directory.ManagedIdentity{TenantID: tid, SubscriptionID: ref.SubscriptionID,
+			ResourceGroup: ref.ResourceGroup, Name: ref.Name, ClientID: directory.NewID(), PrincipalID: directory.NewID()})
+	}
+	if err != nil {
+		return none, fmt.Errorf("bootstrap admin: identity %s: %w", ref.Name, err)
+	}
+	cred, err := s.GetFederatedCredential(ctx, tid, mi.ClientID, BootstrapCredential)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		_, err = s.CreateFederatedCredential(ctx, directory.FederatedCredential{TenantID: tid, ParentKind: directory.ParentManagedIdentity,
+			ParentClientID: mi.ClientID, ID: directory.NewID(), Name: BootstrapCredential, Issuer: issuer, Subject: subject,
+			Audiences: []string{directory.DefaultAudience}})
+	case err == nil && (cred.Issuer != issuer || cred.Subject != subject):
+		_, err = s.UpdateFederatedCredential(ctx, tid, mi.ClientID, BootstrapCredential, func(f *directory.FederatedCredential) error {
+			f.Issuer, f.Subject, f.ClaimsMatchingExpression = issuer, subject, nil
+			return nil
+		})
+	}
+	if err != nil {
+		return none, fmt.Errorf("bootstrap admin: credential %s: %w", BootstrapCredential, err)
+	}
+	var roleID string
+	for _, r := range app.AppRoles {
+		if r.Value == RoleReadWriteAll {
+			roleID = r.ID
+		}
+	}
+	gs, err := s.ListAppRoleAssignments(ctx, tid, store.AssignmentFilter{PrincipalID: mi.PrincipalID, ResourceAppID: app.AppID})
+	if err != nil {
+		return none, fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if !slices.ContainsFunc(gs, func(g directory.AppRoleAssignment) bool { return strings.EqualFold(g.AppRoleID, roleID) }) {
+		if _, err := s.CreateAppRoleAssignment(ctx, directory.AppRoleAssignment{TenantID: tid, ID: directory.NewID(),
+			PrincipalID: mi.PrincipalID, ResourceAppID: app.AppID, AppRoleID: roleID}); err != nil {
+			return none, fmt.Errorf("bootstrap admin: assign %s: %w", RoleReadWriteAll, err)
+		}
+	}
+	return mi, nil
+}

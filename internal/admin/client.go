@@ -1,0 +1,335 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client calls the admin API.
+type Client struct {
+	// BaseURL is the token service's URL, e.g. https://127.0.0.1:8443.
+	BaseURL string
+	// HTTPClient makes the requests (default: a client with a 30 s timeout).
+	HTTPClient *http.Client
+	// Token returns a bearer token for api://wif-admin; nil sends none
+	// (loopback dev mode).
+	Token func(ctx context.Context) (string, error)
+	// MaxResponseBytes bounds response bodies (default 16 MiB).
+	MaxResponseBytes int64
+}
+
+// Error is an error reply of the admin API.
+type Error struct {
+	StatusCode int
+	ErrorDetail
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.StatusCode, e.Message)
+	return msg
+}
+
+// IsNotFound reports whether err is a 404 from the admin API.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.StatusCode == http.StatusNotFound
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTPClient != nil {
+		return c.HTTPClient
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// Do sends one request: body (if not nil) is sent as JSON, or as is when it
+// is []byte; a 2xx JSON reply is decoded into out (if not nil). hdr adds
+// headers (e.g. If-Match). It returns the reply's headers.
+func (c *Client) Do(ctx context.Context, method, path string, hdr http.Header, body, out any) (http.Header, error) {
+	target := path
+	if !strings.HasPrefix(path, "https://") && !strings.HasPrefix(path, "http://") {
+		target = strings.TrimSuffix(c.BaseURL, "/") + path
+	} else if !sameOrigin(path, c.BaseURL) {
+		return nil, fmt.Errorf("refusing to follow a link to %s, outside %s", path, c.BaseURL)
+	}
+	var rd io.Reader
+	ctype := ""
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ctype = bytes.NewReader(b), "application/yaml"
+	default:
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		rd, ctype = bytes.NewReader(data), "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return nil, fmt.Errorf("admin request: %w", err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if c.Token != nil {
+		tok, err := c.Token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("get a token for %s: %w", AdminResource, err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	defer resp.Body.Close()
+	limit := c.MaxResponseBytes
+	if limit == 0 {
+		limit = 16 << 20
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read reply: %w", method, target, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s %s: reply larger than %d bytes", method, target, limit)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			return resp.Header, &Error{StatusCode: resp.StatusCode, ErrorDetail: eb.Error}
+		}
+		return resp.Header, &Error{StatusCode: resp.StatusCode, ErrorDetail: ErrorDetail{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}}
+	}
+	switch o := out.(type) {
+	case nil:
+	case *[]byte:
+		*o = data
+	default:
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.Header, fmt.Errorf("%s %s: decode reply: %w", method, target, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// listAll follows nextLink until the last page.
+func listAll[T any](ctx context.Context, c *Client, path string) ([]T, error) {
+	var all []T
+	for path != "" {
+		var pg List[T]
+		if _, err := c.Do(ctx, http.MethodGet, path, nil, nil, &pg); err != nil {
+			return nil, err
+		}
+		all = append(all, pg.Value...)
+		path = pg.NextLink
+	}
+	return all, nil
+}
+
+func esc(s string) string { return url.PathEscape(s) }
+
+// TenantPath is the path of a tenant.
+func TenantPath(tid string) string { return "/admin/tenants/" + esc(tid) }
+
+// IdentityPath is the path of a managed identity (name empty: the
+// collection of the resource group).
+func IdentityPath(tid, sub, rg, name string) string {
+	p := TenantPath(tid) + "/subscriptions/" + esc(sub) + "/resourceGroups/" + esc(rg) + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+	if name != "" {
+		p += "/" + esc(name)
+	}
+	return p
+}
+
+// ListTenants lists every tenant.
+func (c *Client) ListTenants(ctx context.Context) ([]TenantResource, error) {
+	return listAll[TenantResource](ctx, c, "/admin/tenants")
+}
+
+// PutTenant creates or renames a tenant.
+func (c *Client) PutTenant(ctx context.Context, t TenantResource) (TenantResource, error) {
+	var out TenantResource
+	_, err := c.Do(ctx, http.MethodPut, TenantPath(t.ID), nil, t, &out)
+	return out, err
+}
+
+// ListApplications lists a tenant's applications.
+func (c *Client) ListApplications(ctx context.Context, tid string) ([]ApplicationResource, error) {
+	return listAll[ApplicationResource](ctx, c, TenantPath(tid)+"/applications")
+}
+
+// GetApplication reads an application by appId.
+func (c *Client) GetApplication(ctx context.Context, tid, appID string) (ApplicationResource, error) {
+	var out ApplicationResource
+	_, err := c.Do(ctx, http.MethodGet, TenantPath(tid)+"/applications/"+esc(appID), nil, nil, &out)
+	return out, err
+}
+
+// CreateApplication creates an application.
+func (c *Client) CreateApplication(ctx context.Context, tid string, a ApplicationResource) (ApplicationResource, error) {
+	var out ApplicationResource
+	_, err := c.Do(ctx, http.MethodPost, TenantPath(tid)+"/applications", nil, a, &out)
+	return out, err
+}
+
+// DeleteApplication deletes an application.
+func (c *Client) DeleteApplication(ctx context.Context, tid, appID string) error {
+	_, err := c.Do(ctx, http.MethodDelete, TenantPath(tid)+"/applications/"+esc(appID), nil, nil, nil)
+	return err
+}
+
+// ListIdentities lists the identities of a resource group, or of the whole
+// subscription when rg is empty.
+func (c *Client) ListIdentities(ctx context.Context, tid, sub, rg string) ([]IdentityResource, error) {
+	p := TenantPath(tid) + "/subscriptions/" + esc(sub) + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+	if rg != "" {
+		p = IdentityPath(tid, sub, rg, "")
+	}
+	return listAll[IdentityResource](ctx, c, p)
+}
+
+// GetIdentity reads a managed identity.
+func (c *Client) GetIdentity(ctx context.Context, tid, sub, rg, name string) (IdentityResource, error) {
+	var out IdentityResource
+	_, err := c.Do(ctx, http.MethodGet, IdentityPath(tid, sub, rg, name), nil, nil, &out)
+	return out, err
+}
+
+// PutIdentity creates or updates a managed identity.
+func (c *Client) PutIdentity(ctx context.Context, tid, sub, rg, name string, in IdentityResource) (IdentityResource, error) {
+	var out IdentityResource
+	_, err := c.Do(ctx, http.MethodPut, IdentityPath(tid, sub, rg, name), nil, in, &out)
+	return out, err
+}
+
+// DeleteIdentity deletes a managed identity.
+func (c *Client) DeleteIdentity(ctx context.Context, tid, sub, rg, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, IdentityPath(tid, sub, rg, name), nil, nil, nil)
+	return err
+}
+
+func credPath(tid, sub, rg, identity, name string) string {
+	p := IdentityPath(tid, sub, rg, identity) + "/federatedIdentityCredentials"
+	if name != "" {
+		p += "/" + esc(name)
+	}
+	return p
+}
+
+// ListIdentityCredentials lists an identity's federated credentials.
+func (c *Client) ListIdentityCredentials(ctx context.Context, tid, sub, rg, identity string) ([]IdentityCredentialResource, error) {
+	return listAll[IdentityCredentialResource](ctx, c, credPath(tid, sub, rg, identity, ""))
+}
+
+// GetIdentityCredential reads an identity's federated credential.
+func (c *Client) GetIdentityCredential(ctx context.Context, tid, sub, rg, identity, name string) (IdentityCredentialResource, error) {
+	var out IdentityCredentialResource
+	_, err := c.Do(ctx, http.MethodGet, credPath(tid, sub, rg, identity, name), nil, nil, &out)
+	return out, err
+}
+
+// PutIdentityCredential creates or updates an identity's federated
+// credential.
+func (c *Client) PutIdentityCredential(ctx context.Context, tid, sub, rg, identity, name string, p CredentialProperties) (IdentityCredentialResource, error) {
+	var out IdentityCredentialResource
+	_, err := c.Do(ctx, http.MethodPut, credPath(tid, sub, rg, identity, name), nil, IdentityCredentialResource{Properties: &p}, &out)
+	return out, err
+}
+
+// DeleteIdentityCredential deletes an identity's federated credential.
+func (c *Client) DeleteIdentityCredential(ctx context.Context, tid, sub, rg, identity, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, credPath(tid, sub, rg, identity, name), nil, nil, nil)
+	return err
+}
+
+// ListAssignments lists a tenant's app role assignments.
+func (c *Client) ListAssignments(ctx context.Context, tid string) ([]AssignmentResource, error) {
+	return listAll[AssignmentResource](ctx, c, TenantPath(tid)+"/appRoleAssignments")
+}
+
+// CreateAssignment assigns an app role, by ids or names.
+func (c *Client) CreateAssignment(ctx context.Context, tid string, a AssignmentResource) (AssignmentResource, error) {
+	var out AssignmentResource
+	_, err := c.Do(ctx, http.MethodPost, TenantPath(tid)+"/appRoleAssignments", nil, a, &out)
+	return out, err
+}
+
+// AuditQuery filters ListAudit.
+type AuditQuery struct {
+	ClientID, Result string
+	Since, Until     time.Time
+	// Max bounds the records returned (0: 100).
+	Max int
+}
+
+// ListAudit lists audited exchanges, newest first.
+func (c *Client) ListAudit(ctx context.Context, tid string, q AuditQuery) ([]AuditResource, error) {
+	v := url.Values{}
+	if q.ClientID != "" {
+		v.Set("clientId", q.ClientID)
+	}
+	if q.Result != "" {
+		v.Set("result", q.Result)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339))
+	}
+	max := q.Max
+	if max <= 0 {
+		max = DefaultPageSize
+	}
+	v.Set("$top", fmt.Sprint(min(max, MaxPageSize)))
+	path := TenantPath(tid) + "/auditLogs?" + v.Encode()
+	var all []AuditResource
+	for path != "" && len(all) < max {
+		var pg List[AuditResource]
+		if _, err := c.Do(ctx, http.MethodGet, path, nil, nil, &pg); err != nil {
+			return nil, err
+		}
+		all = append(all, pg.Value...)
+		path = pg.NextLink
+	}
+	if len(all) > max {
+		all = all[:max]
+	}
+	return all, nil
+}
+
+// Export returns the whole directory as a YAML document.
+func (c *Client) Export(ctx context.Context) ([]byte, error) {
+	var out []byte
+	_, err := c.Do(ctx, http.MethodGet, "/admin/directory", http.Header{"Accept": {"application/yaml"}}, nil, &out)
+	return out, err
+}
+
+// Apply applies a directory document (YAML or JSON).
+func (c *Client) Apply(ctx context.Context, doc []byte, dryRun, prune bool) (ApplyResult, error) {
+	var out ApplyResult
+	_, err := c.Do(ctx, http.MethodPost, fmt.Sprintf("/admin/directory?dryRun=%t&prune=%t", dryRun, prune), nil, doc, &out)
+	return out, err
+}

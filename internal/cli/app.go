@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wif-project/wif/internal/admin"
+)
+
+func newAppCommand(streams Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "app",
+		Short: "Manage applications: resources with identifier URIs and app roles, and clients (like az ad app)",
+	}
+	af := addAdminFlags(cmd)
+	cmd.AddCommand(newAppCreate(streams, af), newAppShow(streams, af), newAppList(streams, af), newAppDelete(streams, af))
+	return cmd
+}
+
+func appTable(items ...admin.ApplicationResource) func() table {
+	return func() table {
+		t := table{headers: []string{"DisplayName", "AppId", "IdentifierUris", "AppRoles", "TokenVersion"}}
+		for _, a := range items {
+			var roles []string
+			for _, r := range a.AppRoles {
+				roles = append(roles, r.Value)
+			}
+			v := "1"
+			if a.RequestedAccessTokenVersion == 2 {
+				v = "2"
+			}
+			t.rows = append(t.rows, []string{a.DisplayName, a.AppID, strings.Join(a.IdentifierURIs, ","), strings.Join(roles, ","), v})
+		}
+		return t
+	}
+}
+
+func newAppCreate(streams Streams, af *adminFlags) *cobra.Command {
+	var in admin.ApplicationResource
+	var roles []string
+	var rolesFile string
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create an application",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			for _, r := range roles {
+				in.AppRoles = append(in.AppRoles, admin.AppRoleResource{Value: r})
+			}
+			if rolesFile != "" {
+				b, err := os.ReadFile(rolesFile)
+				if err != nil {
+					return fmt.Errorf("read --app-roles: %w", err)
+				}
+				var more []admin.AppRoleResource
+				if err := json.Unmarshal(b, &more); err != nil {
+					return fmt.Errorf("--app-roles %s: expected a JSON list of {value, allowedMemberTypes, ...}: %w", rolesFile, err)
+				}
+				in.AppRoles = append(in.AppRoles, more...)
+			}
+			a, err := c.CreateApplication(ctx, tid, in)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, a, appTable(a))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.DisplayName, "display-name", "", "display name")
+	f.StringSliceVar(&in.IdentifierURIs, "identifier-uris", nil, "identifier URIs, e.g. api://provider-api")
+	f.StringSliceVar(&roles, "app-role", nil, "an app role value assignable to applications (repeatable), e.g. Data.Read")
+	f.StringVar(&rolesFile, "app-roles", "", "JSON file with a list of app roles, as az ad app create --app-roles")
+	f.IntVar(&in.RequestedAccessTokenVersion, "requested-access-token-version", 0, "access token version for this resource: 1 or 2")
+	f.StringVar(&in.AppID, "app-id", "", "the appId (default: generated)")
+	_ = cmd.MarkFlagRequired("display-name")
+	return cmd
+}
+
+func newAppShow(streams Streams, af *adminFlags) *cobra.Command {
+	var appID string
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show an application",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			a, err := c.GetApplication(ctx, tid, appID)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, a, appTable(a))
+		},
+	}
+	cmd.Flags().StringVar(&appID, "id", "", "the application's appId")
+	_ = cmd.MarkFlagRequired("id")
+	return cmd
+}
+
+func newAppList(streams Streams, af *adminFlags) *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List applications",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			as, err := c.ListApplications(ctx, tid)
+			if err != nil {
+				return err
+			}
+			out := []admin.ApplicationResource{}
+			for _, a := range as {
+				if name == "" || a.DisplayName == name {
+					out = append(out, a)
+				}
+			}
+			return af.print(streams.Out, out, appTable(out...))
+		},
+	}
+	cmd.Flags().StringVar(&name, "display-name", "", "only applications with this display name")
+	return cmd
+}
+
+func newAppDelete(streams Streams, af *adminFlags) *cobra.Command {
+	var appID string
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete an application with its credentials and role assignments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			return c.DeleteApplication(ctx, tid, appID)
+		},
+	}
+	cmd.Flags().StringVar(&appID, "id", "", "the application's appId")
+	_ = cmd.MarkFlagRequired("id")
+	return cmd
+}

@@ -1,0 +1,369 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/directory"
+)
+
+// identityFlags name an identity the way az does.
+type identityFlags struct {
+	name, resourceGroup, subscription string
+}
+
+func (i *identityFlags) add(cmd *cobra.Command, nameFlag, nameHelp string, needName bool) {
+	f := cmd.Flags()
+	f.StringVarP(&i.name, nameFlag, "n", "", nameHelp)
+	f.StringVarP(&i.resourceGroup, "resource-group", "g", "", "resource group")
+	f.StringVar(&i.subscription, "subscription", apply.DefaultSubscriptionID, "subscription id")
+	_ = cmd.MarkFlagRequired("resource-group")
+	if needName {
+		_ = cmd.MarkFlagRequired(nameFlag)
+	}
+}
+
+func newIdentityCommand(streams Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "identity",
+		Short: "Manage user-assigned managed identities (like az identity)",
+	}
+	af := addAdminFlags(cmd)
+	cmd.AddCommand(newIdentityCreate(streams, af), newIdentityShow(streams, af), newIdentityList(streams, af),
+		newIdentityDelete(streams, af), newFederatedCredentialCommand(streams, af))
+	return cmd
+}
+
+func identityTable(items ...admin.IdentityResource) func() table {
+	return func() table {
+		t := table{headers: []string{"Name", "ResourceGroup", "Location", "ClientId", "PrincipalId"}}
+		for _, m := range items {
+			var p admin.IdentityProperties
+			if m.Properties != nil {
+				p = *m.Properties
+			}
+			t.rows = append(t.rows, []string{m.Name, m.ResourceGroup, m.Location, p.ClientID, p.PrincipalID})
+		}
+		return t
+	}
+}
+
+// connect returns the client and tenant for a command.
+func connect(ctx context.Context, af *adminFlags) (*admin.Client, string, error) {
+	c, err := af.client(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	tid, err := af.tenantID(ctx, c)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, tid, nil
+}
+
+func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	var location string
+	var tags []string
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create (or update) a user-assigned managed identity",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			in := admin.IdentityResource{Location: location}
+			if len(tags) > 0 {
+				in.Tags = map[string]string{}
+				for _, t := range tags {
+					k, v, _ := strings.Cut(t, "=")
+					in.Tags[k] = v
+				}
+			}
+			m, err := c.PutIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name, in)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, m, identityTable(m))
+		},
+	}
+	id.add(cmd, "name", "identity name", true)
+	cmd.Flags().StringVarP(&location, "location", "l", "", "location (informational)")
+	cmd.Flags().StringSliceVar(&tags, "tags", nil, "space- or comma-separated key=value tags")
+	return cmd
+}
+
+func newIdentityShow(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show a managed identity",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			m, err := c.GetIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, m, identityTable(m))
+		},
+	}
+	id.add(cmd, "name", "identity name", true)
+	return cmd
+}
+
+func newIdentityList(streams Streams, af *adminFlags) *cobra.Command {
+	var rg, sub string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List managed identities (of a resource group, or of the subscription)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			ms, err := c.ListIdentities(ctx, tid, sub, rg)
+			if err != nil {
+				return err
+			}
+			if ms == nil {
+				ms = []admin.IdentityResource{}
+			}
+			return af.print(streams.Out, ms, identityTable(ms...))
+		},
+	}
+	cmd.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group (default: all)")
+	cmd.Flags().StringVar(&sub, "subscription", apply.DefaultSubscriptionID, "subscription id")
+	return cmd
+}
+
+func newIdentityDelete(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete a managed identity with its federated credentials and role assignments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			return c.DeleteIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name)
+		},
+	}
+	id.add(cmd, "name", "identity name", true)
+	return cmd
+}
+
+func newFederatedCredentialCommand(streams Streams, af *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "federated-credential",
+		Short: "Manage an identity's federated identity credentials (like az identity federated-credential)",
+	}
+	cmd.AddCommand(newFICCreate(streams, af), newFICShow(streams, af), newFICList(streams, af), newFICDelete(streams, af))
+	return cmd
+}
+
+func ficTable(items ...admin.IdentityCredentialResource) func() table {
+	return func() table {
+		t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences"}}
+		for _, f := range items {
+			p := f.Properties
+			if p == nil {
+				p = &admin.CredentialProperties{}
+			}
+			subj := p.Subject
+			if p.ClaimsMatchingExpression != nil {
+				subj = "claims: " + p.ClaimsMatchingExpression.Value
+			}
+			t.rows = append(t.rows, []string{f.Name, p.Issuer, subj, strings.Join(p.Audiences, ",")})
+		}
+		return t
+	}
+}
+
+func newFICCreate(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	var identityName, issuer, subject, description string
+	var audiences []string
+	var skipCheck bool
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create (or update) a federated identity credential",
+		Long: `Create (or update) a federated identity credential: trust tokens from --issuer
+for --subject. Before creating it, wif fetches the issuer's discovery document
+(when reachable) and warns when the issuer it names differs from --issuer
+(the classic missing or extra trailing slash), since tokens would then never match.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			if !skipCheck {
+				hc, err := af.httpClient(3 * time.Second)
+				if err != nil {
+					return err
+				}
+				if w := checkIssuer(ctx, hc, issuer); w != "" {
+					fmt.Fprintln(streams.ErrOut, w)
+				}
+			}
+			f, err := c.PutIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name,
+				admin.CredentialProperties{Issuer: issuer, Subject: subject, Audiences: audiences, Description: description})
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, f, ficTable(f))
+		},
+	}
+	id.add(cmd, "name", "credential name", true)
+	f := cmd.Flags()
+	f.StringVar(&identityName, "identity-name", "", "name of the managed identity")
+	f.StringVar(&issuer, "issuer", "", "the issuer URL, exactly as its tokens carry it in iss")
+	f.StringVar(&subject, "subject", "", "the subject, e.g. system:serviceaccount:<namespace>:<name>")
+	f.StringSliceVar(&audiences, "audiences", []string{directory.DefaultAudience}, "the audience the tokens carry")
+	f.StringVar(&description, "description", "", "description")
+	f.BoolVar(&skipCheck, "skip-issuer-check", false, "do not fetch the issuer's discovery document")
+	_ = cmd.MarkFlagRequired("identity-name")
+	_ = cmd.MarkFlagRequired("issuer")
+	_ = cmd.MarkFlagRequired("subject")
+	return cmd
+}
+
+// checkIssuer fetches {issuer}/.well-known/openid-configuration and returns
+// a warning when the document's issuer differs from the given one, or ""
+// when they agree or the document cannot be fetched (an issuer need not be
+// reachable from here).
+func checkIssuer(ctx context.Context, hc *http.Client, issuer string) string {
+	if !strings.HasPrefix(issuer, "https://") {
+		return ""
+	}
+	u := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	var doc struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&doc); err != nil || doc.Issuer == "" || doc.Issuer == issuer {
+		return ""
+	}
+	hint := ""
+	switch {
+	case doc.Issuer == issuer+"/":
+		hint = " (a missing trailing slash)"
+	case doc.Issuer+"/" == issuer:
+		hint = " (an extra trailing slash)"
+	}
+	return fmt.Sprintf("WARNING: the issuer's discovery document (%s) names its issuer %q, but --issuer is %q%s.\n"+
+		"Tokens from this issuer carry iss %q and will not match this credential; the exchange will fail with AADSTS700211.\n"+
+		"Fix: use --issuer %s", u, doc.Issuer, issuer, hint, doc.Issuer, doc.Issuer)
+}
+
+func newFICShow(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	var identityName string
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show a federated identity credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			f, err := c.GetIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, f, ficTable(f))
+		},
+	}
+	id.add(cmd, "name", "credential name", true)
+	cmd.Flags().StringVar(&identityName, "identity-name", "", "name of the managed identity")
+	_ = cmd.MarkFlagRequired("identity-name")
+	return cmd
+}
+
+func newFICList(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List an identity's federated identity credentials",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			fs, err := c.ListIdentityCredentials(ctx, tid, id.subscription, id.resourceGroup, id.name)
+			if err != nil {
+				return err
+			}
+			if fs == nil {
+				fs = []admin.IdentityCredentialResource{}
+			}
+			return af.print(streams.Out, fs, ficTable(fs...))
+		},
+	}
+	id.add(cmd, "identity-name", "name of the managed identity", true)
+	return cmd
+}
+
+func newFICDelete(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	var identityName string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete a federated identity credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			return c.DeleteIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name)
+		},
+	}
+	id.add(cmd, "name", "credential name", true)
+	cmd.Flags().StringVar(&identityName, "identity-name", "", "name of the managed identity")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not prompt (accepted for az compatibility; wif never prompts)")
+	_ = cmd.MarkFlagRequired("identity-name")
+	return cmd
+}

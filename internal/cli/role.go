@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/wif-project/wif/internal/admin"
+)
+
+func newRoleCommand(streams Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "role",
+		Short: "Assign app roles to identities and applications (they appear in the roles claim)",
+	}
+	af := addAdminFlags(cmd)
+	cmd.AddCommand(newRoleAssign(streams, af), newRoleList(streams, af))
+	return cmd
+}
+
+func assignmentTable(items ...admin.AssignmentResource) func() table {
+	return func() table {
+		t := table{headers: []string{"Principal", "Resource", "Role", "Id"}}
+		for _, g := range items {
+			t.rows = append(t.rows, []string{g.Principal, g.Resource, g.Role, g.ID})
+		}
+		return t
+	}
+}
+
+func newRoleAssign(streams Streams, af *adminFlags) *cobra.Command {
+	var in admin.AssignmentResource
+	cmd := &cobra.Command{
+		Use:   "assign",
+		Short: "Assign an app role of a resource application to an identity or application",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			g, err := c.CreateAssignment(ctx, tid, in)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, g, assignmentTable(g))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Principal, "assignee", "", "identity name or client id, or application display name or appId")
+	f.StringVar(&in.Resource, "resource", "", "resource application: identifier URI, appId or display name")
+	f.StringVar(&in.Role, "role", "", "app role value (e.g. Data.Read) or id")
+	for _, n := range []string{"assignee", "resource", "role"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+func newRoleList(streams Streams, af *adminFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List app role assignments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			gs, err := c.ListAssignments(ctx, tid)
+			if err != nil {
+				return err
+			}
+			if gs == nil {
+				gs = []admin.AssignmentResource{}
+			}
+			return af.print(streams.Out, gs, assignmentTable(gs...))
+		},
+	}
+}
