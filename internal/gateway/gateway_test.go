@@ -75,7 +75,11 @@ func (e *gwEnv) advance(d time.Duration) {
 // issuer (the stand-in for the wif token service).
 func startGateway(t testing.TB, policyXML string, cfgMod func(*Config)) *gwEnv {
 	t.Helper()
-	e := &gwEnv{iss: testissuer.Start(t), backend: startBackend(t), now: time.Now()}
+	return startGatewayWith(t, &gwEnv{iss: testissuer.Start(t), backend: startBackend(t), now: time.Now()}, policyXML, cfgMod)
+}
+
+func startGatewayWith(t testing.TB, e *gwEnv, policyXML string, cfgMod func(*Config)) *gwEnv {
+	t.Helper()
 	cfg := &Config{
 		TokenService: TokenService{URL: e.iss.URL, EntraPublicHosts: true},
 		Routes:       []Route{{Name: "api", PathPrefix: "/", Backend: e.backend.URL + "/svc", Policy: "policy.xml"}},

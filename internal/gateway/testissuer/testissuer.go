@@ -96,9 +96,10 @@ func Start(t testing.TB) *Issuer {
 	return iss
 }
 
-// PublicJWK is the signing key as published.
+// PublicJWK is the signing key as published (like Entra's keys, without
+// an "alg", so any RSA algorithm the validator allows may use it).
 func (iss *Issuer) PublicJWK() jose.JSONWebKey {
-	return jose.JSONWebKey{Key: &iss.Key.PublicKey, KeyID: iss.KID, Use: "sig", Algorithm: "RS256"}
+	return jose.JSONWebKey{Key: &iss.Key.PublicKey, KeyID: iss.KID, Use: "sig"}
 }
 
 // DiscoveryURL is the v2 openid-configuration URL of tenant tid.
