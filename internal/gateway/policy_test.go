@@ -70,7 +70,9 @@ func TestValidateJWTAttributes(t *testing.T) {
 			req:    func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"X-Token": e.v1(t, nil)}} }, status: 200},
 		{name: "header-name Authorization without require-scheme strips Bearer",
 			policy: func(*gwEnv) string { return jwtPolicy(`header-name="Authorization"`, stdChildren) },
-			req:    func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 		{name: "query-parameter-name",
 			policy: func(*gwEnv) string { return jwtPolicy(`query-parameter-name="access_token"`, stdChildren) },
 			req:    func(t *testing.T, e *gwEnv) req { return req{"/?access_token=" + e.v1(t, nil), nil} }, status: 200},
@@ -110,8 +112,10 @@ func TestValidateJWTAttributes(t *testing.T) {
 				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, map[string]any{"exp": nil})}}
 			}, status: 200},
 		{name: "require-scheme Bearer refuses a bare token",
-			policy: func(*gwEnv) string { return jwtPolicy(`header-name="Authorization" require-scheme="Bearer"`, stdChildren) },
-			req:    func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": e.v1(t, nil)}} }, status: 401, message: "JWT not valid.", errCode: "invalid_token"},
+			policy: func(*gwEnv) string {
+				return jwtPolicy(`header-name="Authorization" require-scheme="Bearer"`, stdChildren)
+			},
+			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": e.v1(t, nil)}} }, status: 401, message: "JWT not valid.", errCode: "invalid_token"},
 		{name: "clock-skew defaults to 0",
 			policy: func(*gwEnv) string { return jwtPolicy(`header-name="Authorization"`, stdChildren) },
 			req: func(t *testing.T, e *gwEnv) req {
@@ -128,12 +132,16 @@ func TestValidateJWTAttributes(t *testing.T) {
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization" output-token-variable-name="jwt"`, stdChildren)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 		{name: "openid-config at the issuer's own URL",
 			policy: func(e *gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, `<openid-config url="`+e.iss.DiscoveryURL(tid)+`"/>`+stdChildren)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 		{name: "issuer-signing-keys symmetric allows HS256",
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, `<issuer-signing-keys><key>`+secretB64+`</key></issuer-signing-keys>`+stdChildren)
@@ -160,7 +168,9 @@ func TestValidateJWTAttributes(t *testing.T) {
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, `<issuer-signing-keys><key certificate-id="signing"/></issuer-signing-keys>`+stdChildren)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 		{name: "RS512 is accepted",
 			policy: func(*gwEnv) string { return jwtPolicy(`header-name="Authorization"`, stdChildren) },
 			req: func(t *testing.T, e *gwEnv) req {
@@ -195,12 +205,16 @@ func TestValidateJWTAttributes(t *testing.T) {
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, `<issuers><issuer>https://a/</issuer><issuer>https://sts.windows.net/`+tid+`/</issuer></issuers>`)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 		{name: "issuers: unlisted",
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, `<issuers><issuer>https://a/</issuer></issuers>`)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 401, message: "JWT not valid.", errCode: "invalid_token"},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 401, message: "JWT not valid.", errCode: "invalid_token"},
 		{name: "required-claims match any with separator",
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, stdChildren+`<required-claims><claim name="scp" match="any" separator=" "><value>write</value><value>admin</value></claim></required-claims>`)
@@ -219,7 +233,9 @@ func TestValidateJWTAttributes(t *testing.T) {
 			policy: func(*gwEnv) string {
 				return jwtPolicy(`header-name="Authorization"`, stdChildren+`<required-claims><claim name="xms_mirid"/></required-claims>`)
 			},
-			req: func(t *testing.T, e *gwEnv) req { return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}} }, status: 200},
+			req: func(t *testing.T, e *gwEnv) req {
+				return req{"/", map[string]string{"Authorization": "Bearer " + e.v1(t, nil)}}
+			}, status: 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
