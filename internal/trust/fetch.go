@@ -120,6 +120,7 @@ func (c *Cache) get(ctx context.Context, src Source, url string) ([]byte, http.H
 		return fail(0, fmt.Errorf("building the request: %w", err))
 	}
 	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "wif-trust/1 (OIDC key cache)")
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fail(0, c.transportError(ctx, err))

@@ -187,6 +187,9 @@ type FetchError struct {
 	// LastSuccess is when keys were last fetched for Source (zero if
 	// never); set when those keys exist but are older than MaxStaleness.
 	LastSuccess time.Time
+	// NextAttempt, when not zero, is the earliest time the cache will try
+	// again: until then it answers with this error without fetching.
+	NextAttempt time.Time
 }
 
 // Error says which URL failed and why.
@@ -195,6 +198,9 @@ func (e *FetchError) Error() string {
 	fmt.Fprintf(&b, "trust: fetching %s failed: %v", e.URL, e.Err)
 	if !e.LastSuccess.IsZero() {
 		fmt.Fprintf(&b, " (the keys last fetched at %s are too old to use)", e.LastSuccess.UTC().Format(time.RFC3339))
+	}
+	if !e.NextAttempt.IsZero() {
+		fmt.Fprintf(&b, "; the next attempt will be made after %s", e.NextAttempt.UTC().Format(time.RFC3339))
 	}
 	return b.String()
 }
@@ -359,7 +365,7 @@ func (c *Cache) Key(ctx context.Context, src Source, kid string) (*jose.JSONWebK
 			if usable {
 				return nil, c.unknownKID(e, ks, kid, now)
 			}
-			return nil, c.noKeys(e, ks)
+			return nil, c.noKeys(e, ks, now)
 		}
 		if err := c.wait(ctx, e, f); err != nil {
 			return nil, err
@@ -427,7 +433,7 @@ func (c *Cache) current(ctx context.Context, src Source) (*keySet, error) {
 			f = c.startFetch(e, now, false)
 		}
 		if f == nil {
-			return nil, c.noKeys(e, ks)
+			return nil, c.noKeys(e, ks, now)
 		}
 		if err := c.wait(ctx, e, f); err != nil {
 			return nil, err
@@ -573,7 +579,7 @@ func (c *Cache) unknownKID(e *entry, ks *keySet, kid string, now time.Time) erro
 }
 
 // noKeys is the error when e has no usable keys and no fetch can run now.
-func (c *Cache) noKeys(e *entry, ks *keySet) error {
+func (c *Cache) noKeys(e *entry, ks *keySet, now time.Time) error {
 	e.mu.Lock()
 	lastErr := e.lastErr
 	e.mu.Unlock()
@@ -581,11 +587,13 @@ func (c *Cache) noKeys(e *entry, ks *keySet) error {
 	if lastErr != nil {
 		fe = *lastErr
 	} else {
-		fe = FetchError{Source: e.src, URL: e.src.DiscoveryURL,
-			Err: fmt.Errorf("no usable keys and the next fetch is allowed at %s", time.Unix(0, e.nextAttempt.Load()).UTC().Format(time.RFC3339))}
+		fe = FetchError{Source: e.src, URL: e.src.DiscoveryURL, Err: errors.New("no usable keys")}
 	}
 	if ks != nil {
 		fe.LastSuccess = ks.fetchedAt
+	}
+	if next := time.Unix(0, e.nextAttempt.Load()); now.Before(next) {
+		fe.NextAttempt = next
 	}
 	return &fe
 }

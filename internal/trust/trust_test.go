@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -292,7 +293,7 @@ func TestIssuerMismatch(t *testing.T) {
 		t.Fatalf("err = %v, want a FetchError wrapping ErrIssuerMismatch", err)
 	}
 	u := ti.srv.URL
-	want := fmt.Sprintf("trust: fetching %s/.well-known/openid-configuration failed: issuer mismatch: discovery document at %s/.well-known/openid-configuration says issuer %q, expected %q (note the trailing '/': issuers are compared exactly)", u, u, u+"/", u)
+	want := fmt.Sprintf("trust: fetching %s/.well-known/openid-configuration failed: issuer mismatch: discovery document at %s/.well-known/openid-configuration says issuer %q, expected %q (note the trailing '/': issuers are compared exactly); the next attempt will be made after 2026-11-23T12:01:00Z", u, u, u+"/", u)
 	if err.Error() != want {
 		t.Fatalf("error\n got %s\nwant %s", err, want)
 	}
@@ -390,4 +391,50 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// A failed first fetch is answered from memory until the cooldown ends,
+// then retried; the failure is logged with its URL and cause.
+func TestFailedFetchCooldownAndLog(t *testing.T) {
+	ti := newTestIssuer(t, rsaJWK(0, "k1"))
+	ti.set(func(x *testIssuer) { x.status = 502 })
+	clk := newFakeClock()
+	var logs strings.Builder
+	var logMu sync.Mutex
+	c, _ := newTestCache(t, ti, clk, func(o *Options) {
+		o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))
+	})
+	src := ti.source()
+	_, err1 := c.Key(ctxT(t), src, "k1")
+	clk.Advance(DefaultMinRefetchInterval - time.Second)
+	_, err2 := c.Key(ctxT(t), src, "k1")
+	var fe *FetchError
+	if !errors.As(err2, &fe) || fe.StatusCode != 502 || fe.NextAttempt.IsZero() || err1.Error() != err2.Error() {
+		t.Fatalf("within the cooldown: %v (first: %v)", err2, err1)
+	}
+	if d, _ := ti.counts(); d != 1 {
+		t.Fatalf("discovery fetched %d times within the cooldown, want 1", d)
+	}
+	ti.set(func(x *testIssuer) { x.status = 0 })
+	clk.Advance(2 * time.Second)
+	if _, err := c.Key(ctxT(t), src, "k1"); err != nil {
+		t.Fatalf("after the cooldown: %v", err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	want := fmt.Sprintf(`level=WARN msg="trust: fetching issuer keys failed" source=%s url=%s error="HTTP status 502 Bad Gateway, expected 200 OK"`, src.DiscoveryURL, src.DiscoveryURL)
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log:\n%s\nwant a line with:\n%s", logs.String(), want)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
