@@ -10,9 +10,30 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-
-	"github.com/wif-project/wif/internal/wiftest"
 )
+
+// signRS256 signs claims with key (kid "k" plus extra header fields).
+func signRS256(t *testing.T, key *rsa.PrivateKey, claims map[string]any, extra map[jose.HeaderKey]any) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k")
+	for k, v := range extra {
+		opts = opts.WithHeader(k, v)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(claims)
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
@@ -22,7 +43,7 @@ func TestParseAssertion(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().Unix()
-	good := wiftest.SignRS256(t, key, map[string]any{"iss": "https://i", "sub": "s", "aud": "a", "iat": now, "exp": now + 60, "jti": "j"}, nil)
+	good := signRS256(t, key, map[string]any{"iss": "https://i", "sub": "s", "aud": "a", "iat": now, "exp": now + 60, "jti": "j"}, nil)
 	payload := b64(`{"iss":"https://i","sub":"s","aud":["a"],"iat":1,"exp":2}`)
 	tests := []struct {
 		name    string
@@ -80,7 +101,7 @@ func TestParseAssertionIgnoresKeyHeaders(t *testing.T) {
 	jwk, _ := json.Marshal(jose.JSONWebKey{Key: &attacker.PublicKey})
 	var jwkMap map[string]any
 	_ = json.Unmarshal(jwk, &jwkMap)
-	tok := wiftest.SignRS256(t, attacker, map[string]any{"iss": "https://i", "sub": "s", "aud": "a", "iat": 1, "exp": 2},
+	tok := signRS256(t, attacker, map[string]any{"iss": "https://i", "sub": "s", "aud": "a", "iat": 1, "exp": 2},
 		map[jose.HeaderKey]any{"jku": "https://attacker.example/keys", "x5u": "https://attacker.example/cert"})
 	a, e := parseAssertion(tok)
 	if e != nil {

@@ -127,6 +127,13 @@ func (iss *Issuer) Key() *rsa.PrivateKey {
 	return iss.keys[len(iss.keys)-1]
 }
 
+// FirstKey returns the issuer's first signing key.
+func (iss *Issuer) FirstKey() *rsa.PrivateKey {
+	iss.mu.Lock()
+	defer iss.mu.Unlock()
+	return iss.keys[0]
+}
+
 // Mint signs a token for sub with audience aud, valid from now for
 // lifetime, with kube-apiserver's claims shape.
 func (iss *Issuer) Mint(t testing.TB, sub, aud string, lifetime time.Duration) string {

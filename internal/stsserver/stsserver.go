@@ -1,0 +1,187 @@
+// Package stsserver assembles a running token service from its parts: the
+// store, the signing keys (internal/jose), the remote issuer key cache
+// (internal/trust), the token endpoint (internal/sts), probes, metrics and
+// the HTTPS listener. `wif serve`, `wif dev` and the test harness all start
+// the token service through it, so they cannot drift apart.
+package stsserver
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wif-project/wif/internal/httpx"
+	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/sts"
+	"github.com/wif-project/wif/internal/trust"
+)
+
+// Config configures a token service.
+type Config struct {
+	// Store holds the directory, keys and audit log. Required; the caller
+	// closes it after Run returns.
+	Store store.Store
+	// Listener is where the service serves HTTPS. Required.
+	Listener net.Listener
+	// TLS is the listener's TLS configuration. Required: Azure clients
+	// refuse a non-https authority.
+	TLS *tls.Config
+	// PublicURL is the authority host clients use (default:
+	// https://<listener address>).
+	PublicURL string
+	// KEK is the key-encryption key for signing keys at rest (nil: keys
+	// stored in the clear, with a warning).
+	KEK []byte
+	// TokenLifetime of access tokens (default 1 h).
+	TokenLifetime time.Duration
+	// EntraIssuerNames: v1 tokens carry iss https://sts.windows.net/{tid}/.
+	EntraIssuerNames bool
+	// IssuerHTTPClient fetches external issuers' metadata and keys (for
+	// example one trusting a cluster's CA). Nil: system roots.
+	IssuerHTTPClient *http.Client
+	// Mount, when set, adds routes (such as the admin API) to the mux.
+	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server is an assembled token service.
+type Server struct {
+	STS      *sts.Service
+	Keys     *jose.Manager
+	Trust    *trust.Cache
+	Registry *prometheus.Registry
+	Handler  http.Handler
+	// URL is the public URL (authority host, no trailing '/').
+	URL string
+
+	cfg Config
+	log *slog.Logger
+}
+
+// New builds the token service: it loads (or on first start creates) the
+// signing keys and loads the directory.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Listener == nil || cfg.TLS == nil {
+		return nil, errors.New("stsserver: Store, Listener and TLS are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "https://" + cfg.Listener.Addr().String()
+	}
+	if cfg.TokenLifetime == 0 {
+		cfg.TokenLifetime = time.Hour
+	}
+	reg := httpx.NewRegistry()
+	keys, err := jose.NewManager(ctx, jose.Options{
+		Store: cfg.Store, KEK: cfg.KEK, MaxTokenLifetime: max(cfg.TokenLifetime, 24*time.Hour),
+		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	s := &Server{Keys: keys, Registry: reg, cfg: cfg, log: cfg.Logger}
+	var svc *sts.Service
+	s.Trust = trust.New(trust.Options{
+		HTTPClient: cfg.IssuerHTTPClient,
+		Now:        cfg.Now,
+		Logger:     cfg.Logger,
+		Registerer: reg,
+		// Only issuers that some federated credential names are fetched:
+		// a token's iss alone never causes network I/O.
+		Allow: func(src trust.Source) bool {
+			return svc != nil && src.Issuer != "" && src == trust.IssuerSource(src.Issuer) && svc.TrustsIssuer(src.Issuer)
+		},
+	})
+	svc, err = sts.New(ctx, sts.Config{
+		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
+		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames,
+		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
+	})
+	if err != nil {
+		s.Trust.Close()
+		return nil, err
+	}
+	s.STS, s.URL = svc, cfg.PublicURL
+
+	mux := http.NewServeMux()
+	svc.Mount(mux)
+	var probes httpx.Probes
+	probes.AddReadiness("store", func(ctx context.Context) error {
+		_, err := cfg.Store.Revision(ctx)
+		return err
+	})
+	probes.AddReadiness("signing key", func(context.Context) error {
+		if keys.ActiveKeyID() == "" {
+			return jose.ErrNoActiveKey
+		}
+		return nil
+	})
+	probes.Mount(mux)
+	httpx.MountMetrics(mux, reg)
+	if cfg.Mount != nil {
+		cfg.Mount(mux, svc)
+	}
+	s.Handler = mux
+	return s, nil
+}
+
+// Run serves until ctx ends, with key rotation, directory refresh and the
+// audit writer running beside; on return every queued audit record has
+// been written.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.Trust.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- s.Keys.Run(ctx) }()
+	go func() { errc <- s.STS.Run(ctx) }()
+	srv := &httpx.Server{Handler: s.Handler, TLSConfig: s.cfg.TLS, Logger: s.log}
+	go func() { errc <- srv.Serve(ctx, s.cfg.Listener) }()
+	var first error
+	for i := 0; i < 3; i++ {
+		err := <-errc
+		if err != nil && first == nil {
+			first = err
+			cancel()
+		}
+		if i == 0 {
+			cancel() // any part stopping stops the others
+		}
+	}
+	return first
+}
+
+// trustKeys adapts the trust cache to the token service's KeySource,
+// classifying its failures into the token service's error kinds.
+type trustKeys struct{ c *trust.Cache }
+
+func (k trustKeys) Key(ctx context.Context, issuer, kid string) (crypto.PublicKey, error) {
+	jwk, err := k.c.Key(ctx, trust.IssuerSource(issuer), kid)
+	switch {
+	case err == nil:
+		return jwk.Key, nil
+	case errors.Is(err, trust.ErrUnknownKID):
+		return nil, fmt.Errorf("%w: %w", sts.ErrUnknownKID, err)
+	case errors.Is(err, trust.ErrIssuerMismatch), errors.Is(err, trust.ErrPrivateKeyMaterial),
+		errors.Is(err, trust.ErrInsecureURL), errors.Is(err, trust.ErrResponseTooLarge):
+		return nil, fmt.Errorf("%w: %w", sts.ErrIssuerMetadataInvalid, err)
+	default:
+		return nil, fmt.Errorf("%w: %w", sts.ErrKeysUnavailable, err)
+	}
+}
