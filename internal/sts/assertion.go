@@ -23,13 +23,13 @@ type assertion struct {
 }
 
 type assertionClaims struct {
-	Issuer   string
-	Subject  string
-	Audience []string
-	JTI      string
-	IssuedAt *time.Time
+	Issuer    string
+	Subject   string
+	Audience  []string
+	JTI       string
+	IssuedAt  *time.Time
 	NotBefore *time.Time
-	Expiry   *time.Time
+	Expiry    *time.Time
 }
 
 // parseAssertion checks the assertion's form and header (spec/sts.md §4,

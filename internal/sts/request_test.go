@@ -109,7 +109,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 	f.Add(formCT, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&client_id=x&subject_token=a.b.c&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Ajwt&audience=api%3A%2F%2Fx", 2)
 	f.Add("application/json", "{}", 1)
 	f.Fuzz(func(t *testing.T, ct, body string, endpoint int) {
-		ep := 1 + (endpoint&1)
+		ep := 1 + (endpoint & 1)
 		req, e := parseTokenRequest(ct, []byte(body), url.Values{}, ep)
 		if (req == nil) == (e == nil) && e == nil {
 			t.Fatal("neither a request nor an error")

@@ -294,4 +294,6 @@ func (e *Env) Token(t testing.TB, clientID, scope string) string {
 }
 
 // String describes the environment in test logs.
-func (e *Env) String() string { return fmt.Sprintf("wif token service at %s, tenant %s", e.URL, e.TenantID) }
+func (e *Env) String() string {
+	return fmt.Sprintf("wif token service at %s, tenant %s", e.URL, e.TenantID)
+}
