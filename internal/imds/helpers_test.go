@@ -27,10 +27,13 @@ const (
 	testAssert   = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpkZW1vIn0.c2ln"
 )
 
-// stubSTS is a minimal token endpoint on a real loopback TLS server,
-// standing in for wif's token service: internal/wiftest (the real service
-// over loopback) has not landed yet. It checks the grant like the real one
-// would, counts exchanges, and answers by scope:
+// stubSTS is a minimal token endpoint on a real loopback TLS server. The
+// tests in real_test.go run against wif's real token service
+// (internal/wiftest); this stand-in is for what the real one cannot be made
+// to do on demand: fail with 5xx, 429 or 503 and Retry-After, answer
+// garbage, hold an exchange at a gate, and answer with a predictable token
+// under a frozen clock so whole response bodies can be compared. It checks
+// the grant like the real one would, counts exchanges, and answers by scope:
 //
 //	api://refuse/.default   400 invalid_resource (AADSTS500011)
 //	api://nofic/.default    401 invalid_client (AADSTS700213)
