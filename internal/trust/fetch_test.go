@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,13 +30,13 @@ func fetchErr(t *testing.T, c *Cache, src Source) *FetchError {
 func TestRedirects(t *testing.T) {
 	other := newTestIssuer(t, rsaJWK(0, "k1"))
 	ti := newTestIssuer(t, rsaJWK(0, "k1"))
-	var hops int
+	var hops atomic.Int32 // redirects to make before the document
 	ti.route("/elsewhere/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, other.srv.URL+"/.well-known/openid-configuration", http.StatusFound)
 	})
 	ti.route("/hop/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		// hops redirects in a chain on this host, then one to the document.
-		if n := len(r.URL.Query()["n"]); n < hops {
+		if n := len(r.URL.Query()["n"]); n < int(hops.Load()) {
 			http.Redirect(w, r, r.URL.Path+"?"+r.URL.RawQuery+"&n=1", http.StatusFound)
 			return
 		}
@@ -61,11 +62,11 @@ func TestRedirects(t *testing.T) {
 		t.Fatalf("https→http redirect: %v", fe)
 	}
 
-	hops = 2 // 3 redirects in all: followed
+	hops.Store(2) // 3 redirects in all: followed
 	if _, err := c.Key(ctxT(t), src("/hop"), "k1"); err != nil {
 		t.Fatalf("3 same-host redirects: %v", err)
 	}
-	hops = 3 // 4 redirects: refused
+	hops.Store(3) // 4 redirects: refused
 	fe = fetchErr(t, c, Source{DiscoveryURL: ti.srv.URL + "/hop/.well-known/openid-configuration?again", Issuer: ti.srv.URL})
 	if !errors.Is(fe, ErrRedirectRefused) || !strings.Contains(fe.Error(), "more than 3 redirects") {
 		t.Fatalf("4 redirects: %v", fe)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
@@ -53,8 +54,10 @@ type parsedKeys struct {
 	// keys are the usable public signing keys, at most maxKeys, in
 	// document order.
 	keys []jose.JSONWebKey
-	// skipped explains, one line per key, why a key was left out.
-	skipped []string
+	// skipped explains, one line per key, why a key was left out (the
+	// first maxSkipReasons keys, then a count).
+	skipped     []string
+	moreSkipped int
 }
 
 // parseJWKS decodes a JWK Set (RFC 7517 §5) and keeps at most maxKeys
@@ -92,8 +95,9 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 	seen := make(map[string]bool, len(raws))
 	for i, raw := range raws {
 		if len(out.keys) >= maxKeys {
+			out.finish()
 			out.skipped = append(out.skipped, fmt.Sprintf("keys %d to %d: more than the %d keys kept", i, len(raws)-1, maxKeys))
-			break
+			return out, nil
 		}
 		var hdr struct {
 			Kid string `json:"kid"`
@@ -101,26 +105,26 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 			Use string `json:"use"`
 		}
 		if err := json.Unmarshal(raw, &hdr); err != nil {
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d: not a JSON object", i))
+			out.skip("key %d: not a JSON object", i)
 			continue
 		}
 		if hdr.Use != "" && hdr.Use != "sig" {
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): use %q, not \"sig\"", i, hdr.Kid, hdr.Use))
+			out.skip("key %d (kid %s): use %q, not \"sig\"", i, quoteShort(hdr.Kid), hdr.Use)
 			continue
 		}
 		if hdr.Kty != "RSA" && hdr.Kty != "EC" {
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): kty %q, only RSA and EC are used", i, hdr.Kid, hdr.Kty))
+			out.skip("key %d (kid %s): kty %q, only RSA and EC are used", i, quoteShort(hdr.Kid), hdr.Kty)
 			continue
 		}
 		var k jose.JSONWebKey
 		if err := k.UnmarshalJSON(raw); err != nil {
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): %v", i, hdr.Kid, err))
+			out.skip("key %d (kid %s): %v", i, quoteShort(hdr.Kid), err)
 			continue
 		}
 		switch pub := k.Key.(type) {
 		case *rsa.PublicKey:
 			if pub.N.BitLen() < minRSABits {
-				out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): RSA key of %d bits, at least %d required", i, k.KeyID, pub.N.BitLen(), minRSABits))
+				out.skip("key %d (kid %s): RSA key of %d bits, at least %d required", i, quoteShort(k.KeyID), pub.N.BitLen(), minRSABits)
 				continue
 			}
 		case *ecdsa.PublicKey:
@@ -128,23 +132,56 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 			// encoding/json matches member names case-insensitively and
 			// go-jose does not, so the two readers can disagree on "kty";
 			// what go-jose parsed is what counts.
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): not an RSA or EC public key (%T)", i, k.KeyID, k.Key))
+			out.skip("key %d (kid %s): not an RSA or EC public key (%T)", i, quoteShort(k.KeyID), k.Key)
 			continue
 		}
 		if !k.Valid() {
-			out.skipped = append(out.skipped, fmt.Sprintf("key %d (kid %q): invalid key", i, k.KeyID))
+			out.skip("key %d (kid %s): invalid key", i, quoteShort(k.KeyID))
 			continue
 		}
 		if k.KeyID != "" {
 			if seen[k.KeyID] {
-				out.skipped = append(out.skipped, fmt.Sprintf("key %d: duplicate kid %q, the first one is kept", i, k.KeyID))
+				out.skip("key %d: duplicate kid %s, the first one is kept", i, quoteShort(k.KeyID))
 				continue
 			}
 			seen[k.KeyID] = true
 		}
 		out.keys = append(out.keys, k)
 	}
+	out.finish()
 	return out, nil
+}
+
+// maxSkipReasons bounds the reasons kept for skipped keys: a 1 MiB key set
+// can hold tens of thousands of entries, and the reasons end up in logs
+// and error messages.
+const maxSkipReasons = 20
+
+// skip records why a key was left out.
+func (p *parsedKeys) skip(format string, args ...any) {
+	if len(p.skipped) < maxSkipReasons {
+		p.skipped = append(p.skipped, fmt.Sprintf(format, args...))
+		return
+	}
+	p.moreSkipped++
+}
+
+// finish adds the count of skipped keys whose reasons were not kept.
+func (p *parsedKeys) finish() {
+	if p.moreSkipped > 0 {
+		p.skipped = append(p.skipped, fmt.Sprintf("and %d more keys skipped", p.moreSkipped))
+		p.moreSkipped = 0
+	}
+}
+
+// quoteShort quotes s for a message, cut to 64 bytes: kids come from
+// remote documents and can be of any length.
+func quoteShort(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:max]) + "..."
 }
 
 // decodeObject decodes a single JSON object into v and refuses trailing

@@ -165,3 +165,23 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// Reasons for skipped keys are bounded, and long kids are cut, since both
+// reach logs and error messages.
+func TestParseJWKSBoundsReasons(t *testing.T) {
+	long := strings.Repeat("x", 1000)
+	entries := []string{`{"kty":"OKP","kid":"` + long + `"}`}
+	for range 500 {
+		entries = append(entries, `{"kty":"RSA","use":"enc"}`)
+	}
+	got, err := parseJWKS([]byte(`{"keys":[`+strings.Join(entries, ",")+`]}`), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.skipped) != maxSkipReasons+1 || got.skipped[maxSkipReasons] != "and 481 more keys skipped" {
+		t.Fatalf("%d reasons, last %q", len(got.skipped), got.skipped[len(got.skipped)-1])
+	}
+	if want := `key 0 (kid "` + strings.Repeat("x", 64) + `"...): kty "OKP"`; !strings.HasPrefix(got.skipped[0], want) {
+		t.Fatalf("skipped[0] = %.200q, want prefix %q", got.skipped[0], want)
+	}
+}

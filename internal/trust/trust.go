@@ -30,6 +30,7 @@
 package trust
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -218,6 +219,23 @@ type Metadata struct {
 	FetchedAt time.Time
 	// Expires is when they are due for refresh.
 	Expires time.Time
+}
+
+// SourceStatus is a snapshot of one Source's cache entry, for diagnostics
+// (wif doctor, debug endpoints).
+type SourceStatus struct {
+	// Source is the entry's source.
+	Source Source
+	// Keys is the number of cached keys (0 before the first success).
+	Keys int
+	// KIDs lists the cached key ids (keys without one are not listed).
+	KIDs []string
+	// Metadata of the cached keys (zero before the first success).
+	Metadata Metadata
+	// LastError is the error of the last fetch, nil if it succeeded.
+	LastError *FetchError
+	// NextAttempt is the earliest time a fetch other than Refresh may run.
+	NextAttempt time.Time
 }
 
 // Cache is a concurrency-safe key cache for remote issuers. Create it with
@@ -442,6 +460,34 @@ func (c *Cache) current(ctx context.Context, src Source) (*keySet, error) {
 	}
 }
 
+// Status returns a snapshot of every entry, sorted by discovery URL.
+func (c *Cache) Status() []SourceStatus {
+	m := *c.entries.Load()
+	out := make([]SourceStatus, 0, len(m))
+	for _, e := range m {
+		st := SourceStatus{Source: e.src}
+		if ks := e.keys.Load(); ks != nil {
+			st.Keys, st.Metadata = len(ks.keys), ks.meta
+			for _, k := range ks.keys {
+				if k.KeyID != "" {
+					st.KIDs = append(st.KIDs, k.KeyID)
+				}
+			}
+		}
+		e.mu.Lock()
+		st.LastError = e.lastErr
+		e.mu.Unlock()
+		if n := e.nextAttempt.Load(); n != 0 {
+			st.NextAttempt = time.Unix(0, n)
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b SourceStatus) int {
+		return cmp.Or(strings.Compare(a.Source.DiscoveryURL, b.Source.DiscoveryURL), strings.Compare(a.Source.Issuer, b.Source.Issuer))
+	})
+	return out
+}
+
 // entry returns src's entry, creating it if src is allowed and well formed.
 func (c *Cache) entry(src Source) (*entry, error) {
 	if e := (*c.entries.Load())[src]; e != nil {
@@ -574,8 +620,8 @@ func (c *Cache) unknownKID(e *entry, ks *keySet, kid string, now time.Time) erro
 			note = fmt.Sprintf("; keys fetched at %s, the next refetch on an unknown kid is allowed at %s", ks.fetchedAt.UTC().Format(time.RFC3339), next.UTC().Format(time.RFC3339))
 		}
 	}
-	return fmt.Errorf("%w: kid %q is not among the %d keys of %s from %s (known kids: %s)%s",
-		ErrUnknownKID, kid, len(ks.keys), e.src, ks.meta.JWKSURI, ks.kidList, note)
+	return fmt.Errorf("%w: kid %s is not among the %d keys of %s from %s (known kids: %s)%s",
+		ErrUnknownKID, quoteShort(kid), len(ks.keys), e.src, ks.meta.JWKSURI, ks.kidList, note)
 }
 
 // noKeys is the error when e has no usable keys and no fetch can run now.
@@ -611,7 +657,7 @@ func (c *Cache) newKeySet(keys []jose.JSONWebKey, meta Metadata, ttl time.Durati
 	for i := range keys {
 		if kid := keys[i].KeyID; kid != "" {
 			ks.byKID[kid] = &keys[i]
-			kids = append(kids, strconv.Quote(kid))
+			kids = append(kids, quoteShort(kid))
 		}
 	}
 	const shown = 10

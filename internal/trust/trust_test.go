@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,10 +416,19 @@ func TestFailedFetchCooldownAndLog(t *testing.T) {
 	if d, _ := ti.counts(); d != 1 {
 		t.Fatalf("discovery fetched %d times within the cooldown, want 1", d)
 	}
+	st := c.Status()
+	if len(st) != 1 || st[0].Source != src || st[0].Keys != 0 || st[0].LastError == nil || st[0].LastError.StatusCode != 502 {
+		t.Fatalf("Status while failing = %+v", st)
+	}
 	ti.set(func(x *testIssuer) { x.status = 0 })
 	clk.Advance(2 * time.Second)
 	if _, err := c.Key(ctxT(t), src, "k1"); err != nil {
 		t.Fatalf("after the cooldown: %v", err)
+	}
+	st = c.Status()
+	if len(st) != 1 || st[0].Keys != 1 || !slices.Equal(st[0].KIDs, []string{"k1"}) || st[0].LastError != nil ||
+		st[0].Metadata.Issuer != ti.srv.URL || !st[0].NextAttempt.Equal(clk.Now().Add(DefaultMinRefetchInterval)) {
+		t.Fatalf("Status after success = %+v", st)
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
