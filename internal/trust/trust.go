@@ -250,9 +250,11 @@ type Cache struct {
 	entries atomic.Pointer[map[Source]*entry]
 	mu      sync.Mutex // serializes writers of entries
 
-	ctx    context.Context // background fetches; cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context // background fetches; cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex // orders wg.Add after Close's wg.Wait
+	closed  bool
 }
 
 // entry is one Source's cache state.
@@ -330,6 +332,9 @@ func New(opts Options) *Cache {
 // Close cancels fetches in progress and waits for them to end. Lookups
 // after Close are served from the cache; fetches fail.
 func (c *Cache) Close() {
+	c.closeMu.Lock()
+	c.closed = true
+	c.closeMu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 }
@@ -551,8 +556,19 @@ func (c *Cache) startFetch(e *entry, now time.Time, force bool) *flight {
 	}
 	e.nextAttempt.Store(now.Add(c.opts.MinRefetchInterval).UnixNano())
 	f := &flight{done: make(chan struct{})}
+	c.closeMu.Lock()
+	closed := c.closed
+	if !closed {
+		c.wg.Add(1)
+	}
+	c.closeMu.Unlock()
+	if closed {
+		f.err = &FetchError{Source: e.src, URL: e.src.DiscoveryURL, Err: errors.New("the cache was closed")}
+		e.lastErr = f.err
+		close(f.done)
+		return f
+	}
 	e.flight = f
-	c.wg.Add(1)
 	go c.run(e, f)
 	return f
 }

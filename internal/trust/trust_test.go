@@ -448,3 +448,29 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// Close may run while lookups start fetches: no panic, no leaked fetch,
+// and lookups after Close fail cleanly.
+func TestCloseDuringLookups(t *testing.T) {
+	ti := newTestIssuer(t, rsaJWK(0, "k1"))
+	clk := newFakeClock()
+	c, _ := newTestCache(t, ti, clk, func(o *Options) { o.Hooks.OnFetch = nil })
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				clk.Advance(DefaultMinRefetchInterval)
+				_, err := c.Key(ctxT(t), ti.source(), fmt.Sprintf("k%d-%d", g, i))
+				var fe *FetchError
+				if !errors.Is(err, ErrUnknownKID) && !errors.As(err, &fe) {
+					t.Errorf("err = %v", err)
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(5 * time.Millisecond)
+	c.Close()
+	wg.Wait()
+	c.Close() // idempotent
+}
