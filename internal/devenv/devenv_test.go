@@ -1,0 +1,208 @@
+package devenv
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/memory"
+)
+
+func memConfig(dir string) Config {
+	return Config{
+		StateDir:       dir,
+		InMemory:       true,
+		RandomPorts:    true,
+		NewMemoryStore: func() store.Store { return memory.New() },
+	}
+}
+
+func caClient(t testing.TB, caFile string) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no CA in " + caFile)
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// sdkToken gets a token the way a workload does: azidentity's workload
+// identity credential with the env the dev environment hands out.
+func sdkToken(t testing.TB, env Env, client *http.Client) string {
+	t.Helper()
+	cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+		ClientID: env.ClientID, TenantID: env.TenantID, TokenFilePath: env.TokenFile,
+		DisableInstanceDiscovery: true,
+		ClientOptions:            policy.ClientOptions{Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: env.AuthorityHost}, Transport: client},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cred.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{ResourceURI + "/.default"}})
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	return tok.Token
+}
+
+func callAPI(t testing.TB, client *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestStartInProcess(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Start(context.Background(), memConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	env := d.Env()
+	t.Logf("ready in %s", d.ReadyIn)
+	client := caClient(t, env.CAFile)
+
+	tok := sdkToken(t, env, client)
+	code, body := callAPI(t, client, env.DemoAPIURL, tok)
+	if code != 200 {
+		t.Fatalf("demo API: %d %s", code, body)
+	}
+	var got struct {
+		Message string `json:"message"`
+		Caller  struct {
+			OID      string   `json:"oid"`
+			ClientID string   `json:"clientId"`
+			Roles    []string `json:"roles"`
+			TID      string   `json:"tid"`
+		} `json:"caller"`
+	}
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Caller.OID != env.PrincipalID || got.Caller.ClientID != env.ClientID || got.Caller.TID != env.TenantID ||
+		len(got.Caller.Roles) != 1 || got.Caller.Roles[0] != ResourceRole {
+		t.Errorf("caller = %+v, want oid %s client %s role %s", got.Caller, env.PrincipalID, env.ClientID, ResourceRole)
+	}
+	if code, body := callAPI(t, client, env.DemoAPIURL, ""); code != 401 {
+		t.Errorf("no token: %d %s, want 401", code, body)
+	}
+
+	envFile, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"export AZURE_AUTHORITY_HOST='" + env.AuthorityHost + "'\n",
+		"export AZURE_TENANT_ID='" + env.TenantID + "'\n",
+		"export AZURE_CLIENT_ID='" + env.ClientID + "'\n",
+		"export AZURE_FEDERATED_TOKEN_FILE='" + filepath.Join(dir, TokenFile) + "'\n",
+		"export SSL_CERT_FILE='" + filepath.Join(dir, CABundleFile) + "'\n",
+		"export NODE_EXTRA_CA_CERTS='" + filepath.Join(dir, CAFile) + "'\n",
+		"export IDENTITY_ENDPOINT='http://127.0.0.1:",
+		"export IDENTITY_HEADER='",
+	} {
+		if !strings.Contains(string(envFile), want) {
+			t.Errorf("env file lacks %q:\n%s", want, envFile)
+		}
+	}
+	if !strings.HasSuffix(env.AuthorityHost, "/") {
+		t.Errorf("AZURE_AUTHORITY_HOST %q lacks the trailing '/'", env.AuthorityHost)
+	}
+
+	// The managed-identity endpoint (App Service protocol) gives a token too.
+	req, _ := http.NewRequest("GET", env.IdentityEndpoint+"?api-version=2019-08-01&resource="+ResourceURI, nil)
+	req.Header.Set("X-IDENTITY-HEADER", env.IdentityHeader)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mi struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&mi)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || mi.AccessToken == "" {
+		t.Fatalf("IDENTITY_ENDPOINT: %d", resp.StatusCode)
+	}
+	if code, body := callAPI(t, client, env.DemoAPIURL, mi.AccessToken); code != 200 {
+		t.Errorf("demo API with the managed-identity endpoint's token: %d %s", code, body)
+	}
+}
+
+func TestSeedIdempotent(t *testing.T) {
+	st := memory.New()
+	ctx := context.Background()
+	first, err := Seed(ctx, st, "https://127.0.0.1:6443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Changes == 0 {
+		t.Fatal("first seed changed nothing")
+	}
+	again, err := Seed(ctx, st, "https://127.0.0.1:6443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Changes != 0 {
+		t.Errorf("second seed made %d changes, want 0", again.Changes)
+	}
+	moved, err := Seed(ctx, st, "https://127.0.0.1:7443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if moved.Changes != 1 {
+		t.Errorf("new issuer URL: %d changes, want 1 (the credential)", moved.Changes)
+	}
+	first.Changes, again.Changes, moved.Changes = 0, 0, 0
+	if again != first || moved != first {
+		t.Errorf("ids changed: %+v / %+v / %+v", first, again, moved)
+	}
+	creds, _ := st.ListFederatedCredentials(ctx, first.TenantID, first.ClientID)
+	if len(creds) != 1 || creds[0].Issuer != "https://127.0.0.1:7443" || creds[0].Subject != "system:serviceaccount:default:demo" {
+		t.Errorf("credentials = %+v", creds)
+	}
+}
+
+// BenchmarkStart measures how long `wif dev` takes to be ready (state
+// directory already initialised, as on every start but the first).
+func BenchmarkStart(b *testing.B) {
+	dir := b.TempDir()
+	d, err := Start(context.Background(), memConfig(dir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d.Stop()
+	for b.Loop() {
+		d, err := Start(context.Background(), memConfig(dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Stop()
+	}
+}
