@@ -51,3 +51,16 @@ func benchCache(b *testing.B) (*Cache, Source) {
 	}
 	return c, src
 }
+
+// BenchmarkKeyUnknownKIDCooldown is a lookup of an unknown kid within the
+// refetch cooldown: what a flood of tokens with made-up kids costs.
+func BenchmarkKeyUnknownKIDCooldown(b *testing.B) {
+	c, src := benchCache(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Key(ctx, src, "made-up"); err == nil {
+			b.Fatal("found a made-up kid")
+		}
+	}
+}

@@ -19,11 +19,17 @@ import (
 // Kubernetes, Entra and the CI issuers all publish 2048-bit or larger keys.
 const minRSABits = 2048
 
-// privateParams are JWK members that carry private or symmetric key
-// material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 9964 "priv"). A published
-// key set containing any of them is a leak or an attack, and is refused
-// whole. Member names are compared case-insensitively to fail closed.
-var privateParams = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
+// isPrivateParam reports whether a JWK member carries private or symmetric
+// key material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 9964 "priv"). A
+// published key set containing any is a leak or an attack, and is refused
+// whole. Names are compared case-insensitively to fail closed.
+func isPrivateParam(name string) bool {
+	switch strings.ToLower(name) {
+	case "d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv":
+		return true
+	}
+	return false
+}
 
 // discoveryDoc is the part of an OpenID Provider Configuration document
 // that the cache uses.
@@ -84,10 +90,8 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 			continue // not an object: skipped in the second pass
 		}
 		for name := range members {
-			for _, p := range privateParams {
-				if strings.EqualFold(name, p) {
-					return parsedKeys{}, fmt.Errorf("%w: key %d has the private or symmetric key parameter %q; a published key set must hold public keys only", ErrPrivateKeyMaterial, i, name)
-				}
+			if isPrivateParam(name) {
+				return parsedKeys{}, fmt.Errorf("%w: key %d has the private or symmetric key parameter %s; a published key set must hold public keys only", ErrPrivateKeyMaterial, i, quoteShort(name))
 			}
 		}
 	}
