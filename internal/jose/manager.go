@@ -259,11 +259,14 @@ func (m *Manager) tick(ctx context.Context) error {
 	// that rotated at the same moment (see the package comment).
 	deleted := false
 	del := func(kk *key, why string) error {
-		if err := m.store.DeleteSigningKey(ctx, kk.id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		deleted = true
+		switch err := m.store.DeleteSigningKey(ctx, kk.id); {
+		case errors.Is(err, store.ErrNotFound): // another replica was first
+			return nil
+		case err != nil:
 			return fmt.Errorf("delete signing key %s (%s): %w", kk.id, why, err)
 		}
 		m.log.Info("deleted signing key", "kid", kk.id, "reason", why)
-		deleted = true
 		return nil
 	}
 	for _, kk := range set.keys {
