@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,7 +105,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	issuerClient := issuer.Server.Client()
 	ctx, cancel := context.WithCancel(context.Background())
 	env := &Env{CAFile: caFile, CAPool: ca.Pool(), Store: o.store, Issuer: issuer}
-	if _, err := o.store.CreateTenant(ctx, directory.Tenant{ID: o.tenantID, DisplayName: "wif test tenant"}); err != nil {
+	if _, err := o.store.CreateTenant(ctx, directory.Tenant{ID: o.tenantID, DisplayName: "wif test tenant"}); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 		cancel()
 		t.Fatalf("create tenant: %v", err)
 	}
