@@ -489,3 +489,21 @@ func TestCacheEviction(t *testing.T) {
 		t.Fatal("b evicted by a replacement")
 	}
 }
+
+// TestSDKProbesSeeAnAnswer: DefaultAzureCredential's IMDS probes (Go
+// azidentity and @azure/identity send GET to the token path with no
+// Metadata header, and JS also with no query) count any answer as "IMDS is
+// here", except JS treats a 403 mentioning "unreachable" as absent. Our 400
+// must be that answer, quickly, with no exchange.
+func TestSDKProbesSeeAnAnswer(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, q := range []string{"", "?api-version=2018-02-01&resource=https%3A%2F%2Fmanagement.azure.com"} {
+		a := f.get(t, "/metadata/identity/oauth2/token"+q, map[string]string{"Accept": "application/json"})
+		if a.status != 400 || strings.Contains(a.body, "unreachable") {
+			t.Errorf("probe %q: %d %s", q, a.status, a.body)
+		}
+	}
+	if n := f.sts.exchanges.Load(); n != 0 {
+		t.Errorf("probes caused %d exchanges", n)
+	}
+}
