@@ -404,60 +404,83 @@ func ids(ks []store.SigningKey) []string {
 	return out
 }
 
-// barrierStore holds every CreateSigningKey until n of them are waiting, so
-// that replicas which decided to create a key at the same moment really
-// write concurrently (memory.Store is the real store; the wrapper only
-// forces the interleaving that a race produces by chance).
-type barrierStore struct {
-	store.KeyStore
+// barrier holds every CreateSigningKey made through its stores until n of
+// them are waiting, so that replicas which decided to create a key at the
+// same moment really write concurrently (the stores are real; the wrapper
+// only forces the interleaving that a race produces by chance).
+type barrier struct {
 	mu      sync.Mutex
 	n       int
 	waiting int
 	release chan struct{}
 }
 
-func newBarrierStore(st store.KeyStore, n int) *barrierStore {
-	return &barrierStore{KeyStore: st, n: n, release: make(chan struct{})}
+// arm makes the next n creations wait for each other.
+func (b *barrier) arm(n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n, b.waiting, b.release = n, 0, make(chan struct{})
 }
 
-func (b *barrierStore) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+func (b *barrier) wait(ctx context.Context) error {
 	b.mu.Lock()
-	if b.n > 0 {
-		b.waiting++
-		if b.waiting == b.n {
-			close(b.release)
-			b.n = 0
-		}
-		ch := b.release
+	if b.n == 0 {
 		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	} else {
-		b.mu.Unlock()
+		return nil
 	}
-	return b.KeyStore.CreateSigningKey(ctx, k)
+	b.waiting++
+	if b.waiting == b.n {
+		close(b.release)
+		b.n = 0
+	}
+	ch := b.release
+	b.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type barrierStore struct {
+	store.KeyStore
+	b *barrier
+}
+
+func (s barrierStore) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	if err := s.b.wait(ctx); err != nil {
+		return err
+	}
+	return s.KeyStore.CreateSigningKey(ctx, k)
 }
 
 func TestReplicasShareOneSchedule(t *testing.T) {
-	mem, c := memory.New(), newClock()
+	mem := memory.New()
+	testReplicas(t, mem, mem)
+}
+
+// testReplicas runs two managers, one over each of a and b (handles on one
+// database), through a concurrent first start and a concurrent rotation.
+func testReplicas(t *testing.T, a, b store.KeyStore) {
+	c := newClock()
+	bar := &barrier{}
+	handles := []store.KeyStore{barrierStore{a, bar}, barrierStore{b, bar}}
 
 	// Both replicas start on an empty store at once: each creates a first
 	// key, and after one maintenance round they agree on the active one.
-	bs := newBarrierStore(mem, 2)
+	bar.arm(2)
 	ms := make([]*Manager, 2)
 	errs := make([]error, 2)
 	var wg sync.WaitGroup
 	for i := range ms {
-		wg.Go(func() { ms[i], errs[i] = NewManager(t.Context(), Options{Store: bs, Now: c.Now}) })
+		wg.Go(func() { ms[i], errs[i] = NewManager(t.Context(), Options{Store: handles[i], Now: c.Now}) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(listKeys(t, mem)); n != 2 {
+	if n := len(listKeys(t, a)); n != 2 {
 		t.Fatalf("concurrent first start stored %d keys; the barrier should have produced 2", n)
 	}
 	for _, m := range ms {
@@ -471,18 +494,16 @@ func TestReplicasShareOneSchedule(t *testing.T) {
 	// Both reach the pre-publication time together and both create a
 	// successor.
 	c.Set(t0.Add(DefaultRotationPeriod - DefaultPrePublish))
-	bs.mu.Lock()
-	bs.n, bs.waiting, bs.release = 2, 0, make(chan struct{})
-	bs.mu.Unlock()
-	for _, m := range ms {
-		wg.Go(func() { errs[0] = errors.Join(errs[0], m.Tick(t.Context())) })
+	bar.arm(2)
+	for i, m := range ms {
+		wg.Go(func() { errs[i] = m.Tick(t.Context()) })
 	}
 	wg.Wait()
-	if errs[0] != nil {
-		t.Fatal(errs[0])
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	var successors []store.SigningKey
-	for _, k := range listKeys(t, mem) {
+	for _, k := range listKeys(t, a) {
 		if k.ActivateAt.After(c.Now()) {
 			successors = append(successors, k)
 		}
@@ -505,7 +526,7 @@ func TestReplicasShareOneSchedule(t *testing.T) {
 		wg.Wait()
 	}
 	var pendingIDs []string
-	for _, k := range listKeys(t, mem) {
+	for _, k := range listKeys(t, b) {
 		if k.ActivateAt.After(c.Now()) {
 			pendingIDs = append(pendingIDs, k.ID)
 		}
@@ -527,6 +548,14 @@ func TestReplicasShareOneSchedule(t *testing.T) {
 		if got := m.ActiveKeyID(); got != winner {
 			t.Errorf("replica %d signs with %s after the switch, want %s", i, got, winner)
 		}
+	}
+	// A token from either replica verifies at the other.
+	tok, err := ms[0].Sign([]byte(`{}`), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms[1].Verify(tok); err != nil {
+		t.Error(err)
 	}
 }
 
