@@ -216,16 +216,69 @@ func Allowed(roles []string, tokenTenant string, op Operation) error {
 	return fmt.Errorf("%w: to %s %s objects the token needs the app role %s of %s; it has: %s", ErrForbidden, verb, op.Scope, need, AdminResource, have)
 }
 
-// KeySetVerifier verifies RS256 tokens against a JSON Web Key Set.
+// SignatureVerifier checks a compact JWS's signature against the token
+// service's own keys and returns its payload (jose.Manager.Verify).
+type SignatureVerifier func(rawToken string) ([]byte, error)
+
+// NewVerifier builds a Verifier from the token service's signature check:
+// the payload must be a JSON object whose exp (required) and nbf hold (with
+// one minute of leeway) and whose iss is one of issuers(tid).
+func NewVerifier(verifySig SignatureVerifier, issuers func(tenantID string) []string, now func() time.Time) Verifier {
+	if now == nil {
+		now = time.Now
+	}
+	return func(_ context.Context, raw string) (Claims, error) {
+		if len(raw) > 16<<10 {
+			return Claims{}, errors.New("token is longer than 16 KiB")
+		}
+		payload, err := verifySig(raw)
+		if err != nil {
+			return Claims{}, err
+		}
+		return checkClaims(payload, issuers, now(), time.Minute)
+	}
+}
+
+// Issuers returns the issuers of this token service's tokens for a tenant
+// (v1 and v2), given its public URL (no trailing '/') and whether v1 tokens
+// carry Entra's issuer name.
+func Issuers(publicURL string, entraIssuerNames bool) func(tenantID string) []string {
+	publicURL = strings.TrimSuffix(publicURL, "/")
+	return func(tid string) []string {
+		v1 := publicURL + "/" + tid + "/"
+		if entraIssuerNames {
+			v1 = "https://sts.windows.net/" + tid + "/"
+		}
+		return []string{v1, publicURL + "/" + tid + "/v2.0"}
+	}
+}
+
+func checkClaims(payload []byte, issuers func(string) []string, t time.Time, leeway time.Duration) (Claims, error) {
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return Claims{}, fmt.Errorf("claims are not a JSON object: %w", err)
+	}
+	if c.Expiry == 0 || t.After(time.Unix(c.Expiry, 0).Add(leeway)) {
+		return Claims{}, errors.New("token has expired")
+	}
+	if c.Nbf != 0 && t.Add(leeway).Before(time.Unix(c.Nbf, 0)) {
+		return Claims{}, errors.New("token is not valid yet")
+	}
+	if issuers == nil || !slices.Contains(issuers(c.TenantID), c.Issuer) {
+		return Claims{}, fmt.Errorf("issuer %q is not this token service's issuer for tenant %q", c.Issuer, c.TenantID)
+	}
+	return c, nil
+}
+
+// KeySetVerifier verifies RS256 tokens against a JSON Web Key Set, for a
+// process that is not the token service itself.
 type KeySetVerifier struct {
 	// Keys returns the current keys (the token service's JWKS).
 	Keys func(ctx context.Context) (jose.JSONWebKeySet, error)
-	// Issuer returns the issuers accepted for a tenant (v1 and v2).
+	// Issuer returns the issuers accepted for a tenant (see Issuers).
 	Issuer func(tenantID string) []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Leeway is the clock skew allowed on exp and nbf (default 1 minute).
-	Leeway time.Duration
 }
 
 // Verify implements Verifier.
@@ -233,7 +286,7 @@ func (v *KeySetVerifier) Verify(ctx context.Context, raw string) (Claims, error)
 	if len(raw) > 16<<10 {
 		return Claims{}, errors.New("token is longer than 16 KiB")
 	}
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return Claims{}, fmt.Errorf("not a compact RS256 JWS: %w", err)
 	}
@@ -253,27 +306,9 @@ func (v *KeySetVerifier) Verify(ctx context.Context, raw string) (Claims, error)
 	if err != nil {
 		return Claims{}, errors.New("signature does not verify")
 	}
-	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return Claims{}, fmt.Errorf("claims are not a JSON object: %w", err)
-	}
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
 	}
-	leeway := v.Leeway
-	if leeway == 0 {
-		leeway = time.Minute
-	}
-	t := now()
-	if c.Expiry == 0 || t.After(time.Unix(c.Expiry, 0).Add(leeway)) {
-		return Claims{}, errors.New("token has expired")
-	}
-	if c.Nbf != 0 && t.Add(leeway).Before(time.Unix(c.Nbf, 0)) {
-		return Claims{}, errors.New("token is not valid yet")
-	}
-	if v.Issuer != nil && !slices.Contains(v.Issuer(c.TenantID), c.Issuer) {
-		return Claims{}, fmt.Errorf("issuer %q is not this token service's issuer for tenant %q", c.Issuer, c.TenantID)
-	}
-	return c, nil
+	return checkClaims(payload, v.Issuer, now(), time.Minute)
 }

@@ -52,6 +52,13 @@ func EnsureAdminApp(ctx context.Context, s store.DirectoryStore, tid string) (di
 		if !slices.ContainsFunc(a.IdentifierURIs, func(u string) bool { return strings.EqualFold(u, AdminResource) }) {
 			continue
 		}
+		missing := false
+		for _, want := range AdminRoles() {
+			missing = missing || !slices.ContainsFunc(a.AppRoles, func(r directory.AppRole) bool { return r.Value == want.Value })
+		}
+		if !missing {
+			return a, nil
+		}
 		return s.UpdateApplication(ctx, tid, a.AppID, func(a *directory.Application) error {
 			for _, want := range AdminRoles() {
 				if !slices.ContainsFunc(a.AppRoles, func(r directory.AppRole) bool { return r.Value == want.Value }) {

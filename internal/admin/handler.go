@@ -140,6 +140,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// Mount registers every admin route on mux, one pattern each, so the API
+// can share a mux with the token endpoints (a catch-all "/admin/" would
+// conflict with "POST /{tenant}/oauth2/v2.0/token"). Paths under /admin/
+// that match no route then get mux's own 404.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	for _, p := range h.Patterns() {
+		mux.Handle(p, h)
+	}
+}
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
