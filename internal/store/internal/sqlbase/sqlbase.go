@@ -1,0 +1,1189 @@
+// Package sqlbase is the store.Store both SQL backends share: the SQLite and
+// PostgreSQL packages open their databases, say how their dialects differ
+// (placeholders, how a write transaction begins, which error is a
+// uniqueness violation) and hand over; everything else — queries,
+// transactions, validation, error translation — is here, so the two backends
+// cannot behave differently.
+//
+// Concurrency: every directory write runs in one transaction that first
+// increments the directory revision. In SQLite the write transaction holds
+// the database's write lock from BEGIN IMMEDIATE; in PostgreSQL the update of
+// the single revision row takes a row lock that the next directory writer
+// waits on. Either way directory writes are serialised, so the checks that
+// span rows (20 credentials per parent, unique issuer and subject, parents
+// and principals that must exist, compare-and-swap updates) read current data
+// and cannot be raced. Unique indexes back every uniqueness rule as well.
+package sqlbase
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/internal/rules"
+)
+
+// Dialect is what differs between the SQL backends.
+type Dialect struct {
+	// Name names the backend in logs and errors ("sqlite", "postgres").
+	Name string
+	// Numbered placeholders ($1, $2, ...) instead of '?'.
+	Numbered bool
+	// BeginWrite starts a transaction that may write.
+	BeginWrite func(ctx context.Context, db *sql.DB) (*sql.Tx, error)
+	// BeginRead starts a read-only transaction that sees one consistent
+	// state of the database.
+	BeginRead func(ctx context.Context, db *sql.DB) (*sql.Tx, error)
+	// UniqueViolation reports whether err is a unique or primary key
+	// violation, and describes the clash for the error message.
+	UniqueViolation func(err error) (string, bool)
+	// ForUpdate is appended to the SELECT that reads the row an update
+	// changes (" FOR UPDATE" where rows can be locked).
+	ForUpdate string
+	// MigrationLock is run first in the migration transaction, to keep
+	// replicas that start together from migrating at once.
+	MigrationLock string
+}
+
+// Rebind rewrites '?' placeholders for the dialect. The queries of this
+// package never hold '?' in a literal.
+func (d *Dialect) Rebind(q string) string {
+	if !d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Config is what New needs.
+type Config struct {
+	Dialect *Dialect
+	// Write is the pool writes go through; Read the pool reads go through
+	// (the same pool is fine).
+	Write, Read *sql.DB
+	// Now stamps CreatedAt and UpdatedAt; nil means time.Now.
+	Now func() time.Time
+	// Close releases the pools.
+	Close func() error
+}
+
+// Store is a store.Store on a SQL database.
+type Store struct {
+	d     *Dialect
+	w, r  *sql.DB
+	now   func() time.Time
+	close func() error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns a Store over databases whose schema is already migrated.
+func New(c Config) *Store {
+	return &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close}
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	if s.close == nil {
+		return nil
+	}
+	return s.close()
+}
+
+// DB returns the pools, for backend tests and benchmarks.
+func (s *Store) DB() (write, read *sql.DB) { return s.w, s.r }
+
+func (s *Store) sql(q string) string { return s.d.Rebind(q) }
+
+// queryer is what both *sql.DB and *sql.Tx offer.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// writeTx runs fn in a write transaction; directory writes (dir) first
+// advance the revision, which in PostgreSQL also serialises them.
+func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := s.d.BeginWrite(ctx, s.w)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if dir {
+		if _, err := tx.ExecContext(ctx, `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+			return fmt.Errorf("%s: advance revision: %w", s.d.Name, err)
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// exists reports whether a query returns a row.
+func (s *Store) exists(ctx context.Context, q queryer, query string, args ...any) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, s.sql(query), args...).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("%s: %w", s.d.Name, err)
+	}
+	return true, nil
+}
+
+// clashes explains each unique index, named "table.column[, table.column]"
+// as SQLite names them (the PostgreSQL dialect builds the same names).
+var clashes = map[string]string{
+	"tenants.id":                   "a tenant with this id exists",
+	"principals.client_id":         "the client id is already used by an application (appId) or a managed identity (clientId)",
+	"principals.principal_id":      "the principal id is already used by a service principal or a managed identity",
+	"applications.object_id":       "the application object id is already used",
+	"applications.app_id":          "the appId is already used",
+	"managed_identities.client_id": "the clientId is already used",
+	"federated_credentials.id":     "a federated credential with this id exists",
+	"federated_credentials.parent_client_id, federated_credentials.name_key": "the parent already has a federated credential of this name",
+	"app_role_assignments.id": "an app role assignment with this id exists",
+	"app_role_assignments.principal_id, app_role_assignments.resource_app_id, app_role_assignments.app_role_id": "the principal already has this app role",
+	"signing_keys.id": "a signing key with this id exists",
+	"audit_log.id":    "an audit record with this id exists",
+}
+
+// dbErr wraps a database error, turning uniqueness violations into
+// store.ErrAlreadyExists.
+func (s *Store) dbErr(op string, err error) error {
+	if clash, ok := s.d.UniqueViolation(err); ok {
+		if why, ok := clashes[clash]; ok {
+			clash = why
+		}
+		return fmt.Errorf("%s: %s: %w", op, clash, store.ErrAlreadyExists)
+	}
+	return fmt.Errorf("%s: %s: %w", op, s.d.Name, err)
+}
+
+func notFound(format string, args ...any) error {
+	return fmt.Errorf(format+": %w", append(args, store.ErrNotFound)...)
+}
+
+// ---- encoding of nested fields
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only plain structs, slices and maps of strings reach here.
+		panic(fmt.Sprintf("sqlbase: marshal %T: %v", v, err))
+	}
+	return string(b)
+}
+
+func strList(v []string) string {
+	if len(v) == 0 {
+		return "[]"
+	}
+	return jsonText(v)
+}
+
+func decodeJSON(col, text string, v any) error {
+	if err := json.Unmarshal([]byte(text), v); err != nil {
+		return fmt.Errorf("decode %s: %w", col, err)
+	}
+	return nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func meta(version, created, updated int64) directory.Meta {
+	return directory.Meta{Version: version, CreatedAt: rules.FromMicros(created), UpdatedAt: rules.FromMicros(updated)}
+}
+
+// ---- tenants
+
+const tenantCols = `id, display_name, version, created_us, updated_us`
+
+func scanTenant(sc scanner) (directory.Tenant, error) {
+	var t directory.Tenant
+	var v, c, u int64
+	if err := sc.Scan(&t.ID, &t.DisplayName, &v, &c, &u); err != nil {
+		return t, err
+	}
+	t.Meta = meta(v, c, u)
+	return t, nil
+}
+
+// CreateTenant implements store.DirectoryStore.
+func (s *Store) CreateTenant(ctx context.Context, t directory.Tenant) (directory.Tenant, error) {
+	t = rules.Tenant(t)
+	if err := t.Validate(); err != nil {
+		return directory.Tenant{}, fmt.Errorf("create tenant: %w", err)
+	}
+	t.Meta = rules.NewMeta(s.now())
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.sql(`INSERT INTO tenants (`+tenantCols+`) VALUES (?, ?, ?, ?, ?)`),
+			t.ID, t.DisplayName, t.Version, rules.Micros(t.CreatedAt), rules.Micros(t.UpdatedAt))
+		if err != nil {
+			return s.dbErr("create tenant "+t.ID, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return directory.Tenant{}, err
+	}
+	return t, nil
+}
+
+func (s *Store) getTenant(ctx context.Context, q queryer, id string, lock bool) (directory.Tenant, error) {
+	query := `SELECT ` + tenantCols + ` FROM tenants WHERE id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	t, err := scanTenant(q.QueryRowContext(ctx, s.sql(query), directory.CanonicalID(id)))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return t, notFound("tenant %s", id)
+	case err != nil:
+		return t, fmt.Errorf("get tenant %s: %s: %w", id, s.d.Name, err)
+	}
+	return t, nil
+}
+
+// GetTenant implements store.DirectoryStore.
+func (s *Store) GetTenant(ctx context.Context, id string) (directory.Tenant, error) {
+	return s.getTenant(ctx, s.r, id, false)
+}
+
+func (s *Store) listTenants(ctx context.Context, q queryer) ([]directory.Tenant, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %s: %w", s.d.Name, err)
+	}
+	return collect(rows, scanTenant, "list tenants")
+}
+
+// ListTenants implements store.DirectoryStore.
+func (s *Store) ListTenants(ctx context.Context) ([]directory.Tenant, error) {
+	return s.listTenants(ctx, s.r)
+}
+
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error), op string) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return out, nil
+}
+
+// UpdateTenant implements store.DirectoryStore.
+func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*directory.Tenant) error) (directory.Tenant, error) {
+	var out directory.Tenant
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		old, err := s.getTenant(ctx, tx, id, true)
+		if err != nil {
+			return fmt.Errorf("update %w", err)
+		}
+		t := old
+		if err := update(&t); err != nil {
+			return err
+		}
+		t, err = rules.UpdatedTenant(old, t, s.now())
+		if err != nil {
+			return fmt.Errorf("update tenant %s: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE tenants SET display_name = ?, version = ?, updated_us = ? WHERE id = ?`),
+			t.DisplayName, t.Version, rules.Micros(t.UpdatedAt), t.ID); err != nil {
+			return s.dbErr("update tenant "+id, err)
+		}
+		out = t
+		return nil
+	})
+	return out, err
+}
+
+// DeleteTenant implements store.DirectoryStore.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM tenants WHERE id = ?`), directory.CanonicalID(id))
+		if err != nil {
+			return s.dbErr("delete tenant "+id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return notFound("delete tenant %s", id)
+		}
+		return nil
+	})
+}
+
+func (s *Store) tenantExists(ctx context.Context, q queryer, id string) (bool, error) {
+	return s.exists(ctx, q, `SELECT 1 FROM tenants WHERE id = ?`, id)
+}
+
+// ---- applications
+
+const appCols = `tenant_id, app_id, object_id, service_principal_id, display_name, identifier_uris, app_roles, requested_access_token_version, version, created_us, updated_us`
+
+func scanApp(sc scanner) (directory.Application, error) {
+	var a directory.Application
+	var uris, roles string
+	var v, c, u int64
+	if err := sc.Scan(&a.TenantID, &a.AppID, &a.ObjectID, &a.ServicePrincipalID, &a.DisplayName, &uris, &roles, &a.RequestedAccessTokenVersion, &v, &c, &u); err != nil {
+		return a, err
+	}
+	if err := decodeJSON("identifier_uris", uris, &a.IdentifierURIs); err != nil {
+		return a, err
+	}
+	if err := decodeJSON("app_roles", roles, &a.AppRoles); err != nil {
+		return a, err
+	}
+	a.Meta = meta(v, c, u)
+	return rules.Application(a), nil
+}
+
+func (s *Store) insertURIs(ctx context.Context, tx *sql.Tx, a directory.Application) error {
+	for _, u := range a.IdentifierURIs {
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO application_uris (tenant_id, uri_key, app_id) VALUES (?, ?, ?)`),
+			a.TenantID, rules.URIKey(u), a.AppID); err != nil {
+			if _, ok := s.d.UniqueViolation(err); ok {
+				return fmt.Errorf("identifier URI %q is used by another application of tenant %s: %w", u, a.TenantID, store.ErrAlreadyExists)
+			}
+			return fmt.Errorf("%s: %w", s.d.Name, err)
+		}
+	}
+	return nil
+}
+
+// CreateApplication implements store.DirectoryStore.
+func (s *Store) CreateApplication(ctx context.Context, a directory.Application) (directory.Application, error) {
+	a = rules.Application(a)
+	if err := a.Validate(); err != nil {
+		return directory.Application{}, fmt.Errorf("create application: %w", err)
+	}
+	a.Meta = rules.NewMeta(s.now())
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if ok, err := s.tenantExists(ctx, tx, a.TenantID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("create application: tenant %s", a.TenantID)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO principals (client_id, principal_id, tenant_id, kind) VALUES (?, ?, ?, ?)`),
+			a.AppID, a.ServicePrincipalID, a.TenantID, string(directory.ParentApplication)); err != nil {
+			return s.dbErr("create application", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO applications (`+appCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.TenantID, a.AppID, a.ObjectID, a.ServicePrincipalID, a.DisplayName, strList(a.IdentifierURIs), appRoles(a.AppRoles),
+			a.RequestedAccessTokenVersion, a.Version, rules.Micros(a.CreatedAt), rules.Micros(a.UpdatedAt)); err != nil {
+			return s.dbErr("create application", err)
+		}
+		if err := s.insertURIs(ctx, tx, a); err != nil {
+			return fmt.Errorf("create application: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return directory.Application{}, err
+	}
+	return rules.Application(a), nil
+}
+
+func appRoles(rs []directory.AppRole) string {
+	if len(rs) == 0 {
+		return "[]"
+	}
+	return jsonText(rs)
+}
+
+func (s *Store) getApp(ctx context.Context, q queryer, tenantID, appID string, lock bool) (directory.Application, error) {
+	query := `SELECT ` + appCols + ` FROM applications WHERE app_id = ? AND tenant_id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	a, err := scanApp(q.QueryRowContext(ctx, s.sql(query), directory.CanonicalID(appID), directory.CanonicalID(tenantID)))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return a, notFound("application %s in tenant %s", appID, tenantID)
+	case err != nil:
+		return a, fmt.Errorf("get application %s: %s: %w", appID, s.d.Name, err)
+	}
+	return a, nil
+}
+
+// GetApplication implements store.DirectoryStore.
+func (s *Store) GetApplication(ctx context.Context, tenantID, appID string) (directory.Application, error) {
+	return s.getApp(ctx, s.r, tenantID, appID, false)
+}
+
+// ListApplications implements store.DirectoryStore.
+func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]directory.Application, error) {
+	tenantID = directory.CanonicalID(tenantID)
+	if ok, err := s.tenantExists(ctx, s.r, tenantID); err != nil {
+		return nil, fmt.Errorf("list applications: %w", err)
+	} else if !ok {
+		return nil, notFound("list applications: tenant %s", tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, s.sql(`SELECT `+appCols+` FROM applications WHERE tenant_id = ? ORDER BY app_id`), tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list applications: %s: %w", s.d.Name, err)
+	}
+	return collect(rows, scanApp, "list applications")
+}
+
+// UpdateApplication implements store.DirectoryStore.
+func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, update func(*directory.Application) error) (directory.Application, error) {
+	var out directory.Application
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		old, err := s.getApp(ctx, tx, tenantID, appID, true)
+		if err != nil {
+			return fmt.Errorf("update %w", err)
+		}
+		a := rules.Application(old)
+		if err := update(&a); err != nil {
+			return err
+		}
+		a, err = rules.UpdatedApplication(old, a, s.now())
+		if err != nil {
+			return fmt.Errorf("update application %s: %w", appID, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE applications SET display_name = ?, identifier_uris = ?, app_roles = ?,
+			requested_access_token_version = ?, version = ?, updated_us = ? WHERE app_id = ?`),
+			a.DisplayName, strList(a.IdentifierURIs), appRoles(a.AppRoles), a.RequestedAccessTokenVersion,
+			a.Version, rules.Micros(a.UpdatedAt), a.AppID); err != nil {
+			return s.dbErr("update application "+appID, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM application_uris WHERE app_id = ?`), a.AppID); err != nil {
+			return s.dbErr("update application "+appID, err)
+		}
+		if err := s.insertURIs(ctx, tx, a); err != nil {
+			return fmt.Errorf("update application %s: %w", appID, err)
+		}
+		out = a
+		return nil
+	})
+	return out, err
+}
+
+// DeleteApplication implements store.DirectoryStore. Deleting the
+// application's principal cascades (foreign keys) to the application, its
+// identifier URIs, its credentials, the assignments it holds and those to
+// it.
+func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		a, err := s.getApp(ctx, tx, tenantID, appID, true)
+		if err != nil {
+			return fmt.Errorf("delete %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM principals WHERE client_id = ?`), a.AppID); err != nil {
+			return s.dbErr("delete application "+appID, err)
+		}
+		return nil
+	})
+}
+
+// ---- managed identities
+
+const miCols = `tenant_id, subscription_id, resource_group, name, location, client_id, principal_id, tags, version, created_us, updated_us`
+
+func scanMI(sc scanner) (directory.ManagedIdentity, error) {
+	var m directory.ManagedIdentity
+	var tags string
+	var v, c, u int64
+	if err := sc.Scan(&m.TenantID, &m.SubscriptionID, &m.ResourceGroup, &m.Name, &m.Location, &m.ClientID, &m.PrincipalID, &tags, &v, &c, &u); err != nil {
+		return m, err
+	}
+	if err := decodeJSON("tags", tags, &m.Tags); err != nil {
+		return m, err
+	}
+	m.Meta = meta(v, c, u)
+	return rules.ManagedIdentity(m), nil
+}
+
+func tagsText(t map[string]string) string {
+	if len(t) == 0 {
+		return "{}"
+	}
+	return jsonText(t)
+}
+
+func refString(ref store.IdentityRef) string {
+	return "/subscriptions/" + ref.SubscriptionID + "/resourceGroups/" + ref.ResourceGroup + "/" + ref.Name
+}
+
+// CreateManagedIdentity implements store.DirectoryStore.
+func (s *Store) CreateManagedIdentity(ctx context.Context, m directory.ManagedIdentity) (directory.ManagedIdentity, error) {
+	m = rules.ManagedIdentity(m)
+	if err := m.Validate(); err != nil {
+		return directory.ManagedIdentity{}, fmt.Errorf("create managed identity: %w", err)
+	}
+	m.Meta = rules.NewMeta(s.now())
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if ok, err := s.tenantExists(ctx, tx, m.TenantID); err != nil {
+			return err
+		} else if !ok {
+			return notFound("create managed identity: tenant %s", m.TenantID)
+		}
+		ref := store.IdentityRef{SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, Name: m.Name}
+		if _, err := s.getMI(ctx, tx, m.TenantID, ref, false); err == nil {
+			return fmt.Errorf("create managed identity %s: %w", refString(ref), store.ErrAlreadyExists)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO principals (client_id, principal_id, tenant_id, kind) VALUES (?, ?, ?, ?)`),
+			m.ClientID, m.PrincipalID, m.TenantID, string(directory.ParentManagedIdentity)); err != nil {
+			return s.dbErr("create managed identity", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO managed_identities (`+miCols+`, resource_group_key, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			m.TenantID, m.SubscriptionID, m.ResourceGroup, m.Name, m.Location, m.ClientID, m.PrincipalID, tagsText(m.Tags),
+			m.Version, rules.Micros(m.CreatedAt), rules.Micros(m.UpdatedAt), rules.Key(m.ResourceGroup), rules.Key(m.Name)); err != nil {
+			return s.dbErr("create managed identity", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return directory.ManagedIdentity{}, err
+	}
+	return rules.ManagedIdentity(m), nil
+}
+
+func (s *Store) getMI(ctx context.Context, q queryer, tenantID string, ref store.IdentityRef, lock bool) (directory.ManagedIdentity, error) {
+	query := `SELECT ` + miCols + ` FROM managed_identities WHERE tenant_id = ? AND subscription_id = ? AND resource_group_key = ? AND name_key = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	m, err := scanMI(q.QueryRowContext(ctx, s.sql(query), directory.CanonicalID(tenantID), directory.CanonicalID(ref.SubscriptionID),
+		rules.Key(ref.ResourceGroup), rules.Key(ref.Name)))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return m, notFound("managed identity %s in tenant %s", refString(ref), tenantID)
+	case err != nil:
+		return m, fmt.Errorf("get managed identity %s: %s: %w", refString(ref), s.d.Name, err)
+	}
+	return m, nil
+}
+
+// GetManagedIdentity implements store.DirectoryStore.
+func (s *Store) GetManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef) (directory.ManagedIdentity, error) {
+	return s.getMI(ctx, s.r, tenantID, ref, false)
+}
+
+// GetManagedIdentityByClientID implements store.DirectoryStore.
+func (s *Store) GetManagedIdentityByClientID(ctx context.Context, tenantID, clientID string) (directory.ManagedIdentity, error) {
+	m, err := scanMI(s.r.QueryRowContext(ctx, s.sql(`SELECT `+miCols+` FROM managed_identities WHERE client_id = ? AND tenant_id = ?`),
+		directory.CanonicalID(clientID), directory.CanonicalID(tenantID)))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return m, notFound("managed identity with client id %s in tenant %s", clientID, tenantID)
+	case err != nil:
+		return m, fmt.Errorf("get managed identity %s: %s: %w", clientID, s.d.Name, err)
+	}
+	return m, nil
+}
+
+const miOrder = ` ORDER BY tenant_id, subscription_id, resource_group_key, name_key`
+
+// ListManagedIdentities implements store.DirectoryStore.
+func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filter store.IdentityFilter) ([]directory.ManagedIdentity, error) {
+	tenantID = directory.CanonicalID(tenantID)
+	if ok, err := s.tenantExists(ctx, s.r, tenantID); err != nil {
+		return nil, fmt.Errorf("list managed identities: %w", err)
+	} else if !ok {
+		return nil, notFound("list managed identities: tenant %s", tenantID)
+	}
+	q := `SELECT ` + miCols + ` FROM managed_identities WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if filter.SubscriptionID != "" {
+		q += ` AND subscription_id = ?`
+		args = append(args, directory.CanonicalID(filter.SubscriptionID))
+	}
+	if filter.ResourceGroup != "" {
+		q += ` AND resource_group_key = ?`
+		args = append(args, rules.Key(filter.ResourceGroup))
+	}
+	rows, err := s.r.QueryContext(ctx, s.sql(q+miOrder), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list managed identities: %s: %w", s.d.Name, err)
+	}
+	return collect(rows, scanMI, "list managed identities")
+}
+
+// UpdateManagedIdentity implements store.DirectoryStore.
+func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, update func(*directory.ManagedIdentity) error) (directory.ManagedIdentity, error) {
+	var out directory.ManagedIdentity
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		old, err := s.getMI(ctx, tx, tenantID, ref, true)
+		if err != nil {
+			return fmt.Errorf("update %w", err)
+		}
+		m := rules.ManagedIdentity(old)
+		if err := update(&m); err != nil {
+			return err
+		}
+		m, err = rules.UpdatedManagedIdentity(old, m, s.now())
+		if err != nil {
+			return fmt.Errorf("update managed identity %s: %w", refString(ref), err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE managed_identities SET location = ?, tags = ?, version = ?, updated_us = ? WHERE client_id = ?`),
+			m.Location, tagsText(m.Tags), m.Version, rules.Micros(m.UpdatedAt), m.ClientID); err != nil {
+			return s.dbErr("update managed identity "+refString(ref), err)
+		}
+		out = m
+		return nil
+	})
+	return out, err
+}
+
+// DeleteManagedIdentity implements store.DirectoryStore. Deleting the
+// identity's principal cascades to the identity, its credentials and its
+// assignments.
+func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		m, err := s.getMI(ctx, tx, tenantID, ref, true)
+		if err != nil {
+			return fmt.Errorf("delete %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM principals WHERE client_id = ?`), m.ClientID); err != nil {
+			return s.dbErr("delete managed identity "+refString(ref), err)
+		}
+		return nil
+	})
+}
+
+// ---- federated credentials
+
+const credCols = `tenant_id, parent_kind, parent_client_id, id, name, issuer, subject, claims_expression, audiences, description, version, created_us, updated_us`
+
+func scanCred(sc scanner) (directory.FederatedCredential, error) {
+	var f directory.FederatedCredential
+	var kind, auds string
+	var expr sql.NullString
+	var v, c, u int64
+	if err := sc.Scan(&f.TenantID, &kind, &f.ParentClientID, &f.ID, &f.Name, &f.Issuer, &f.Subject, &expr, &auds, &f.Description, &v, &c, &u); err != nil {
+		return f, err
+	}
+	f.ParentKind = directory.ParentKind(kind)
+	if expr.Valid {
+		f.ClaimsMatchingExpression = &directory.ClaimsMatchingExpression{}
+		if err := decodeJSON("claims_expression", expr.String, f.ClaimsMatchingExpression); err != nil {
+			return f, err
+		}
+	}
+	if err := decodeJSON("audiences", auds, &f.Audiences); err != nil {
+		return f, err
+	}
+	f.Meta = meta(v, c, u)
+	return rules.Credential(f), nil
+}
+
+func exprText(e *directory.ClaimsMatchingExpression) sql.NullString {
+	if e == nil {
+		return sql.NullString{}
+	}
+	return sql.NullString{String: jsonText(e), Valid: true}
+}
+
+func (s *Store) parentExists(ctx context.Context, q queryer, f directory.FederatedCredential) (bool, error) {
+	switch f.ParentKind {
+	case directory.ParentManagedIdentity:
+		return s.exists(ctx, q, `SELECT 1 FROM managed_identities WHERE client_id = ? AND tenant_id = ?`, f.ParentClientID, f.TenantID)
+	case directory.ParentApplication:
+		return s.exists(ctx, q, `SELECT 1 FROM applications WHERE app_id = ? AND tenant_id = ?`, f.ParentClientID, f.TenantID)
+	}
+	return false, nil
+}
+
+func (s *Store) credsOf(ctx context.Context, q queryer, tenantID, parentClientID string) ([]directory.FederatedCredential, error) {
+	rows, err := q.QueryContext(ctx, s.sql(`SELECT `+credCols+` FROM federated_credentials WHERE parent_client_id = ? AND tenant_id = ? ORDER BY name_key`),
+		directory.CanonicalID(parentClientID), directory.CanonicalID(tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.d.Name, err)
+	}
+	return collect(rows, scanCred, "list federated credentials")
+}
+
+// CreateFederatedCredential implements store.DirectoryStore.
+func (s *Store) CreateFederatedCredential(ctx context.Context, f directory.FederatedCredential) (directory.FederatedCredential, error) {
+	f = rules.Credential(f)
+	if err := f.Validate(); err != nil {
+		return directory.FederatedCredential{}, fmt.Errorf("create federated credential: %w", err)
+	}
+	f.Meta = rules.NewMeta(s.now())
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if ok, err := s.parentExists(ctx, tx, f); err != nil {
+			return fmt.Errorf("create federated credential: %w", err)
+		} else if !ok {
+			return notFound("create federated credential %q: %s %s in tenant %s", f.Name, f.ParentKind, f.ParentClientID, f.TenantID)
+		}
+		all, err := s.credsOf(ctx, tx, f.TenantID, f.ParentClientID)
+		if err != nil {
+			return fmt.Errorf("create federated credential: %w", err)
+		}
+		siblings := rules.Siblings(f, all)
+		if rules.SameName(f, siblings) {
+			return fmt.Errorf("create federated credential: %s %s already has a credential named %q: %w", f.ParentKind, f.ParentClientID, f.Name, store.ErrAlreadyExists)
+		}
+		if err := f.ValidateSet(siblings); err != nil {
+			return fmt.Errorf("create federated credential %q: %w", f.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO federated_credentials (`+credCols+`, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			f.TenantID, string(f.ParentKind), f.ParentClientID, f.ID, f.Name, f.Issuer, f.Subject, exprText(f.ClaimsMatchingExpression),
+			strList(f.Audiences), f.Description, f.Version, rules.Micros(f.CreatedAt), rules.Micros(f.UpdatedAt), rules.Key(f.Name)); err != nil {
+			return s.dbErr("create federated credential "+f.Name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return directory.FederatedCredential{}, err
+	}
+	return rules.Credential(f), nil
+}
+
+func (s *Store) getCred(ctx context.Context, q queryer, tenantID, parentClientID, name string, lock bool) (directory.FederatedCredential, error) {
+	query := `SELECT ` + credCols + ` FROM federated_credentials WHERE parent_client_id = ? AND name_key = ? AND tenant_id = ?`
+	if lock {
+		query += s.d.ForUpdate
+	}
+	f, err := scanCred(q.QueryRowContext(ctx, s.sql(query), directory.CanonicalID(parentClientID), rules.Key(name), directory.CanonicalID(tenantID)))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return f, notFound("federated credential %q of %s in tenant %s", name, parentClientID, tenantID)
+	case err != nil:
+		return f, fmt.Errorf("get federated credential %q: %s: %w", name, s.d.Name, err)
+	}
+	return f, nil
+}
+
+// GetFederatedCredential implements store.DirectoryStore.
+func (s *Store) GetFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) (directory.FederatedCredential, error) {
+	return s.getCred(ctx, s.r, tenantID, parentClientID, name, false)
+}
+
+// ListFederatedCredentials implements store.DirectoryStore.
+func (s *Store) ListFederatedCredentials(ctx context.Context, tenantID, parentClientID string) ([]directory.FederatedCredential, error) {
+	ok, err := s.exists(ctx, s.r, `SELECT 1 FROM principals WHERE client_id = ? AND tenant_id = ?`,
+		directory.CanonicalID(parentClientID), directory.CanonicalID(tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("list federated credentials: %w", err)
+	}
+	if !ok {
+		return nil, notFound("list federated credentials: no managed identity or application %s in tenant %s", parentClientID, tenantID)
+	}
+	out, err := s.credsOf(ctx, s.r, tenantID, parentClientID)
+	if err != nil {
+		return nil, fmt.Errorf("list federated credentials: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateFederatedCredential implements store.DirectoryStore.
+func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, update func(*directory.FederatedCredential) error) (directory.FederatedCredential, error) {
+	var out directory.FederatedCredential
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		old, err := s.getCred(ctx, tx, tenantID, parentClientID, name, true)
+		if err != nil {
+			return fmt.Errorf("update %w", err)
+		}
+		f := rules.Credential(old)
+		if err := update(&f); err != nil {
+			return err
+		}
+		f, err = rules.UpdatedCredential(old, f, s.now())
+		if err != nil {
+			return fmt.Errorf("update federated credential %q: %w", name, err)
+		}
+		all, err := s.credsOf(ctx, tx, f.TenantID, f.ParentClientID)
+		if err != nil {
+			return fmt.Errorf("update federated credential %q: %w", name, err)
+		}
+		if err := f.ValidateSet(rules.Siblings(f, all)); err != nil {
+			return fmt.Errorf("update federated credential %q: %w", name, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE federated_credentials SET issuer = ?, subject = ?, claims_expression = ?, audiences = ?,
+			description = ?, version = ?, updated_us = ? WHERE id = ?`),
+			f.Issuer, f.Subject, exprText(f.ClaimsMatchingExpression), strList(f.Audiences), f.Description,
+			f.Version, rules.Micros(f.UpdatedAt), f.ID); err != nil {
+			return s.dbErr("update federated credential "+name, err)
+		}
+		out = f
+		return nil
+	})
+	return out, err
+}
+
+// DeleteFederatedCredential implements store.DirectoryStore.
+func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM federated_credentials WHERE parent_client_id = ? AND name_key = ? AND tenant_id = ?`),
+			directory.CanonicalID(parentClientID), rules.Key(name), directory.CanonicalID(tenantID))
+		if err != nil {
+			return s.dbErr("delete federated credential "+name, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return notFound("delete federated credential %q of %s in tenant %s", name, parentClientID, tenantID)
+		}
+		return nil
+	})
+}
+
+// ---- app role assignments
+
+const assignCols = `tenant_id, id, principal_id, resource_app_id, app_role_id, version, created_us, updated_us`
+
+func scanAssign(sc scanner) (directory.AppRoleAssignment, error) {
+	var a directory.AppRoleAssignment
+	var v, c, u int64
+	if err := sc.Scan(&a.TenantID, &a.ID, &a.PrincipalID, &a.ResourceAppID, &a.AppRoleID, &v, &c, &u); err != nil {
+		return a, err
+	}
+	a.Meta = meta(v, c, u)
+	return a, nil
+}
+
+// CreateAppRoleAssignment implements store.DirectoryStore.
+func (s *Store) CreateAppRoleAssignment(ctx context.Context, a directory.AppRoleAssignment) (directory.AppRoleAssignment, error) {
+	a = rules.Assignment(a)
+	if err := rules.AssignmentPrecheck(a); err != nil {
+		return directory.AppRoleAssignment{}, fmt.Errorf("create app role assignment: %w", err)
+	}
+	a.Meta = rules.NewMeta(s.now())
+	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		res, err := s.getApp(ctx, tx, a.TenantID, a.ResourceAppID, false)
+		if err != nil {
+			return fmt.Errorf("create app role assignment: resource %w", err)
+		}
+		if ok, err := s.exists(ctx, tx, `SELECT 1 FROM principals WHERE principal_id = ? AND tenant_id = ?`, a.PrincipalID, a.TenantID); err != nil {
+			return fmt.Errorf("create app role assignment: %w", err)
+		} else if !ok {
+			return notFound("create app role assignment: no managed identity or service principal with principal id %s in tenant %s", a.PrincipalID, a.TenantID)
+		}
+		if err := a.Validate(res); err != nil {
+			return fmt.Errorf("create app role assignment: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO app_role_assignments (`+assignCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			a.TenantID, a.ID, a.PrincipalID, a.ResourceAppID, a.AppRoleID, a.Version, rules.Micros(a.CreatedAt), rules.Micros(a.UpdatedAt)); err != nil {
+			return s.dbErr("create app role assignment", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return directory.AppRoleAssignment{}, err
+	}
+	return a, nil
+}
+
+// ListAppRoleAssignments implements store.DirectoryStore.
+func (s *Store) ListAppRoleAssignments(ctx context.Context, tenantID string, filter store.AssignmentFilter) ([]directory.AppRoleAssignment, error) {
+	tenantID = directory.CanonicalID(tenantID)
+	if ok, err := s.tenantExists(ctx, s.r, tenantID); err != nil {
+		return nil, fmt.Errorf("list app role assignments: %w", err)
+	} else if !ok {
+		return nil, notFound("list app role assignments: tenant %s", tenantID)
+	}
+	q := `SELECT ` + assignCols + ` FROM app_role_assignments WHERE tenant_id = ?`
+	args := []any{tenantID}
+	if filter.PrincipalID != "" {
+		q += ` AND principal_id = ?`
+		args = append(args, directory.CanonicalID(filter.PrincipalID))
+	}
+	if filter.ResourceAppID != "" {
+		q += ` AND resource_app_id = ?`
+		args = append(args, directory.CanonicalID(filter.ResourceAppID))
+	}
+	rows, err := s.r.QueryContext(ctx, s.sql(q+` ORDER BY id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list app role assignments: %s: %w", s.d.Name, err)
+	}
+	return collect(rows, scanAssign, "list app role assignments")
+}
+
+// DeleteAppRoleAssignment implements store.DirectoryStore.
+func (s *Store) DeleteAppRoleAssignment(ctx context.Context, tenantID, id string) error {
+	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM app_role_assignments WHERE id = ? AND tenant_id = ?`),
+			directory.CanonicalID(id), directory.CanonicalID(tenantID))
+		if err != nil {
+			return s.dbErr("delete app role assignment "+id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return notFound("delete app role assignment %s in tenant %s", id, tenantID)
+		}
+		return nil
+	})
+}
+
+// ---- snapshot and revision
+
+// Snapshot implements store.DirectoryStore: one read transaction, six
+// queries, whatever the size of the directory.
+func (s *Store) Snapshot(ctx context.Context) (store.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Snapshot{}, err
+	}
+	tx, err := s.d.BeginRead(ctx, s.r)
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: begin: %s: %w", s.d.Name, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var snap store.Snapshot
+	if err := tx.QueryRowContext(ctx, `SELECT revision FROM directory_revision WHERE id = 1`).Scan(&snap.Revision); err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: revision: %s: %w", s.d.Name, err)
+	}
+	if snap.Tenants, err = s.listTenants(ctx, tx); err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+appCols+` FROM applications ORDER BY tenant_id, app_id`)
+	if err == nil {
+		snap.Applications, err = collect(rows, scanApp, "applications")
+	}
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+miCols+` FROM managed_identities`+miOrder)
+	if err == nil {
+		snap.ManagedIdentities, err = collect(rows, scanMI, "managed identities")
+	}
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+credCols+` FROM federated_credentials ORDER BY tenant_id, parent_client_id, name_key`)
+	if err == nil {
+		snap.Credentials, err = collect(rows, scanCred, "federated credentials")
+	}
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT `+assignCols+` FROM app_role_assignments ORDER BY tenant_id, id`)
+	if err == nil {
+		snap.AppRoleAssignments, err = collect(rows, scanAssign, "app role assignments")
+	}
+	if err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: end: %s: %w", s.d.Name, err)
+	}
+	return snap, nil
+}
+
+// Revision implements store.DirectoryStore.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var r int64
+	if err := s.r.QueryRowContext(ctx, `SELECT revision FROM directory_revision WHERE id = 1`).Scan(&r); err != nil {
+		return 0, fmt.Errorf("revision: %s: %w", s.d.Name, err)
+	}
+	return r, nil
+}
+
+// ---- signing keys
+
+const keyCols = `id, algorithm, private_key, kek_id, certificate, created_us, publish_us, activate_us, retire_us, expire_us`
+
+// CreateSigningKey implements store.KeyStore.
+func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	if k.ID == "" {
+		return fmt.Errorf("create signing key: %w", &directory.ValidationError{Field: "id", Rule: "is required"})
+	}
+	k = rules.SigningKey(k)
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = s.now()
+	}
+	if k.Certificate == nil {
+		k.Certificate = []byte{}
+	}
+	if k.PrivateKey == nil {
+		k.PrivateKey = []byte{}
+	}
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO signing_keys (`+keyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			k.ID, k.Algorithm, k.PrivateKey, k.KEKID, k.Certificate, rules.Micros(k.CreatedAt), rules.Micros(k.PublishAt),
+			rules.Micros(k.ActivateAt), rules.Micros(k.RetireAt), rules.Micros(k.ExpireAt)); err != nil {
+			return s.dbErr("create signing key "+k.ID, err)
+		}
+		return nil
+	})
+}
+
+// ListSigningKeys implements store.KeyStore.
+func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCols+` FROM signing_keys ORDER BY created_us, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list signing keys: %s: %w", s.d.Name, err)
+	}
+	return collect(rows, func(sc scanner) (store.SigningKey, error) {
+		var k store.SigningKey
+		var c, p, a, r, e int64
+		if err := sc.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.KEKID, &k.Certificate, &c, &p, &a, &r, &e); err != nil {
+			return k, err
+		}
+		k.CreatedAt, k.PublishAt, k.ActivateAt, k.RetireAt, k.ExpireAt = rules.FromMicros(c), rules.FromMicros(p), rules.FromMicros(a), rules.FromMicros(r), rules.FromMicros(e)
+		if len(k.Certificate) == 0 {
+			k.Certificate = nil
+		}
+		if len(k.PrivateKey) == 0 {
+			k.PrivateKey = nil
+		}
+		return k, nil
+	}, "list signing keys")
+}
+
+// DeleteSigningKey implements store.KeyStore.
+func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM signing_keys WHERE id = ?`), id)
+		if err != nil {
+			return s.dbErr("delete signing key "+id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return notFound("delete signing key %s", id)
+		}
+		return nil
+	})
+}
+
+// ---- audit
+
+const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr`
+
+// auditChunk bounds the rows of one INSERT (15 parameters each).
+const auditChunk = 64
+
+// AppendAudit implements store.AuditStore: one transaction, multi-row
+// INSERTs.
+func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) error {
+	if len(records) == 0 {
+		return ctx.Err()
+	}
+	now := s.now()
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		for start := 0; start < len(records); start += auditChunk {
+			batch := records[start:min(start+auditChunk, len(records))]
+			var b strings.Builder
+			b.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
+			args := make([]any, 0, len(batch)*15)
+			for i, r := range batch {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				r = rules.Audit(r, now)
+				args = append(args, r.ID, rules.Micros(r.Time), r.TenantID, r.ClientID, r.CredentialName, r.GrantType, r.Resource,
+					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr)
+			}
+			if _, err := tx.ExecContext(ctx, s.sql(b.String()), args...); err != nil {
+				return s.dbErr("append audit", err)
+			}
+		}
+		return nil
+	})
+}
+
+// ListAudit implements store.AuditStore. Pages are keyset-paginated on
+// (time, sequence number), so records appended meanwhile never shift a page.
+func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.AuditPage, error) {
+	q, err := rules.ParseAuditFilter(filter)
+	if err != nil {
+		return store.AuditPage{}, fmt.Errorf("list audit: %w", err)
+	}
+	query := `SELECT seq, ` + auditCols + ` FROM audit_log WHERE 1 = 1`
+	var args []any
+	if q.TenantID != "" {
+		query += ` AND tenant_id = ?`
+		args = append(args, q.TenantID)
+	}
+	if q.ClientID != "" {
+		query += ` AND client_id = ?`
+		args = append(args, q.ClientID)
+	}
+	if q.Result != "" {
+		query += ` AND result = ?`
+		args = append(args, q.Result)
+	}
+	if q.SinceUS != 0 {
+		query += ` AND time_us >= ?`
+		args = append(args, q.SinceUS)
+	}
+	if q.UntilUS != 0 {
+		query += ` AND time_us < ?`
+		args = append(args, q.UntilUS)
+	}
+	if q.HasCursor {
+		query += ` AND (time_us < ? OR (time_us = ? AND seq < ?))`
+		args = append(args, q.AfterUS, q.AfterUS, q.AfterSeq)
+	}
+	query += ` ORDER BY time_us DESC, seq DESC LIMIT ?`
+	args = append(args, q.Limit+1)
+	rows, err := s.r.QueryContext(ctx, s.sql(query), args...)
+	if err != nil {
+		return store.AuditPage{}, fmt.Errorf("list audit: %s: %w", s.d.Name, err)
+	}
+	type rec struct {
+		seq, us int64
+		r       store.AuditRecord
+	}
+	recs, err := collect(rows, func(sc scanner) (rec, error) {
+		var x rec
+		r := &x.r
+		err := sc.Scan(&x.seq, &r.ID, &x.us, &r.TenantID, &r.ClientID, &r.CredentialName, &r.GrantType, &r.Resource, &r.Issuer,
+			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr)
+		r.Time = rules.FromMicros(x.us)
+		return x, err
+	}, "list audit")
+	if err != nil {
+		return store.AuditPage{}, err
+	}
+	var page store.AuditPage
+	if len(recs) > q.Limit {
+		last := recs[q.Limit-1]
+		page.NextCursor = rules.Cursor(last.us, last.seq)
+		recs = recs[:q.Limit]
+	}
+	page.Records = make([]store.AuditRecord, len(recs))
+	for i, x := range recs {
+		page.Records[i] = x.r
+	}
+	return page, nil
+}
+
+// PruneAudit implements store.AuditStore.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
+	if before.IsZero() {
+		return 0, ctx.Err()
+	}
+	var n int64
+	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM audit_log WHERE time_us < ?`), rules.Micros(rules.Time(before)))
+		if err != nil {
+			return s.dbErr("prune audit", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
