@@ -136,8 +136,11 @@ type key struct {
 }
 
 func recordFingerprint(r store.SigningKey) string {
-	return fmt.Sprintf("%s|%s|%d|%d|%d|%d|%d|%x", r.ID, r.KEKID, r.PublishAt.UnixMicro(), r.ActivateAt.UnixMicro(),
-		r.RetireAt.UnixMicro(), r.ExpireAt.UnixMicro(), len(r.PrivateKey), sha256.Sum256(r.Certificate))
+	h := sha256.New()
+	h.Write(r.PrivateKey)
+	h.Write(r.Certificate)
+	return fmt.Sprintf("%s|%s|%d|%d|%d|%d|%x", r.ID, r.KEKID, r.PublishAt.UnixMicro(), r.ActivateAt.UnixMicro(),
+		r.RetireAt.UnixMicro(), r.ExpireAt.UnixMicro(), h.Sum(nil))
 }
 
 // parseKey checks a stored key's public half (a certificate whose key

@@ -250,7 +250,7 @@ func (m *Manager) Tick(ctx context.Context) error {
 
 func (m *Manager) tick(ctx context.Context) error {
 	now := m.now()
-	set, err := m.reload(ctx, now)
+	set, recs, err := m.reload(ctx, now)
 	if err != nil {
 		return err
 	}
@@ -258,20 +258,22 @@ func (m *Manager) tick(ctx context.Context) error {
 	// Clean up: expired keys, and duplicate successors created by replicas
 	// that rotated at the same moment (see the package comment).
 	deleted := false
-	del := func(kk *key, why string) error {
+	del := func(kid, why string) error {
 		deleted = true
-		switch err := m.store.DeleteSigningKey(ctx, kk.id); {
+		switch err := m.store.DeleteSigningKey(ctx, kid); {
 		case errors.Is(err, store.ErrNotFound): // another replica was first
 			return nil
 		case err != nil:
-			return fmt.Errorf("delete signing key %s (%s): %w", kk.id, why, err)
+			return fmt.Errorf("delete signing key %s (%s): %w", kid, why, err)
 		}
-		m.log.Info("deleted signing key", "kid", kk.id, "reason", why)
+		m.log.Info("deleted signing key", "kid", kid, "reason", why)
 		return nil
 	}
-	for _, kk := range set.keys {
-		if !now.Before(kk.times.expire) {
-			if err := del(kk, "expired"); err != nil {
+	for _, r := range recs {
+		// From the records: an expired key is deleted even if it no
+		// longer parses.
+		if !now.Before(m.expiry(r)) {
+			if err := del(r.ID, "expired"); err != nil {
 				return err
 			}
 		}
@@ -281,13 +283,13 @@ func (m *Manager) tick(ctx context.Context) error {
 		// set.keys is sorted by (activate, kid): a key whose predecessor
 		// has the same ActivateAt is a duplicate of it.
 		if i > 0 && kk.times.activate.Equal(set.keys[i-1].times.activate) && kk.times.activate.After(safe) {
-			if err := del(kk, "duplicate of "+set.keys[i-1].id); err != nil {
+			if err := del(kk.id, "duplicate of "+set.keys[i-1].id); err != nil {
 				return err
 			}
 		}
 	}
 	if deleted {
-		if set, err = m.reload(ctx, now); err != nil {
+		if set, _, err = m.reload(ctx, now); err != nil {
 			return err
 		}
 	}
@@ -314,7 +316,7 @@ func (m *Manager) tick(ctx context.Context) error {
 	default:
 		m.log.Info("created signing key", attrs...)
 	}
-	_, err = m.reload(ctx, now)
+	_, _, err = m.reload(ctx, now)
 	return err
 }
 
@@ -348,15 +350,24 @@ func (m *Manager) nextSchedule(set *keySet, now time.Time) (schedule, string, bo
 	return m.schedule(t, cur.times.retire, cur.times.retire.Add(m.opts.RotationPeriod)), reasonScheduled, true
 }
 
+// expiry is when a stored key leaves the JWKS: its ExpireAt, or later if
+// MaxTokenLifetime is now longer than when the key was created.
+func (m *Manager) expiry(r store.SigningKey) time.Time {
+	if e := r.RetireAt.Add(m.opts.MaxTokenLifetime + ExpiryMargin); e.After(r.ExpireAt) {
+		return e
+	}
+	return r.ExpireAt
+}
+
 func (m *Manager) schedule(publish, activate, retire time.Time) schedule {
 	return schedule{publish: publish, activate: activate, retire: retire, expire: retire.Add(m.opts.MaxTokenLifetime + ExpiryMargin)}
 }
 
 // reload lists the keys and installs them as the current snapshot.
-func (m *Manager) reload(ctx context.Context, now time.Time) (*keySet, error) {
+func (m *Manager) reload(ctx context.Context, now time.Time) (*keySet, []store.SigningKey, error) {
 	recs, err := m.store.ListSigningKeys(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load signing keys: %w", err)
+		return nil, nil, fmt.Errorf("load signing keys: %w", err)
 	}
 	set, problems := m.load(recs, now, m.keys.Load())
 	for _, p := range problems {
@@ -366,7 +377,7 @@ func (m *Manager) reload(ctx context.Context, now time.Time) (*keySet, error) {
 		}
 	}
 	m.keys.Store(set)
-	return set, nil
+	return set, recs, nil
 }
 
 // problem is a stored key that cannot be used.
@@ -384,6 +395,10 @@ func (m *Manager) load(recs []store.SigningKey, now time.Time, prev *keySet) (*k
 	set := &keySet{byID: make(map[string]*key, len(recs))}
 	var problems []problem
 	for _, r := range recs {
+		expire := m.expiry(r)
+		if !now.Before(expire) {
+			continue // left the JWKS; Tick deletes it
+		}
 		needPrivate := now.Before(r.RetireAt)
 		fp := recordFingerprint(r)
 		var kk *key
@@ -409,11 +424,9 @@ func (m *Manager) load(recs []store.SigningKey, now time.Time, prev *keySet) (*k
 		if kk.openErr != nil {
 			problems = append(problems, problem{kid: r.ID, fingerprint: fp, err: kk.openErr})
 		}
-		// A configured MaxTokenLifetime longer than the one the key was
-		// created under keeps it published longer.
-		if e := kk.times.retire.Add(m.opts.MaxTokenLifetime + ExpiryMargin); e.After(kk.times.expire) {
+		if !kk.times.expire.Equal(expire) {
 			c := *kk
-			c.times.expire = e
+			c.times.expire = expire
 			kk = &c
 		}
 		set.keys = append(set.keys, kk)
@@ -537,9 +550,9 @@ func (m *Manager) PublicKey(kid string) (*rsa.PublicKey, bool) {
 	return kk.pub, true
 }
 
-// IsOwnKey reports whether kid names one of the service's keys in the
-// store, published or not (the token service refuses its own tokens as
-// client assertions).
+// IsOwnKey reports whether kid names one of the service's unexpired keys,
+// published yet or not (the token service refuses its own tokens as client
+// assertions).
 func (m *Manager) IsOwnKey(kid string) bool {
 	_, ok := m.keys.Load().byID[kid]
 	return ok

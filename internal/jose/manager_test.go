@@ -1096,3 +1096,57 @@ func TestRunStopsWithContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestExpiredBrokenKeyIsDeletedNotFatal(t *testing.T) {
+	mem, c := memory.New(), newClock()
+	m := newManager(t, mem, c, nil)
+	// A long-expired record whose certificate is garbage.
+	old := listKeys(t, mem)[0]
+	old.ID = "broken"
+	old.Certificate = []byte("garbage")
+	old.PublishAt, old.ActivateAt, old.RetireAt, old.ExpireAt = t0.Add(-90*24*time.Hour), t0.Add(-90*24*time.Hour), t0.Add(-60*24*time.Hour), t0.Add(-59*24*time.Hour)
+	if err := mem.CreateSigningKey(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	m2 := newManager(t, mem, c, nil)
+	if m2.ActiveKeyID() != m.ActiveKeyID() {
+		t.Error("active key changed")
+	}
+	if ks := listKeys(t, mem); len(ks) != 1 || ks[0].ID != m.ActiveKeyID() {
+		t.Errorf("store holds %v; the expired record must be deleted", ids(ks))
+	}
+	// An unexpired broken record blocks start-up with its kid named.
+	old.ID, old.RetireAt, old.ExpireAt = "broken2", t0.Add(time.Hour), t0.Add(48*time.Hour)
+	if err := mem.CreateSigningKey(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewManager(t.Context(), Options{Store: mem, Now: c.Now}); err == nil || !strings.Contains(err.Error(), "signing key broken2: certificate") {
+		t.Errorf("NewManager: %v", err)
+	}
+}
+
+func TestLongerMaxTokenLifetimeKeepsKeysLonger(t *testing.T) {
+	mem, c := memory.New(), newClock()
+	m := newManager(t, mem, c, func(o *Options) { o.MaxTokenLifetime = time.Hour })
+	first := m.ActiveKeyID()
+	retire := t0.Add(DefaultRotationPeriod)
+	c.Set(retire.Add(-DefaultPrePublish))
+	tick(t, m)
+	// Restarted with a 24 h maximum: the first key, created under 1 h,
+	// stays published 24 h + margin after it retires.
+	m2 := newManager(t, mem, c, func(o *Options) { o.MaxTokenLifetime = 24 * time.Hour })
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{retire.Add(2*time.Hour + time.Minute), true}, // past its stored ExpireAt
+		{retire.Add(25*time.Hour - time.Second), true},
+		{retire.Add(25 * time.Hour), false},
+	} {
+		c.Set(tc.at)
+		tick(t, m2)
+		if _, ok := m2.PublicKey(first); ok != tc.want {
+			t.Errorf("at retire+%s published %v, want %v", tc.at.Sub(retire), ok, tc.want)
+		}
+	}
+}
