@@ -1,0 +1,355 @@
+package sqlite
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustOpen(t testing.TB, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(ctxT(t), path, opts)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	return s
+}
+
+// fill writes one of everything and returns what it wrote.
+func fill(t testing.TB, s store.Store) (directory.ManagedIdentity, directory.Application) {
+	t.Helper()
+	ctx := ctxT(t)
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ten, err := s.CreateTenant(ctx, directory.Tenant{ID: directory.NewID(), DisplayName: "Contoso"})
+	check(err)
+	app, err := s.CreateApplication(ctx, directory.Application{
+		TenantID: ten.ID, AppID: directory.NewID(), ObjectID: directory.NewID(), ServicePrincipalID: directory.NewID(),
+		DisplayName: "api", IdentifierURIs: []string{"api://api"}, RequestedAccessTokenVersion: 2,
+		AppRoles: []directory.AppRole{{ID: directory.NewID(), Value: "Data.Read", AllowedMemberTypes: []string{"Application"}, IsEnabled: true}},
+	})
+	check(err)
+	mi, err := s.CreateManagedIdentity(ctx, directory.ManagedIdentity{
+		TenantID: ten.ID, SubscriptionID: directory.NewID(), ResourceGroup: "rg", Name: "demo",
+		ClientID: directory.NewID(), PrincipalID: directory.NewID(), Tags: map[string]string{"a": "b"},
+	})
+	check(err)
+	_, err = s.CreateFederatedCredential(ctx, directory.FederatedCredential{
+		TenantID: ten.ID, ParentKind: directory.ParentManagedIdentity, ParentClientID: mi.ClientID, ID: directory.NewID(),
+		Name: "k8s", Issuer: "https://issuer.example", Subject: "system:serviceaccount:default:demo", Audiences: []string{directory.DefaultAudience},
+	})
+	check(err)
+	_, err = s.CreateAppRoleAssignment(ctx, directory.AppRoleAssignment{
+		TenantID: ten.ID, ID: directory.NewID(), PrincipalID: mi.PrincipalID, ResourceAppID: app.AppID, AppRoleID: app.AppRoles[0].ID,
+	})
+	check(err)
+	check(s.CreateSigningKey(ctx, store.SigningKey{ID: "kid-1", Algorithm: "RS256", PrivateKey: []byte("sealed"), KEKID: "kek", Certificate: []byte("der"), CreatedAt: time.Now(), PublishAt: time.Now()}))
+	check(s.AppendAudit(ctx, []store.AuditRecord{{TenantID: ten.ID, ClientID: mi.ClientID, Result: store.AuditSuccess}, {TenantID: ten.ID, Result: store.AuditFailure, ErrorCode: 700213}}))
+	return mi, app
+}
+
+type everything struct {
+	Snap  store.Snapshot
+	Keys  []store.SigningKey
+	Audit store.AuditPage
+}
+
+func readAll(t testing.TB, s store.Store) everything {
+	t.Helper()
+	ctx := ctxT(t)
+	var e everything
+	var err error
+	if e.Snap, err = s.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.Keys, err = s.ListSigningKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e.Audit, err = s.ListAudit(ctx, store.AuditFilter{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestReopenKeepsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	s := mustOpen(t, path, Options{})
+	fill(t, s)
+	before := readAll(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, path, Options{})
+	defer s.Close()
+	after := readAll(t, s)
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("after reopening:\n got  %+v\n want %+v", after, before)
+	}
+	if before.Snap.Revision != 5 || len(before.Snap.Credentials) != 1 || len(before.Keys) != 1 || len(before.Audit.Records) != 2 {
+		t.Errorf("unexpected contents: revision %d, %d credentials, %d keys, %d audit records", before.Snap.Revision, len(before.Snap.Credentials), len(before.Keys), len(before.Audit.Records))
+	}
+}
+
+func schemaVersions(t *testing.T, s *Store) []string {
+	t.Helper()
+	_, r := s.DB()
+	rows, err := r.QueryContext(ctxT(t), `SELECT version, name, applied_us FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v int
+		var name string
+		var at int64
+		if err := rows.Scan(&v, &name, &at); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%d_%s@%d", v, name, at))
+	}
+	return out
+}
+
+func indexExists(t *testing.T, s *Store, name string) bool {
+	t.Helper()
+	_, r := s.DB()
+	var n int
+	if err := r.QueryRowContext(ctxT(t), `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+func TestMigratesOldSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	old := mustOpen(t, path, Options{migrateTo: 1})
+	v1 := schemaVersions(t, old)
+	if len(v1) != 1 || !strings.HasPrefix(v1[0], "1_init@") {
+		t.Fatalf("schema versions of a version-1 database: %v", v1)
+	}
+	if indexExists(t, old, "audit_log_tenant_time") {
+		t.Fatal("version-1 database already has the version-2 index")
+	}
+	fill(t, old)
+	before := readAll(t, old)
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := mustOpen(t, path, Options{})
+	versions := schemaVersions(t, s)
+	if len(versions) != 2 || versions[0] != v1[0] || !strings.HasPrefix(versions[1], "2_audit_filters@") {
+		t.Fatalf("schema versions after upgrade: %v", versions)
+	}
+	if !indexExists(t, s, "audit_log_tenant_time") || !indexExists(t, s, "audit_log_client_time") {
+		t.Error("upgrade did not create the version-2 indexes")
+	}
+	if after := readAll(t, s); !reflect.DeepEqual(before, after) {
+		t.Errorf("data changed across the upgrade:\n got  %+v\n want %+v", after, before)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopening applies nothing again.
+	again := mustOpen(t, path, Options{})
+	defer again.Close()
+	if v := schemaVersions(t, again); !reflect.DeepEqual(v, versions) {
+		t.Errorf("schema versions after reopening: %v, want %v", v, versions)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	s := mustOpen(t, path, Options{})
+	w, _ := s.DB()
+	if _, err := w.ExecContext(ctxT(t), `INSERT INTO schema_migrations (version, name, applied_us) VALUES (99, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(ctxT(t), path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "schema is at version 99 but this wif knows only versions up to 2") {
+		t.Fatalf("opening a newer database: error %v", err)
+	}
+}
+
+func TestOpenRejectsBadPaths(t *testing.T) {
+	for _, tc := range []struct{ path, want string }{
+		{"", "no file named"},
+		{":memory:", "use the memory: store"},
+		{"wif.db?mode=ro", "holds '?'"},
+		{filepath.Join(t.TempDir(), "missing-dir", "wif.db"), "wif.db"},
+	} {
+		_, err := Open(ctxT(t), tc.path, Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Open(%q): error %v, want one containing %q", tc.path, err, tc.want)
+		}
+	}
+}
+
+// TestCrashLosesNoCommittedData runs a writer in a child process and kills
+// it (SIGKILL, no chance to clean up) while it commits in a loop and while a
+// transaction is open: every write the child reported committed must be
+// there afterwards, the open transaction must have left nothing, and the
+// file must pass SQLite's integrity check.
+func TestCrashLosesNoCommittedData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	t.Run("during an open transaction", func(t *testing.T) { crashTest(t, "inflight") })
+	t.Run("while committing", func(t *testing.T) { crashTest(t, "loop") })
+}
+
+func crashTest(t *testing.T, mode string) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "WIF_SQLITE_CRASH_DB="+path, "WIF_SQLITE_CRASH_MODE="+mode)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+
+	var committed []string
+	var audited int
+	var inflight string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "committed":
+			committed = append(committed, f[1])
+		case "audited":
+			audited++
+		case "inflight":
+			inflight = f[1]
+		}
+		if inflight != "" || (mode == "loop" && len(committed) == 150) {
+			break
+		}
+	}
+	if mode == "inflight" && inflight == "" {
+		t.Fatalf("child ended before opening its last transaction (%d commits seen): %v", len(committed), sc.Err())
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+
+	s := mustOpen(t, path, Options{})
+	defer s.Close()
+	ctx := ctxT(t)
+	for _, id := range committed {
+		if _, err := s.GetTenant(ctx, id); err != nil {
+			t.Errorf("committed tenant %s lost: %v", id, err)
+		}
+	}
+	r, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch mode {
+	case "inflight":
+		if _, err := s.GetTenant(ctx, inflight); err == nil {
+			t.Errorf("tenant %s of the uncommitted transaction survived the crash", inflight)
+		}
+		if r != int64(len(committed)) || len(page.Records) != 10*audited {
+			t.Errorf("revision %d and %d audit records, want %d and %d", r, len(page.Records), len(committed), 10*audited)
+		}
+	case "loop":
+		// The write in flight at the kill may have committed or not.
+		if r < int64(len(committed)) || r > int64(len(committed))+1 || len(page.Records) < 10*audited || len(page.Records) > 10*audited+10 {
+			t.Errorf("revision %d and %d audit records, want %d (+1) and %d (+10)", r, len(page.Records), len(committed), 10*audited)
+		}
+	}
+	_, rdb := s.DB()
+	var check string
+	if err := rdb.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check: %q %v", check, err)
+	}
+	t.Logf("%d tenants and %d audit batches committed before the kill", len(committed), audited)
+}
+
+// TestCrashHelper is the child of TestCrashLosesNoCommittedData; it does
+// nothing in a normal run.
+func TestCrashHelper(t *testing.T) {
+	path := os.Getenv("WIF_SQLITE_CRASH_DB")
+	if path == "" {
+		t.Skip("only runs as the child of TestCrashLosesNoCommittedData")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 60
+	if os.Getenv("WIF_SQLITE_CRASH_MODE") == "loop" {
+		n = 1 << 30 // until killed
+	}
+	for i := range n {
+		id := directory.NewID()
+		if _, err := s.CreateTenant(ctx, directory.Tenant{ID: id, DisplayName: fmt.Sprint("tenant ", i)}); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("committed %s\n", id)
+		if i%5 == 0 {
+			recs := make([]store.AuditRecord, 10)
+			for j := range recs {
+				recs[j] = store.AuditRecord{TenantID: id, Result: store.AuditSuccess}
+			}
+			if err := s.AppendAudit(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Printf("audited %d\n", i)
+		}
+	}
+	// Open a transaction that writes and never commits, then wait to be
+	// killed.
+	w, _ := s.DB()
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := directory.NewID()
+	if _, err := tx.ExecContext(ctx, `UPDATE directory_revision SET revision = revision + 1`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tenants (id, display_name, version, created_us, updated_us) VALUES (?, 'uncommitted', 1, 0, 0)`, id); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("inflight %s\n", id)
+	time.Sleep(time.Minute)
+	os.Exit(3)
+}
