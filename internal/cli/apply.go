@@ -70,7 +70,7 @@ func newExportCommand(streams Streams) *cobra.Command {
 	}
 	af := addAdminFlags(cmd)
 	af.output = "yaml"
-	cmd.Flags().Lookup("output").DefValue = "yaml"
+	cmd.PersistentFlags().Lookup("output").DefValue = "yaml"
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		c, err := af.client(ctx)

@@ -43,6 +43,67 @@ func newIdentityCommand(streams Streams) *cobra.Command {
 	return cmd
 }
 
+// identityView is an identity as az prints it: ARM's properties flattened.
+type identityView struct {
+	ClientID      string            `json:"clientId"`
+	ID            string            `json:"id"`
+	Location      string            `json:"location"`
+	Name          string            `json:"name"`
+	PrincipalID   string            `json:"principalId"`
+	ResourceGroup string            `json:"resourceGroup"`
+	Tags          map[string]string `json:"tags"`
+	TenantID      string            `json:"tenantId"`
+	Type          string            `json:"type"`
+}
+
+func viewIdentity(m admin.IdentityResource) identityView {
+	v := identityView{ID: m.ID, Location: m.Location, Name: m.Name, ResourceGroup: m.ResourceGroup, Tags: m.Tags, Type: m.Type}
+	if v.Tags == nil {
+		v.Tags = map[string]string{}
+	}
+	if m.Properties != nil {
+		v.ClientID, v.PrincipalID, v.TenantID = m.Properties.ClientID, m.Properties.PrincipalID, m.Properties.TenantID
+	}
+	return v
+}
+
+func viewIdentities(ms []admin.IdentityResource) []identityView {
+	out := make([]identityView, len(ms))
+	for i, m := range ms {
+		out[i] = viewIdentity(m)
+	}
+	return out
+}
+
+// credentialView is a federated credential as az prints it.
+type credentialView struct {
+	Audiences                []string                            `json:"audiences"`
+	ClaimsMatchingExpression *directory.ClaimsMatchingExpression `json:"claimsMatchingExpression,omitempty"`
+	Description              string                              `json:"description,omitempty"`
+	ID                       string                              `json:"id"`
+	Issuer                   string                              `json:"issuer"`
+	Name                     string                              `json:"name"`
+	ResourceGroup            string                              `json:"resourceGroup"`
+	Subject                  string                              `json:"subject"`
+	Type                     string                              `json:"type"`
+}
+
+func viewCredential(f admin.IdentityCredentialResource) credentialView {
+	v := credentialView{ID: f.ID, Name: f.Name, ResourceGroup: f.ResourceGroup, Type: f.Type}
+	if p := f.Properties; p != nil {
+		v.Audiences, v.ClaimsMatchingExpression, v.Description, v.Issuer, v.Subject = p.Audiences, p.ClaimsMatchingExpression, p.Description, p.Issuer, p.Subject
+	}
+	return v
+}
+
+func viewCredentials(fs []admin.IdentityCredentialResource) []credentialView {
+	out := make([]credentialView, len(fs))
+	for i, f := range fs {
+		out[i] = viewCredential(f)
+	}
+	return out
+}
+
 func identityTable(items ...admin.IdentityResource) func() table {
 	return func() table {
 		t := table{headers: []string{"Name", "ResourceGroup", "Location", "ClientId", "PrincipalId"}}
@@ -96,7 +157,7 @@ func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return af.print(streams.Out, m, identityTable(m))
+			return af.print(streams.Out, viewIdentity(m), identityTable(m))
 		},
 	}
 	id.add(cmd, "name", "identity name", true)
@@ -121,7 +182,7 @@ func newIdentityShow(streams Streams, af *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return af.print(streams.Out, m, identityTable(m))
+			return af.print(streams.Out, viewIdentity(m), identityTable(m))
 		},
 	}
 	id.add(cmd, "name", "identity name", true)
@@ -147,7 +208,7 @@ func newIdentityList(streams Streams, af *adminFlags) *cobra.Command {
 			if ms == nil {
 				ms = []admin.IdentityResource{}
 			}
-			return af.print(streams.Out, ms, identityTable(ms...))
+			return af.print(streams.Out, viewIdentities(ms), identityTable(ms...))
 		},
 	}
 	cmd.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group (default: all)")
@@ -234,7 +295,7 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 			if err != nil {
 				return err
 			}
-			return af.print(streams.Out, f, ficTable(f))
+			return af.print(streams.Out, viewCredential(f), ficTable(f))
 		},
 	}
 	id.add(cmd, "name", "credential name", true)
@@ -309,7 +370,7 @@ func newFICShow(streams Streams, af *adminFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return af.print(streams.Out, f, ficTable(f))
+			return af.print(streams.Out, viewCredential(f), ficTable(f))
 		},
 	}
 	id.add(cmd, "name", "credential name", true)
@@ -337,7 +398,7 @@ func newFICList(streams Streams, af *adminFlags) *cobra.Command {
 			if fs == nil {
 				fs = []admin.IdentityCredentialResource{}
 			}
-			return af.print(streams.Out, fs, ficTable(fs...))
+			return af.print(streams.Out, viewCredentials(fs), ficTable(fs...))
 		},
 	}
 	id.add(cmd, "identity-name", "name of the managed identity", true)

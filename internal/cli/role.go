@@ -18,9 +18,9 @@ func newRoleCommand(streams Streams) *cobra.Command {
 
 func assignmentTable(items ...admin.AssignmentResource) func() table {
 	return func() table {
-		t := table{headers: []string{"Principal", "Resource", "Role", "Id"}}
+		t := table{headers: []string{"Principal", "Resource", "Role"}}
 		for _, g := range items {
-			t.rows = append(t.rows, []string{g.Principal, g.Resource, g.Role, g.ID})
+			t.rows = append(t.rows, []string{g.Principal, g.Resource, g.Role})
 		}
 		return t
 	}

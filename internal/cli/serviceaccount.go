@@ -57,15 +57,34 @@ annotations, ready for kubectl apply -f -.`,
 					fmt.Fprintln(streams.ErrOut, w)
 				}
 			}
-			mi, err := c.PutIdentity(ctx, tid, sub, rg, identityName, admin.IdentityResource{})
+			// Reuse the identity when it exists (a PUT would reset its
+			// location and tags), else create it.
+			mi, err := c.GetIdentity(ctx, tid, sub, rg, identityName)
+			if admin.IsNotFound(err) {
+				mi, err = c.PutIdentity(ctx, tid, sub, rg, identityName, admin.IdentityResource{})
+			}
 			if err != nil {
 				return err
 			}
 			credName := credentialNameFor(namespace, name)
 			subject := "system:serviceaccount:" + namespace + ":" + name
-			if _, err := c.PutIdentityCredential(ctx, tid, sub, rg, identityName, credName,
-				admin.CredentialProperties{Issuer: issuer, Subject: subject, Audiences: []string{audience}}); err != nil {
+			existing, err := c.ListIdentityCredentials(ctx, tid, sub, rg, identityName)
+			if err != nil {
 				return err
+			}
+			// A credential trusting the same issuer and subject (under any
+			// name) already does the job: keep it.
+			found := false
+			for _, f := range existing {
+				if p := f.Properties; p != nil && p.Issuer == issuer && p.Subject == subject {
+					credName, found = f.Name, true
+				}
+			}
+			if !found {
+				if _, err := c.PutIdentityCredential(ctx, tid, sub, rg, identityName, credName,
+					admin.CredentialProperties{Issuer: issuer, Subject: subject, Audiences: []string{audience}}); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(streams.ErrOut, "identity %s/%s (client id %s) trusts %s for %s (credential %s)\n",
 				rg, identityName, mi.Properties.ClientID, issuer, subject, credName)
