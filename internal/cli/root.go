@@ -53,6 +53,7 @@ func RunWithEnv(ctx context.Context, streams Streams, args []string, lookupEnv f
 func subcommands(streams Streams) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCommand(streams),
+		newGatewayCommand(streams),
 		newIssuerCommand(streams),
 		newTokenCommand(streams),
 		newDevCommand(streams),
