@@ -1,0 +1,221 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsjson "sigs.k8s.io/json"
+)
+
+// MaxReviewBytes bounds an AdmissionReview body. The API server caps objects
+// at 3 MiB (etcd's request limit is 1.5 MiB); the review wraps one object.
+const MaxReviewBytes = 4 << 20
+
+// Path is where the handler is mounted, as upstream's.
+const Path = "/mutate-v1-pod"
+
+// Handler answers AdmissionReviews for pods.
+type Handler struct {
+	config  *Config
+	sas     ServiceAccountGetter
+	logger  *slog.Logger
+	now     func() time.Time
+	total   *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+// HandlerOptions are the Handler's dependencies besides its Config.
+type HandlerOptions struct {
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer gets the metrics; nil does not register them.
+	Registerer prometheus.Registerer
+	// Now is the clock for latency; nil is time.Now.
+	Now func() time.Time
+}
+
+// NewHandler checks cfg and returns a Handler.
+func NewHandler(cfg Config, sas ServiceAccountGetter, opts HandlerOptions) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("webhook configuration: %w", err)
+	}
+	if sas == nil {
+		return nil, errors.New("webhook: a service account getter is required")
+	}
+	h := &Handler{
+		config: &cfg, sas: sas, logger: opts.Logger, now: opts.Now,
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wif_webhook_mutations_total",
+			Help: "Pod admission reviews by namespace and result (mutated, unchanged, denied, error).",
+		}, []string{"namespace", "result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "wif_webhook_admission_duration_seconds",
+			Help:    "Time to answer a pod admission review, from the decoded request to the encoded response.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+	}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{h.total, h.latency} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register webhook metrics: %w", err)
+			}
+		}
+	}
+	return h, nil
+}
+
+// DecodeReview parses an admission.k8s.io/v1 AdmissionReview request body.
+func DecodeReview(body []byte) (*admissionv1.AdmissionReview, error) {
+	var review admissionv1.AdmissionReview
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil {
+		return nil, fmt.Errorf("decode AdmissionReview: %w", err)
+	}
+	if review.APIVersion != "admission.k8s.io/v1" || review.Kind != "AdmissionReview" {
+		return nil, fmt.Errorf("expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got %q and %q", review.APIVersion, review.Kind)
+	}
+	if review.Request == nil {
+		return nil, errors.New("AdmissionReview has no request")
+	}
+	if review.Request.UID == "" {
+		return nil, errors.New("AdmissionReview request has no uid")
+	}
+	return &review, nil
+}
+
+// ServeHTTP implements http.Handler: POST an AdmissionReview as JSON.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed: POST an AdmissionReview", http.StatusMethodNotAllowed)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		http.Error(w, fmt.Sprintf("unsupported content type %q: expected application/json", r.Header.Get("Content-Type")), http.StatusUnsupportedMediaType)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReviewBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("AdmissionReview larger than %d bytes", MaxReviewBytes), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "read request body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	review, err := DecodeReview(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	resp := h.Review(r.Context(), review.Request)
+	out, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Response: resp,
+	})
+	if err != nil {
+		http.Error(w, "encode AdmissionReview: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+// Review answers one admission request. It never fails open: anything that
+// goes wrong is a response with allowed=false.
+func (h *Handler) Review(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	start := h.now()
+	resp, result := h.review(ctx, req)
+	resp.UID = req.UID
+	h.total.WithLabelValues(req.Namespace, result).Inc()
+	h.latency.Observe(h.now().Sub(start).Seconds())
+	return resp
+}
+
+func errored(code int32, err error) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{Allowed: false, Result: &metav1.Status{Code: code, Message: err.Error()}}
+}
+
+func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, string) {
+	if req.Resource.Resource != "pods" || req.SubResource != "" || req.Operation != admissionv1.Create {
+		// Not ours (a misconfigured rule): leave it alone.
+		return &admissionv1.AdmissionResponse{Allowed: true}, "unchanged"
+	}
+	var pod corev1.Pod
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &pod); err != nil {
+		return errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err)), "error"
+	}
+	podName := pod.Name
+	if podName == "" {
+		podName = pod.GenerateName + "*"
+	}
+	saName := pod.Spec.ServiceAccountName
+	if saName == "" {
+		saName = "default"
+	}
+	log := h.logger.With("namespace", req.Namespace, "pod", podName, "serviceAccount", saName, "uid", string(req.UID))
+	sa, err := h.sas.GetServiceAccount(ctx, req.Namespace, saName)
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			log.Info("pod denied: no such service account")
+			return errored(http.StatusBadRequest, fmt.Errorf("serviceaccounts %q not found", saName)), "denied"
+		}
+		log.Error("service account lookup failed", "err", err)
+		return errored(http.StatusInternalServerError, err), "error"
+	}
+	before, err := json.Marshal(&pod)
+	if err != nil {
+		return errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err)), "error"
+	}
+	mutated := pod.DeepCopy()
+	warnings, err := h.config.Mutate(mutated, req.Namespace, sa)
+	if err != nil {
+		var d *Denial
+		if errors.As(err, &d) {
+			log.Info("pod denied", "reason", d.Msg)
+			return errored(http.StatusBadRequest, err), "denied"
+		}
+		return errored(http.StatusInternalServerError, err), "error"
+	}
+	// The namespace is set on the copy for the mutation's sake; it is not
+	// part of the patch (the API server fills it).
+	mutated.Namespace = pod.Namespace
+	after, err := json.Marshal(mutated)
+	if err != nil {
+		return errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err)), "error"
+	}
+	ops, err := CreatePatch(before, after)
+	if err != nil {
+		return errored(http.StatusInternalServerError, err), "error"
+	}
+	resp := &admissionv1.AdmissionResponse{Allowed: true, Warnings: warnings}
+	if len(ops) == 0 {
+		return resp, "unchanged"
+	}
+	patch, err := json.Marshal(ops)
+	if err != nil {
+		return errored(http.StatusInternalServerError, fmt.Errorf("encode patch: %w", err)), "error"
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = patch, &pt
+	log.Debug("pod mutated", "ops", len(ops))
+	return resp, "mutated"
+}
