@@ -202,12 +202,10 @@ func parseKey(r store.SigningKey, k *kek, needPrivate bool) (*key, error) {
 // open decrypts and parses the private key and builds the cached signers.
 func (kk *key) open(r store.SigningKey, k *kek) error {
 	der := r.PrivateKey
-	switch {
-	case r.KEKID != "" && k == nil:
-		return fmt.Errorf("signing key %s is sealed with key-encryption key %s, but no key-encryption key is configured: start wif with the key-encryption key file (--key-encryption-key-file) this store was created with", r.ID, r.KEKID)
-	case r.KEKID != "" && r.KEKID != k.id:
-		return fmt.Errorf("signing key %s was sealed with key-encryption key %s, but key-encryption key %s is configured: start wif with the key-encryption key file this store was created with", r.ID, r.KEKID, k.id)
-	case r.KEKID != "":
+	if err := kekMismatch(r.ID, r.KEKID, k); err != nil {
+		return err
+	}
+	if r.KEKID != "" {
 		var err error
 		if der, err = k.open(r.ID, r.PrivateKey); err != nil {
 			return err
@@ -236,5 +234,19 @@ func (kk *key) open(r store.SigningKey, k *kek) error {
 		return fmt.Errorf("signing key %s: %w", r.ID, err)
 	}
 	kk.priv = priv
+	return nil
+}
+
+// kekMismatch says why a key sealed under kekID cannot be opened with k,
+// or returns nil if it can (or is not sealed).
+func kekMismatch(kid, kekID string, k *kek) error {
+	switch {
+	case kekID == "":
+		return nil
+	case k == nil:
+		return fmt.Errorf("signing key %s is sealed with key-encryption key %s, but no key-encryption key is configured: start wif with the key-encryption key file (--key-encryption-key-file) this store was created with", kid, kekID)
+	case kekID != k.id:
+		return fmt.Errorf("signing key %s was sealed with key-encryption key %s, but key-encryption key %s is configured: start wif with the key-encryption key file this store was created with", kid, kekID, k.id)
+	}
 	return nil
 }

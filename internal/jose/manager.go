@@ -191,11 +191,21 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("jose: load signing keys: %w", err)
 	}
 	set, problems := m.load(recs, now, nil)
-	if len(problems) > 0 {
-		msgs := make([]error, 0, len(problems))
-		for _, p := range problems {
-			msgs = append(msgs, p.err)
+	msgs := make([]error, 0, len(problems))
+	for _, p := range problems {
+		msgs = append(msgs, p.err)
+	}
+	// Every published key, even a retired one, must be sealed with the
+	// configured KEK: a restart without it (or with another) must not
+	// quietly go on with new keys.
+	for _, kk := range set.keys {
+		if kk.priv == nil && kk.openErr == nil {
+			if err := kekMismatch(kk.id, kk.kekID, k); err != nil {
+				msgs = append(msgs, err)
+			}
 		}
+	}
+	if len(msgs) > 0 {
 		return nil, fmt.Errorf("jose: cannot use the stored signing keys: %w", errors.Join(msgs...))
 	}
 	if k != nil {
@@ -531,6 +541,22 @@ func (m *Manager) SignClaims(claims any, withX5T bool) (string, error) {
 		return "", fmt.Errorf("sign token: encode claims: %w", err)
 	}
 	return m.Sign(payload, withX5T)
+}
+
+// Ready reports whether the key active now can sign: nil, or why not
+// (ErrNoActiveKey, or why its private key cannot be opened). For readiness
+// probes.
+func (m *Manager) Ready() error {
+	kk := m.keys.Load().signerAt(m.now())
+	switch {
+	case kk == nil:
+		return ErrNoActiveKey
+	case kk.openErr != nil:
+		return kk.openErr
+	case kk.signer == nil:
+		return fmt.Errorf("signing key %s was loaded without its private key", kk.id)
+	}
+	return nil
 }
 
 // ActiveKeyID returns the kid of the key that signs now ("" if none).

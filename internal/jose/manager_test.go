@@ -604,6 +604,9 @@ func TestEmergencyKeyWhenMaintenanceStopped(t *testing.T) {
 	if _, err := m.Sign([]byte(`{}`), false); !errors.Is(err, ErrNoActiveKey) {
 		t.Fatalf("Sign with no active key: %v, want ErrNoActiveKey", err)
 	}
+	if err := m.Ready(); !errors.Is(err, ErrNoActiveKey) {
+		t.Fatalf("Ready with no active key: %v", err)
+	}
 	tick(t, m)
 	if got := m.ActiveKeyID(); got == "" || got == first {
 		t.Fatalf("after Tick active %q", got)
@@ -975,25 +978,81 @@ func TestEncryptionAtRest(t *testing.T) {
 	})
 }
 
-func TestRetiredKeyWithForeignKEKStillPublishes(t *testing.T) {
-	// Only keys that may still sign need their private key; a retired key
-	// sealed with another KEK is still published.
+func TestRetiredSealedKeyNeedsTheKEK(t *testing.T) {
+	// A store whose only key is retired and sealed: a start without its
+	// KEK, or with another, fails instead of carrying on with new keys.
 	mem, c := memory.New(), newClock()
 	kekA, kekB := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
 	m := newManager(t, mem, c, func(o *Options) { o.KEK = kekA })
-	oldKID := m.ActiveKeyID()
-	// A store holding only that key, now retired, opened with kekB.
+	kid := m.ActiveKeyID()
 	c.Set(t0.Add(DefaultRotationPeriod + time.Hour))
 	st := memory.New()
 	if err := st.CreateSigningKey(t.Context(), listKeys(t, mem)[0]); err != nil {
 		t.Fatal(err)
 	}
-	m2 := newManager(t, st, c, func(o *Options) { o.KEK = kekB })
-	if got := jwksKIDs(t, m2); !slices.Contains(got, oldKID) {
-		t.Errorf("JWKS %v lacks the retired key", got)
+	for _, tc := range []struct {
+		kek  []byte
+		want string
+	}{
+		{nil, "signing key " + kid + " is sealed with key-encryption key " + KEKID(kekA) + ", but no key-encryption key is configured"},
+		{kekB, "signing key " + kid + " was sealed with key-encryption key " + KEKID(kekA) + ", but key-encryption key " + KEKID(kekB) + " is configured"},
+	} {
+		if _, err := NewManager(t.Context(), Options{Store: st, Now: c.Now, KEK: tc.kek}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("NewManager: %v\nwant %q", err, tc.want)
+		}
 	}
-	if m2.ActiveKeyID() == oldKID || m2.ActiveKeyID() == "" {
-		t.Errorf("active %s", m2.ActiveKeyID())
+	if n := len(listKeys(t, st)); n != 1 {
+		t.Errorf("failed starts left %d keys", n)
+	}
+	m2 := newManager(t, st, c, func(o *Options) { o.KEK = kekA })
+	if got := jwksKIDs(t, m2); !slices.Contains(got, kid) || len(got) != 2 {
+		t.Errorf("JWKS %v: want the retired key and a new active one", got)
+	}
+}
+
+func TestForeignSealedSuccessorFailsClosed(t *testing.T) {
+	// A replica configured with another KEK stored the successor: this
+	// replica publishes it but, when it becomes active, refuses to sign
+	// with a clear error rather than choosing a key of its own.
+	mem, c := memory.New(), newClock()
+	kekA, kekB := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	logs := &logBuffer{}
+	m := newManager(t, mem, c, func(o *Options) { o.KEK = kekA; o.Logger = logs.Logger() })
+	retire := t0.Add(DefaultRotationPeriod)
+	c.Set(retire.Add(-DefaultPrePublish))
+	other, _ := newKEK(kekB)
+	rec, err := newSigningKey(c.Now(), m.schedule(c.Now(), retire, retire.Add(DefaultRotationPeriod)), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.CreateSigningKey(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	tick(t, m)
+	tick(t, m)
+	if n := len(listKeys(t, mem)); n != 2 {
+		t.Fatalf("%d keys: the foreign successor must be used as the schedule's successor", n)
+	}
+	if got := jwksKIDs(t, m); !slices.Contains(got, rec.ID) {
+		t.Errorf("JWKS %v lacks the successor", got)
+	}
+	if n := strings.Count(logs.String(), "cannot use a stored signing key"); n != 1 {
+		t.Errorf("logged the unusable key %d times, want once:\n%s", n, logs)
+	}
+	if got := testutil.ToFloat64(m.metrics.keys.WithLabelValues("unusable")); got != 1 {
+		t.Errorf("unusable keys metric %v", got)
+	}
+	c.Set(retire)
+	want := "signing key " + rec.ID + " was sealed with key-encryption key " + KEKID(kekB) + ", but key-encryption key " + KEKID(kekA) + " is configured"
+	if _, err := m.Sign([]byte(`{}`), false); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Sign: %v\nwant %q", err, want)
+	}
+	if err := m.Ready(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Ready: %v\nwant %q", err, want)
+	}
+	c.Set(retire.Add(-time.Second))
+	if err := m.Ready(); err != nil {
+		t.Errorf("Ready before the switch: %v", err)
 	}
 }
 
