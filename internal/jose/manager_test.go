@@ -1209,3 +1209,52 @@ func TestLongerMaxTokenLifetimeKeepsKeysLonger(t *testing.T) {
 		}
 	}
 }
+
+func TestSignDuringRotation(t *testing.T) {
+	// Signers never see a half-installed key set while maintenance
+	// rotates (run with -race).
+	mem, c := memory.New(), newClock()
+	m := newManager(t, mem, c, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	tokens := make(chan string, 1024)
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok, err := m.Sign([]byte(`{}`), true)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				select {
+				case tokens <- tok:
+				default:
+				}
+			}
+		})
+	}
+	for now := t0; now.Before(t0.Add(3 * DefaultRotationPeriod)); now = now.Add(12 * time.Hour) {
+		c.Set(now)
+		tick(t, m)
+		_ = m.JWKS()
+	}
+	close(stop)
+	wg.Wait()
+	close(tokens)
+	seen := map[string]bool{}
+	for tok := range tokens {
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[jws.Signatures[0].Header.KeyID] = true
+	}
+	if len(seen) == 0 {
+		t.Error("no token signed")
+	}
+}
