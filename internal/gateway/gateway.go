@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,7 +77,22 @@ type Gateway struct {
 	validators []*tokenauth.Validator
 	mux        *http.ServeMux
 	m          *metrics
+	buffers    *bufferPool
 }
+
+// bufferPool reuses ReverseProxy's copy buffers (32 KiB each otherwise
+// allocated per request).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+// Get returns a buffer.
+func (bp *bufferPool) Get() []byte { return *(bp.p.Get().(*[]byte)) }
+
+// Put returns a buffer for reuse.
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 type route struct {
 	name     string
@@ -108,7 +124,7 @@ func New(cfg *Config, policies []*apim.Policy, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %d policies for %d routes", len(policies), len(cfg.Routes))
 	}
 	g := &Gateway{cfg: cfg, logger: opts.Logger, now: opts.Now, reg: opts.Registry, maxRateLimitKeys: opts.MaxRateLimitKeys,
-		remote: map[string]*tokenauth.RemoteKeySet{}}
+		remote: map[string]*tokenauth.RemoteKeySet{}, buffers: newBufferPool()}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
 	}
@@ -233,6 +249,7 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 			pr.SetXForwarded()
 		},
 		Transport:      transport,
+		BufferPool:     g.buffers,
 		ModifyResponse: func(resp *http.Response) error { return g.modifyResponse(r, resp) },
 		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { g.backendError(r, w, req, err) },
 		ErrorLog:       slog.NewLogLogger(g.logger.Handler(), slog.LevelDebug),
