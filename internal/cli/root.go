@@ -54,11 +54,14 @@ func subcommands(streams Streams) []*cobra.Command {
 	return []*cobra.Command{
 		newVersionCommand(streams),
 		newGatewayCommand(streams),
+		newServeCommand(streams),
 		newIssuerCommand(streams),
 		newTokenCommand(streams),
 		newDevCommand(streams),
 		newIMDSCommand(streams),
 		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
+		newWebhookCommand(streams),
+		newClusterCommand(streams),
 	}
 }
 

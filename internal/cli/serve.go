@@ -1,0 +1,251 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/httpx"
+	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/stores"
+	"github.com/wif-project/wif/internal/stsserver"
+	"github.com/wif-project/wif/internal/tlsutil"
+)
+
+type serveFlags struct {
+	listen           string
+	publicURL        string
+	storeURL         string
+	tlsCertFile      string
+	tlsKeyFile       string
+	tlsSelfSigned    bool
+	tlsCAOut         string
+	directoryFile    string
+	tokenLifetime    time.Duration
+	kekFile          string
+	entraIssuerNames bool
+	readyFile        string
+	trustCAFiles     []string
+	logLevel         string
+}
+
+func newServeCommand(streams Streams) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the token service (Entra-compatible federated credential exchange)",
+		Long: `Run the token service: the Entra-compatible token endpoint where workloads
+exchange their platform token (a Kubernetes service-account token, a CI job
+token) for an access token, with the tenant discovery documents and keys.
+
+Every flag can also be set as an environment variable WIF_<FLAG>, e.g.
+WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), streams, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to listen on (host:port; port 0 picks a free one)")
+	fl.StringVar(&f.publicURL, "public-url", "", "the URL clients use as authority host, e.g. https://wif.example.com (default https://<listen address>)")
+	fl.StringVar(&f.storeURL, "store", "sqlite:wif.db", "where state lives: sqlite:PATH, postgres://... or memory:")
+	fl.StringVar(&f.tlsCertFile, "tls-cert-file", "", "PEM certificate (chain) for HTTPS; reloaded when it changes")
+	fl.StringVar(&f.tlsKeyFile, "tls-key-file", "", "PEM private key for --tls-cert-file")
+	fl.BoolVar(&f.tlsSelfSigned, "tls-self-signed", false, "serve with a certificate from a CA made at start (see --tls-ca-out)")
+	fl.StringVar(&f.tlsCAOut, "tls-ca-out", "", "with --tls-self-signed: write the CA certificate (PEM) here for clients to trust")
+	fl.StringVar(&f.directoryFile, "directory", "", "a directory YAML file applied (idempotently) at start")
+	fl.DurationVar(&f.tokenLifetime, "token-lifetime", time.Hour, "lifetime of issued access tokens (10m to 24h)")
+	fl.StringVar(&f.kekFile, "key-encryption-key-file", "", "file holding a 32-byte key (raw or base64) that encrypts signing keys at rest")
+	fl.BoolVar(&f.entraIssuerNames, "entra-issuer-names", false, "issue v1 tokens with Entra's issuer https://sts.windows.net/{tid}/ (so production APIM policies run unedited)")
+	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
+	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+// newLogger returns a JSON logger on w at level.
+func newLogger(w interface{ Write([]byte) (int, error) }, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func (f *serveFlags) validate() error {
+	var errs []error
+	certGiven := f.tlsCertFile != "" || f.tlsKeyFile != ""
+	switch {
+	case certGiven && f.tlsSelfSigned:
+		errs = append(errs, errors.New("--tls-self-signed and --tls-cert-file/--tls-key-file exclude each other: give one"))
+	case certGiven && (f.tlsCertFile == "" || f.tlsKeyFile == ""):
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together: give both"))
+	case !certGiven && !f.tlsSelfSigned:
+		errs = append(errs, errors.New("HTTPS is required (Azure clients refuse an http authority): give --tls-cert-file and --tls-key-file, or --tls-self-signed"))
+	}
+	if f.tlsCAOut != "" && !f.tlsSelfSigned {
+		errs = append(errs, errors.New("--tls-ca-out needs --tls-self-signed"))
+	}
+	if f.tokenLifetime < 10*time.Minute || f.tokenLifetime > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--token-lifetime %s must be between 10m and 24h", f.tokenLifetime))
+	}
+	return errors.Join(errs...)
+}
+
+func runServe(ctx context.Context, streams Streams, f serveFlags) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	logger, err := newLogger(streams.ErrOut, f.logLevel)
+	if err != nil {
+		return err
+	}
+	st, err := stores.Open(ctx, f.storeURL, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if f.directoryFile != "" {
+		if err := applyDirectoryFile(ctx, st, f.directoryFile, logger); err != nil {
+			return err
+		}
+	}
+	var kek []byte
+	if f.kekFile != "" {
+		if kek, err = jose.LoadKEK(f.kekFile, logger); err != nil {
+			return err
+		}
+	}
+	ln, err := httpx.Listen(f.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	publicURL := strings.TrimRight(f.publicURL, "/")
+	if publicURL == "" {
+		publicURL = "https://" + ln.Addr().String()
+	}
+	tlsConfig, err := f.tlsConfig(publicURL, ln.Addr())
+	if err != nil {
+		return err
+	}
+	issuerClient, err := issuerHTTPClient(f.trustCAFiles)
+	if err != nil {
+		return err
+	}
+	srv, err := stsserver.New(ctx, stsserver.Config{
+		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek,
+		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames,
+		IssuerHTTPClient: issuerClient, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("token service listening", "url", publicURL, "address", ln.Addr().String(), "store", storeKind(f.storeURL))
+	if f.readyFile != "" {
+		if err := tlsutil.WriteFileAtomic(f.readyFile, []byte(publicURL+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return srv.Run(ctx)
+}
+
+// storeKind names the store backend without its credentials.
+func storeKind(u string) string {
+	kind, _, _ := strings.Cut(u, ":")
+	return kind
+}
+
+func (f *serveFlags) tlsConfig(publicURL string, addr net.Addr) (*tls.Config, error) {
+	if !f.tlsSelfSigned {
+		fc, err := tlsutil.NewFileCertificate(f.tlsCertFile, f.tlsKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		return tlsutil.ServerConfig(fc.GetCertificate), nil
+	}
+	ca, err := tlsutil.NewCA("wif serve self-signed CA", 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := net.SplitHostPort(addr.String()); err == nil {
+		hosts = append(hosts, host)
+	}
+	if u := strings.TrimPrefix(publicURL, "https://"); u != "" {
+		if h, _, err := net.SplitHostPort(u); err == nil {
+			hosts = append(hosts, h)
+		} else {
+			hosts = append(hosts, u)
+		}
+	}
+	cert, err := ca.Issue(hosts, 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if f.tlsCAOut != "" {
+		if err := os.MkdirAll(filepath.Dir(f.tlsCAOut), 0o755); err != nil {
+			return nil, fmt.Errorf("--tls-ca-out: %w", err)
+		}
+		if err := tlsutil.WriteFileAtomic(f.tlsCAOut, ca.CertPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("--tls-ca-out: %w", err)
+		}
+	}
+	return tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }), nil
+}
+
+// issuerHTTPClient returns the client that fetches external issuers'
+// metadata: system roots plus the given CA files.
+func issuerHTTPClient(caFiles []string) (*http.Client, error) {
+	if len(caFiles) == 0 {
+		return nil, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	for _, f := range caFiles {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--issuer-ca-file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--issuer-ca-file %s: no PEM certificate found", f)
+		}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: 15 * time.Second}, nil
+}
+
+// applyDirectoryFile applies a directory YAML document to st.
+func applyDirectoryFile(ctx context.Context, st store.DirectoryStore, path string, logger *slog.Logger) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--directory: %w", err)
+	}
+	defer fh.Close()
+	doc, err := apply.Parse(fh)
+	if err != nil {
+		return fmt.Errorf("--directory %s: %w", path, err)
+	}
+	res, err := apply.Apply(ctx, st, doc, apply.Options{})
+	if err != nil {
+		return fmt.Errorf("--directory %s: %w", path, err)
+	}
+	logger.Info("directory file applied", "file", path, "changes", res.Applied)
+	return nil
+}
