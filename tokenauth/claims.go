@@ -122,8 +122,8 @@ func str(v any) string {
 	return s
 }
 
-// numericDate reads a NumericDate claim; ok is false when absent, and the
-// returned error is non-nil when present but not a number.
+// numericDate reads a NumericDate claim; ok is false when it is absent or
+// not a number in range.
 func numericDate(v any) (time.Time, bool) {
 	var f float64
 	switch t := v.(type) {

@@ -63,6 +63,7 @@ type Error struct {
 	Err     error
 }
 
+// Error returns "tokenauth: " and the message, with the cause if any.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return "tokenauth: " + e.Message + ": " + e.Err.Error()

@@ -225,11 +225,11 @@ func (v *Validator) Validate(ctx context.Context, token string) (*Claims, error)
 	}
 	switch {
 	case hdr.Alg == "" || strings.EqualFold(hdr.Alg, "none"):
-		return nil, newErr(KindMalformed, "unsigned tokens (alg %q) are refused", hdr.Alg)
+		return nil, newErr(KindMalformed, "unsigned tokens (alg %q) are refused", clip(hdr.Alg))
 	case len(hdr.Crit) > 0:
 		return nil, newErr(KindMalformed, "tokens with critical header parameters (crit) are refused")
 	case !v.algs[hdr.Alg]:
-		return nil, newErr(KindMalformed, "algorithm %q is not allowed (allowed: %s)", hdr.Alg, strings.Join(v.cfg.Algorithms, ", "))
+		return nil, newErr(KindMalformed, "algorithm %q is not allowed (allowed: %s)", clip(hdr.Alg), strings.Join(v.cfg.Algorithms, ", "))
 	}
 	pb, err := base64.RawURLEncoding.DecodeString(token[dot1+1 : dot2])
 	if err != nil {
@@ -265,7 +265,7 @@ func (v *Validator) checkTimesAndNames(c *Claims, now time.Time) error {
 	skew := v.cfg.ClockSkew
 	if raw, present := c.Raw["exp"]; present {
 		if c.Expiry.IsZero() {
-			return newErr(KindMalformed, "exp %v is not a NumericDate", raw)
+			return newErr(KindMalformed, "exp %s is not a NumericDate", clip(fmt.Sprint(raw)))
 		}
 		if now.After(c.Expiry.Add(skew)) {
 			return newErr(KindExpired, "the token has expired")
@@ -275,14 +275,14 @@ func (v *Validator) checkTimesAndNames(c *Claims, now time.Time) error {
 	}
 	if raw, present := c.Raw["nbf"]; present {
 		if c.NotBefore.IsZero() {
-			return newErr(KindMalformed, "nbf %v is not a NumericDate", raw)
+			return newErr(KindMalformed, "nbf %s is not a NumericDate", clip(fmt.Sprint(raw)))
 		}
 		if now.Add(skew).Before(c.NotBefore) {
 			return newErr(KindNotYetValid, "the token is not valid yet")
 		}
 	}
 	if !v.cfg.InsecureSkipIssuerCheck && !slices.Contains(v.cfg.Issuers, c.Issuer) {
-		return newErr(KindWrongIssuer, "issuer %q is not accepted", c.Issuer)
+		return newErr(KindWrongIssuer, "issuer %q is not accepted", clip(c.Issuer))
 	}
 	if !v.cfg.InsecureSkipAudienceCheck {
 		ok := false
@@ -293,7 +293,7 @@ func (v *Validator) checkTimesAndNames(c *Claims, now time.Time) error {
 			}
 		}
 		if !ok {
-			return newErr(KindWrongAudience, "audience %q is not accepted", strings.Join(c.Audience, ","))
+			return newErr(KindWrongAudience, "audience %q is not accepted", clip(strings.Join(c.Audience, ",")))
 		}
 	}
 	return nil
@@ -326,7 +326,7 @@ func (v *Validator) verify(ctx context.Context, hdr jwsHeader, input string, sig
 	case tried == 0 && unavailable != nil:
 		return &Error{Kind: KindKeysUnavailable, Message: "the signing keys are unavailable", Err: unavailable}
 	case tried == 0 && hdr.Kid != "":
-		return newErr(KindBadSignature, "signature validation failed: no trusted key with kid %q", hdr.Kid)
+		return newErr(KindBadSignature, "signature validation failed: no trusted key with kid %q", clip(hdr.Kid))
 	default:
 		return newErr(KindBadSignature, "signature validation failed")
 	}
@@ -391,4 +391,14 @@ func (v *Validator) checkRequired(c *Claims) error {
 		}
 	}
 	return nil
+}
+
+// clip bounds a value taken from a token before it goes into a message
+// (messages reach clients and logs; values are %q-quoted, so control
+// characters are escaped).
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
 }
