@@ -27,6 +27,9 @@ func WithClock(now func() time.Time) Option {
 }
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
+//
+// Update closures run with no lock held: they may read the store, and they
+// run again if the object changed while they ran.
 type Store struct {
 	now func() time.Time
 
@@ -159,26 +162,22 @@ func (s *Store) ListTenants(ctx context.Context) ([]directory.Tenant, error) {
 
 // UpdateTenant implements store.DirectoryStore.
 func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*directory.Tenant) error) (directory.Tenant, error) {
-	unlock, err := s.write(ctx)
-	if err != nil {
-		return directory.Tenant{}, err
-	}
-	defer unlock()
-	old, ok := s.tenants[directory.CanonicalID(id)]
-	if !ok {
-		return directory.Tenant{}, fmt.Errorf("update tenant %s: %w", id, store.ErrNotFound)
-	}
-	t := old
-	if err := update(&t); err != nil {
-		return directory.Tenant{}, err
-	}
-	t, err = rules.UpdatedTenant(old, t, s.now())
-	if err != nil {
-		return directory.Tenant{}, fmt.Errorf("update tenant %s: %w", id, err)
-	}
-	s.tenants[t.ID] = t
-	s.revision++
-	return t, nil
+	id = directory.CanonicalID(id)
+	return casUpdate(ctx, s, "tenant "+id,
+		func() (directory.Tenant, bool) { t, ok := s.tenants[id]; return t, ok },
+		func(t directory.Tenant) directory.Meta { return t.Meta },
+		func(old directory.Tenant) (directory.Tenant, error) {
+			t := old
+			if err := update(&t); err != nil {
+				return t, err
+			}
+			t, err := rules.UpdatedTenant(old, t, s.now())
+			if err != nil {
+				return t, fmt.Errorf("update tenant %s: %w", id, err)
+			}
+			return t, nil
+		},
+		func(t directory.Tenant) error { s.tenants[t.ID] = t; return nil })
 }
 
 // DeleteTenant implements store.DirectoryStore.
@@ -350,29 +349,28 @@ func (s *Store) ListApplications(ctx context.Context, tenantID string) ([]direct
 
 // UpdateApplication implements store.DirectoryStore.
 func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, update func(*directory.Application) error) (directory.Application, error) {
-	unlock, err := s.write(ctx)
-	if err != nil {
-		return directory.Application{}, err
-	}
-	defer unlock()
-	old, ok := s.app(tenantID, appID)
-	if !ok {
-		return directory.Application{}, fmt.Errorf("update application %s in tenant %s: %w", appID, tenantID, store.ErrNotFound)
-	}
-	a := rules.Application(old)
-	if err := update(&a); err != nil {
-		return directory.Application{}, err
-	}
-	a, err = rules.UpdatedApplication(old, a, s.now())
-	if err != nil {
-		return directory.Application{}, fmt.Errorf("update application %s: %w", appID, err)
-	}
-	if u, clash := s.uriClash(a); clash {
-		return directory.Application{}, fmt.Errorf("update application %s: identifier URI %q is used by another application of the tenant: %w", appID, u, store.ErrAlreadyExists)
-	}
-	s.apps[a.AppID] = a
-	s.revision++
-	return rules.Application(a), nil
+	a, err := casUpdate(ctx, s, "application "+appID+" in tenant "+tenantID,
+		func() (directory.Application, bool) { return s.app(tenantID, appID) },
+		func(a directory.Application) directory.Meta { return a.Meta },
+		func(old directory.Application) (directory.Application, error) {
+			a := rules.Application(old)
+			if err := update(&a); err != nil {
+				return a, err
+			}
+			a, err := rules.UpdatedApplication(old, a, s.now())
+			if err != nil {
+				return a, fmt.Errorf("update application %s: %w", appID, err)
+			}
+			return a, nil
+		},
+		func(a directory.Application) error {
+			if u, clash := s.uriClash(a); clash {
+				return fmt.Errorf("update application %s: identifier URI %q is used by another application of the tenant: %w", appID, u, store.ErrAlreadyExists)
+			}
+			s.apps[a.AppID] = a
+			return nil
+		})
+	return rules.Application(a), err
 }
 
 // DeleteApplication implements store.DirectoryStore.
@@ -515,26 +513,22 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 
 // UpdateManagedIdentity implements store.DirectoryStore.
 func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, update func(*directory.ManagedIdentity) error) (directory.ManagedIdentity, error) {
-	unlock, err := s.write(ctx)
-	if err != nil {
-		return directory.ManagedIdentity{}, err
-	}
-	defer unlock()
-	old, ok := s.miByRef(tenantID, ref)
-	if !ok {
-		return directory.ManagedIdentity{}, fmt.Errorf("update managed identity %s in tenant %s: %w", refString(ref), tenantID, store.ErrNotFound)
-	}
-	m := rules.ManagedIdentity(old)
-	if err := update(&m); err != nil {
-		return directory.ManagedIdentity{}, err
-	}
-	m, err = rules.UpdatedManagedIdentity(old, m, s.now())
-	if err != nil {
-		return directory.ManagedIdentity{}, fmt.Errorf("update managed identity %s: %w", refString(ref), err)
-	}
-	s.mis[m.ClientID] = m
-	s.revision++
-	return rules.ManagedIdentity(m), nil
+	m, err := casUpdate(ctx, s, "managed identity "+refString(ref)+" in tenant "+tenantID,
+		func() (directory.ManagedIdentity, bool) { return s.miByRef(tenantID, ref) },
+		func(m directory.ManagedIdentity) directory.Meta { return m.Meta },
+		func(old directory.ManagedIdentity) (directory.ManagedIdentity, error) {
+			m := rules.ManagedIdentity(old)
+			if err := update(&m); err != nil {
+				return m, err
+			}
+			m, err := rules.UpdatedManagedIdentity(old, m, s.now())
+			if err != nil {
+				return m, fmt.Errorf("update managed identity %s: %w", refString(ref), err)
+			}
+			return m, nil
+		},
+		func(m directory.ManagedIdentity) error { s.mis[m.ClientID] = m; return nil })
+	return rules.ManagedIdentity(m), err
 }
 
 // DeleteManagedIdentity implements store.DirectoryStore.
@@ -656,29 +650,70 @@ func (s *Store) ListFederatedCredentials(ctx context.Context, tenantID, parentCl
 
 // UpdateFederatedCredential implements store.DirectoryStore.
 func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, update func(*directory.FederatedCredential) error) (directory.FederatedCredential, error) {
-	unlock, err := s.write(ctx)
-	if err != nil {
-		return directory.FederatedCredential{}, err
+	f, err := casUpdate(ctx, s, fmt.Sprintf("federated credential %q of %s in tenant %s", name, parentClientID, tenantID),
+		func() (directory.FederatedCredential, bool) { return s.credByName(tenantID, parentClientID, name) },
+		func(f directory.FederatedCredential) directory.Meta { return f.Meta },
+		func(old directory.FederatedCredential) (directory.FederatedCredential, error) {
+			f := rules.Credential(old)
+			if err := update(&f); err != nil {
+				return f, err
+			}
+			f, err := rules.UpdatedCredential(old, f, s.now())
+			if err != nil {
+				return f, fmt.Errorf("update federated credential %q: %w", name, err)
+			}
+			return f, nil
+		},
+		func(f directory.FederatedCredential) error {
+			if err := f.ValidateSet(rules.Siblings(f, s.credsOf(f.TenantID, f.ParentClientID))); err != nil {
+				return fmt.Errorf("update federated credential %q: %w", name, err)
+			}
+			s.creds[f.ID] = f
+			return nil
+		})
+	return rules.Credential(f), err
+}
+
+// casUpdate runs a compare-and-swap update. It reads the current value
+// under the read lock and runs change (the caller's closure and the update
+// rules) with no lock held, so a closure may read the store; then, under the
+// write lock, it stores the result with commit only if the value is still
+// the one change saw, and otherwise starts again.
+func casUpdate[T any](ctx context.Context, s *Store, what string,
+	find func() (T, bool), meta func(T) directory.Meta,
+	change func(old T) (T, error), commit func(T) error,
+) (T, error) {
+	var zero T
+	for {
+		unlock, err := s.read(ctx)
+		if err != nil {
+			return zero, err
+		}
+		old, ok := find()
+		unlock()
+		if !ok {
+			return zero, fmt.Errorf("update %s: %w", what, store.ErrNotFound)
+		}
+		v, err := change(old)
+		if err != nil {
+			return zero, err
+		}
+		unlock, err = s.write(ctx)
+		if err != nil {
+			return zero, err
+		}
+		if cur, ok := find(); !ok || meta(cur) != meta(old) {
+			unlock()
+			continue // changed or deleted meanwhile: start again
+		}
+		if err := commit(v); err != nil {
+			unlock()
+			return zero, err
+		}
+		s.revision++
+		unlock()
+		return v, nil
 	}
-	defer unlock()
-	old, ok := s.credByName(tenantID, parentClientID, name)
-	if !ok {
-		return directory.FederatedCredential{}, fmt.Errorf("update federated credential %q of %s in tenant %s: %w", name, parentClientID, tenantID, store.ErrNotFound)
-	}
-	f := rules.Credential(old)
-	if err := update(&f); err != nil {
-		return directory.FederatedCredential{}, err
-	}
-	f, err = rules.UpdatedCredential(old, f, s.now())
-	if err != nil {
-		return directory.FederatedCredential{}, fmt.Errorf("update federated credential %q: %w", name, err)
-	}
-	if err := f.ValidateSet(rules.Siblings(f, s.credsOf(f.TenantID, f.ParentClientID))); err != nil {
-		return directory.FederatedCredential{}, fmt.Errorf("update federated credential %q: %w", name, err)
-	}
-	s.creds[f.ID] = f
-	s.revision++
-	return rules.Credential(f), nil
 }
 
 // DeleteFederatedCredential implements store.DirectoryStore.

@@ -353,3 +353,19 @@ func TestCrashHelper(t *testing.T) {
 	time.Sleep(time.Minute)
 	os.Exit(3)
 }
+
+func TestNewFileIsPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	s := mustOpen(t, path, Options{})
+	defer s.Close()
+	fill(t, s)
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for group or others", filepath.Base(f), perm)
+		}
+	}
+}

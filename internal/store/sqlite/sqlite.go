@@ -16,6 +16,7 @@
 //     fsync costs little; see BenchmarkAppendAudit.
 //   - foreign_keys on: deletes cascade (tenant → everything in it; principal →
 //     its credentials and assignments) inside the database.
+//   - A new file is created with mode 0600: it holds the signing keys.
 //   - Versioned migrations (migrations/NNNN_*.sql, embedded) run at Open in
 //     one transaction and are recorded in schema_migrations.
 package sqlite
@@ -26,7 +27,9 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -119,6 +122,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	readers := opts.MaxReaders
 	if readers <= 0 {
 		readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	// The file holds signing keys: create it readable by its owner only
+	// (SQLite gives the -wal and -shm files the same mode).
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		_ = f.Close()
+	case !errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("sqlite store: create %s: %w", path, err)
 	}
 	common := "_busy_timeout=" + strconv.FormatInt(busy.Milliseconds(), 10) + "&_foreign_keys=1"
 
