@@ -1,0 +1,150 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/wiftest"
+)
+
+// lockedBuffer is a bytes.Buffer safe for the server's log writes and the
+// test's reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeCommand runs `wif serve` in-process from flags and environment
+// variables, with a directory file trusting a test issuer, and does a real
+// exchange against it.
+func TestServeCommand(t *testing.T) {
+	dir := t.TempDir()
+	issuer := wiftest.NewIssuer(t)
+	issuerCA := filepath.Join(dir, "issuer-ca.pem")
+	if err := os.WriteFile(issuerCA, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Server.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const tid = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	const clientID = "ad0c8137-362f-451a-93b0-d08040425294"
+	doc := fmt.Sprintf(`tenants:
+- id: %s
+  displayName: Contoso
+  applications:
+  - displayName: provider-api
+    identifierUris: [api://provider-api]
+  managedIdentities:
+  - name: demo
+    subscriptionId: 00000000-0000-0000-0000-000000000001
+    resourceGroup: rg
+    clientId: %s
+    federatedCredentials:
+    - name: test-issuer
+      issuer: %s
+      subject: system:serviceaccount:default:demo
+`, tid, clientID, issuer.URL)
+	dirFile := filepath.Join(dir, "directory.yaml")
+	if err := os.WriteFile(dirFile, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr lockedBuffer
+	done := make(chan error, 1)
+	env := map[string]string{"WIF_STORE": "sqlite:" + filepath.Join(dir, "wif.db")}
+	go func() {
+		done <- RunWithEnv(ctx, Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &stderr}, []string{
+			"serve", "--listen", "127.0.0.1:0", "--tls-self-signed", "--tls-ca-out", filepath.Join(dir, "ca.pem"),
+			"--directory", dirFile, "--issuer-ca-file", issuerCA, "--ready-file", filepath.Join(dir, "ready"),
+		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	})
+	var base string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(dir, "ready")); err == nil {
+			base = strings.TrimSpace(string(b))
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
+		default:
+		}
+	}
+	if base == "" {
+		t.Fatalf("serve never became ready:\n%s", stderr.String())
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.PostForm(base+"/"+tid+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {issuer.Mint(t, "system:serviceaccount:default:demo", directory.DefaultAudience, time.Hour)},
+		"scope":                 {"api://provider-api/.default"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("exchange: %d\n%s", resp.StatusCode, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "wif.db")); err != nil {
+		t.Errorf("WIF_STORE was not honoured: %v", err)
+	}
+	if logs := stderr.String(); strings.Contains(logs, "eyJ") {
+		t.Error("the logs hold what looks like a JWT")
+	}
+}
+
+func TestServeFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve"}, "HTTPS is required"},
+		{[]string{"serve", "--tls-self-signed", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"}, "exclude each other"},
+		{[]string{"serve", "--tls-cert-file", "c.pem"}, "go together"},
+		{[]string{"serve", "--tls-self-signed", "--token-lifetime", "5m"}, "between 10m and 24h"},
+		{[]string{"serve", "--tls-self-signed", "--store", "mysql://x"}, "unknown store"},
+	}
+	for _, tc := range tests {
+		err := RunWithEnv(context.Background(), Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, tc.args, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
+		}
+	}
+}
