@@ -430,3 +430,41 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 		t.Fatalf("bootstrap admin cannot write: %d %s", r.status, r.body)
 	}
 }
+
+// TestApplyPruneKeepsAdminAccess: a document that omits the admin app and
+// the admin identity, applied with prune, cannot lock the caller out.
+func TestApplyPruneKeepsAdminAccess(t *testing.T) {
+	e := startEnv(t)
+	a := e.TenantA
+	root := e.principal(t, a, "root", admin.RoleReadWriteAll)
+	rw := e.token(t, a, root)
+	doc := "tenants:\n- id: " + a + "\n  displayName: only this\n  managedIdentities:\n  - {name: app-mi, resourceGroup: rg}\n"
+	r := e.do(t, rw, "POST", "/admin/directory?prune=true", nil, doc)
+	if r.status != 200 {
+		t.Fatalf("apply: %d %s", r.status, r.body)
+	}
+	var res admin.ApplyResult
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
+	// Tenant B is gone; the admin app, root's assignment, identity and
+	// credential in tenant A are kept and reported.
+	if len(res.Kept) != 3 {
+		t.Fatalf("kept %v\n%s", res.Kept, res.Summary)
+	}
+	for _, k := range []string{"application \"wif-admin\"", "managed identity admins/root", "app role assignment root → api://wif-admin Directory.ReadWrite.All"} {
+		if !strings.Contains(strings.Join(res.Kept, "\n"), k) {
+			t.Errorf("kept lacks %q: %v", k, res.Kept)
+		}
+	}
+	if _, err := e.Store.GetTenant(context.Background(), e.TenantB); err == nil {
+		t.Error("tenant B (nobody holds its admin roles) was not pruned")
+	}
+	if _, err := e.Store.GetFederatedCredential(context.Background(), a, root.ClientID, "ci-cred"); err != nil {
+		t.Errorf("the admin identity's credential was pruned: %v", err)
+	}
+	// Still an administrator: the same token (and a new one) still works.
+	if r := e.do(t, e.token(t, a, root), "GET", "/admin/tenants", nil, nil); r.status != 200 {
+		t.Fatalf("locked out: %d %s", r.status, r.body)
+	}
+}

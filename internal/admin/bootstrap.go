@@ -149,3 +149,55 @@ func Bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject
 	}
 	return mi, nil
 }
+
+// ProtectAdminAccess returns an apply.Options.Keep function that keeps, from
+// --prune, what the admin API's own access rests on: the admin applications
+// (identifier URI api://wif-admin) that someone holds a role of, those app
+// role assignments, the identities and applications holding them, their
+// federated credentials, and the tenants that contain them. So no document, however
+// incomplete, can lock every administrator out; remove such objects with
+// explicit DELETE calls instead.
+func ProtectAdminAccess(snap store.Snapshot) func(apply.Kind, string) bool {
+	keep := map[apply.Kind]map[string]bool{}
+	add := func(k apply.Kind, key string) {
+		if keep[k] == nil {
+			keep[k] = map[string]bool{}
+		}
+		keep[k][strings.ToLower(key)] = true
+	}
+	adminApps := map[string]directory.Application{}
+	for _, a := range snap.Applications {
+		if slices.ContainsFunc(a.IdentifierURIs, func(u string) bool { return strings.EqualFold(u, AdminResource) }) {
+			adminApps[strings.ToLower(a.AppID)] = a
+		}
+	}
+	// An admin app matters once someone holds one of its roles.
+	principals := map[string]bool{}
+	for _, g := range snap.AppRoleAssignments {
+		if a, ok := adminApps[strings.ToLower(g.ResourceAppID)]; ok {
+			add(apply.KindAppRoleAssignment, g.ID)
+			add(apply.KindApplication, a.AppID)
+			add(apply.KindTenant, a.TenantID)
+			principals[strings.ToLower(g.PrincipalID)] = true
+		}
+	}
+	parents := map[string]bool{}
+	for _, m := range snap.ManagedIdentities {
+		if principals[strings.ToLower(m.PrincipalID)] {
+			add(apply.KindManagedIdentity, m.ClientID)
+			parents[strings.ToLower(m.ClientID)] = true
+		}
+	}
+	for _, a := range snap.Applications {
+		if principals[strings.ToLower(a.ServicePrincipalID)] {
+			add(apply.KindApplication, a.AppID)
+			parents[strings.ToLower(a.AppID)] = true
+		}
+	}
+	for _, f := range snap.Credentials {
+		if parents[strings.ToLower(f.ParentClientID)] {
+			add(apply.KindFederatedCredential, f.ParentClientID+"/"+f.Name)
+		}
+	}
+	return func(k apply.Kind, key string) bool { return keep[k][strings.ToLower(key)] }
+}

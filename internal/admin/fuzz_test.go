@@ -84,3 +84,13 @@ func TestUnknownAdminPathIsJSON404(t *testing.T) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
 }
+
+func TestWrongMethodIsJSON405(t *testing.T) {
+	h := fuzzHandler(t)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("POST", "/admin/tenants/"+fuzzTenant, nil))
+	var eb ErrorBody
+	if w.Code != 405 || json.Unmarshal(w.Body.Bytes(), &eb) != nil || eb.Error.Code != CodeMethodNotAllowed || w.Header().Get("Allow") != "GET, PUT, DELETE" {
+		t.Fatalf("%d %s %q", w.Code, w.Body, w.Header().Get("Allow"))
+	}
+}

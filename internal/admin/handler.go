@@ -134,7 +134,25 @@ func NewHandler(cfg Config) (*Handler, error) {
 		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
 	}
 	h.mux.HandleFunc("GET /admin/openapi.json", h.serveOpenAPI)
+	// Paths without methods, to tell 405 from 404.
+	paths := http.NewServeMux()
+	for _, rt := range h.routes {
+		if _, p := paths.Handler(&http.Request{Method: "GET", URL: &url.URL{Path: rt.pattern}}); p != rt.pattern {
+			paths.Handle(rt.pattern, http.NotFoundHandler())
+		}
+	}
 	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
+		if _, p := paths.Handler(r); p != "" && p != "/" {
+			var allow []string
+			for _, rt := range h.routes {
+				if rt.pattern == p {
+					allow = append(allow, rt.method)
+				}
+			}
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no admin API resource at %s %s; see /admin/openapi.json", r.Method, r.URL.Path))
 	})
 	return h, nil
@@ -1223,17 +1241,28 @@ func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
 		}
 		return errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
 	}
-	res, err := apply.Apply(r.Context(), h.cfg.Store, doc, apply.Options{Prune: boolQuery(r, "prune"), DryRun: boolQuery(r, "dryRun")})
+	opts := apply.Options{Prune: boolQuery(r, "prune"), DryRun: boolQuery(r, "dryRun")}
+	if opts.Prune {
+		snap, err := h.cfg.Store.Snapshot(r.Context())
+		if err != nil {
+			return err
+		}
+		opts.Keep = ProtectAdminAccess(snap)
+	}
+	res, err := apply.Apply(r.Context(), h.cfg.Store, doc, opts)
 	if err != nil {
 		return err
 	}
-	return respond(w, 200, "", ApplyResult{Changes: res.Plan.Changes, Applied: res.Applied, Summary: res.Plan.String()})
+	return respond(w, 200, "", ApplyResult{Changes: res.Plan.Changes, Kept: res.Plan.Kept, Applied: res.Applied, Summary: res.Plan.String()})
 }
 
 // ApplyResult is the reply to POST /admin/directory.
 type ApplyResult struct {
 	Changes []apply.Change `json:"changes"`
-	Applied int            `json:"applied"`
+	// Kept lists what --prune would have deleted but the admin API keeps
+	// (its own access: see ProtectAdminAccess).
+	Kept    []string `json:"kept,omitempty"`
+	Applied int      `json:"applied"`
 	// Summary is the plan as a readable diff.
 	Summary string `json:"summary"`
 }

@@ -118,7 +118,7 @@ func TestPlanUpdatesAndPrune(t *testing.T) {
       subject: system:serviceaccount:default:demo
 `)
 	// Without prune: updates only, nothing deleted.
-	p, err := MakePlan(ctx, s, changed, false)
+	p, err := MakePlan(ctx, s, changed, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ Plan: 0 to create, 3 to update, 0 to delete.
 	if len(snap3.Applications) != 0 || len(snap3.AppRoleAssignments) != 0 || len(snap3.Credentials) != 1 || snap3.Tenants[0].DisplayName != "Contoso Ltd" {
 		t.Fatalf("after prune: %+v", snap3)
 	}
-	if p, _ := MakePlan(ctx, s, changed, true); !p.Empty() {
+	if p, _ := MakePlan(ctx, s, changed, Options{Prune: true}); !p.Empty() {
 		t.Fatalf("second prune not a no-op:\n%s", p)
 	}
 }
@@ -175,7 +175,7 @@ func TestPlanReportsUnresolvableReferences(t *testing.T) {
   - {principal: api, resource: api://missing, role: Data.Read}
   - {principal: api, resource: api://api, role: Data.Write}
 `)
-	_, err := MakePlan(ctx, s, doc, false)
+	_, err := MakePlan(ctx, s, doc, Options{})
 	got := fields(t, err)
 	want := []string{
 		"tenants[0].appRoleAssignments[0].principal",
@@ -202,7 +202,7 @@ func TestPlanRejectsChangedIDs(t *testing.T) {
     resourceGroup: rg
     clientId: 99999999-9999-4999-8999-999999999999
 `)
-	_, err := MakePlan(ctx, s, doc, false)
+	_, err := MakePlan(ctx, s, doc, Options{})
 	if got := fields(t, err); len(got) != 1 || got[0] != "tenants[0].managedIdentities[0].clientId" {
 		t.Fatalf("fields %v (%v)", got, err)
 	}

@@ -53,6 +53,8 @@ type Change struct {
 // order Apply makes them (deletions first, then parents before children).
 type Plan struct {
 	Changes []Change `json:"changes"`
+	// Kept lists objects Prune would have deleted but Options.Keep kept.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // Empty reports whether the plan changes nothing.
@@ -72,10 +74,13 @@ func (p Plan) Count(a Action) int {
 // String renders the plan as a readable diff: "+" creates, "~" updates with
 // their changed fields indented below, "-" deletes, and a summary line.
 func (p Plan) String() string {
-	if p.Empty() {
-		return "No changes: the directory already matches the document.\n"
-	}
 	var b strings.Builder
+	for _, k := range p.Kept {
+		fmt.Fprintf(&b, "= %s (kept: protected from --prune)\n", k)
+	}
+	if p.Empty() {
+		return b.String() + "No changes: the directory already matches the document.\n"
+	}
 	for _, c := range p.Changes {
 		sign := map[Action]string{Create: "+", Update: "~", Delete: "-"}[c.Action]
 		fmt.Fprintf(&b, "%s %s %s\n", sign, c.Kind, c.Name)
@@ -94,6 +99,12 @@ type Options struct {
 	Prune bool
 	// DryRun computes the plan and changes nothing.
 	DryRun bool
+	// Keep, when set, protects objects from Prune: it is asked about each
+	// object Prune would delete (key: a tenant's id, an application's appId,
+	// an identity's client id, a credential's "parentClientId/name", an
+	// assignment's id) and a true answer keeps it. The admin API uses it so
+	// a document cannot prune away the admin API's own access.
+	Keep func(kind Kind, key string) bool
 }
 
 // Result is what Apply did.
@@ -108,7 +119,7 @@ type Result struct {
 // did so far with the error. Apply is idempotent: a second run with the same
 // document plans no changes.
 func Apply(ctx context.Context, s store.DirectoryStore, doc *Document, opts Options) (Result, error) {
-	p, err := MakePlan(ctx, s, doc, opts.Prune)
+	p, err := MakePlan(ctx, s, doc, opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -126,11 +137,12 @@ func Apply(ctx context.Context, s store.DirectoryStore, doc *Document, opts Opti
 }
 
 // MakePlan compares doc with the store's directory and returns the changes
-// that would make them match (deleting unmentioned objects only when prune
-// is set). Problems that only the store can reveal (an assignment naming an
+// that would make them match (deleting unmentioned objects only with
+// opts.Prune, and never those opts.Keep protects; opts.DryRun is ignored). Problems that only the store can reveal (an assignment naming an
 // identity that exists nowhere, an id that differs from the existing
 // object's) come back as directory.ValidationErrors naming document paths.
-func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, prune bool) (Plan, error) {
+func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, opts Options) (Plan, error) {
+	prune := opts.Prune
 	if err := doc.Validate(); err != nil {
 		return Plan{}, err
 	}
@@ -138,7 +150,7 @@ func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, prune 
 	if err != nil {
 		return Plan{}, fmt.Errorf("read the directory: %w", err)
 	}
-	pl := planner{snap: snap, prune: prune}
+	pl := planner{snap: snap, prune: prune, keepFn: opts.Keep}
 	for ti := range doc.Tenants {
 		pl.tenant(ti, doc.Tenants[ti])
 	}
@@ -148,7 +160,7 @@ func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, prune 
 			inDoc[canon(t.ID)] = true
 		}
 		for _, t := range snap.Tenants {
-			if !inDoc[canon(t.ID)] {
+			if !inDoc[canon(t.ID)] && !pl.keep(KindTenant, t.ID, tenantName(t)) {
 				id := t.ID
 				pl.deletes[4] = append(pl.deletes[4], Change{Action: Delete, Kind: KindTenant, Name: tenantName(t),
 					do: func(ctx context.Context, s store.DirectoryStore) error {
@@ -160,7 +172,7 @@ func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, prune 
 	if len(pl.errs) > 0 {
 		return Plan{}, pl.errs
 	}
-	var p Plan
+	p := Plan{Kept: pl.kept}
 	for _, d := range pl.deletes {
 		p.Changes = append(p.Changes, d...)
 	}
@@ -178,13 +190,25 @@ func ignoreNotFound(err error) error {
 }
 
 type planner struct {
-	snap  store.Snapshot
-	prune bool
+	snap   store.Snapshot
+	prune  bool
+	keepFn func(Kind, string) bool
+	kept   []string
 	errs  directory.ValidationErrors
 	// deletes by kind: assignments, credentials, identities, applications, tenants.
 	deletes [5][]Change
 	// upserts by kind: tenants, applications, identities, credentials, assignments.
 	upserts [5][]Change
+}
+
+// keep reports whether Options.Keep protects an object from pruning, and
+// records it.
+func (pl *planner) keep(kind Kind, key, name string) bool {
+	if pl.keepFn == nil || !pl.keepFn(kind, key) {
+		return false
+	}
+	pl.kept = append(pl.kept, string(kind)+" "+name)
+	return true
 }
 
 func (pl *planner) fail(field, value, rule string, args ...any) {
@@ -390,7 +414,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		if usedApp[i] {
 			continue
 		}
-		if pl.prune {
+		if pl.prune && !pl.keep(KindApplication, o.AppID, appName(o)) {
 			o := o
 			pl.deletes[3] = append(pl.deletes[3], Change{Action: Delete, Kind: KindApplication, Name: appName(o),
 				do: func(ctx context.Context, s store.DirectoryStore) error {
@@ -405,7 +429,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		if usedMI[i] {
 			continue
 		}
-		if pl.prune {
+		if pl.prune && !pl.keep(KindManagedIdentity, o.ClientID, miName(o)) {
 			o := o
 			ref := store.IdentityRef{SubscriptionID: o.SubscriptionID, ResourceGroup: o.ResourceGroup, Name: o.Name}
 			pl.deletes[2] = append(pl.deletes[2], Change{Action: Delete, Kind: KindManagedIdentity, Name: miName(o),
@@ -474,7 +498,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 	if pl.prune {
 		all := resolver{apps: append(append([]directory.Application(nil), oldApps...), wantApps...), mis: append(append([]directory.ManagedIdentity(nil), oldMIs...), wantMIs...)}
 		for _, o := range oldAsgs {
-			if wantKeys[o.Key()] {
+			if wantKeys[o.Key()] || pl.keep(KindAppRoleAssignment, o.ID, all.describe(o)) {
 				continue
 			}
 			o := o
@@ -565,6 +589,9 @@ func (pl *planner) pruneCredentials(oldCreds []directory.FederatedCredential, pa
 }
 
 func (pl *planner) deleteCredential(o directory.FederatedCredential, parentName string) {
+	if pl.keep(KindFederatedCredential, strings.ToLower(o.ParentClientID+"/"+o.Name), fmt.Sprintf("%q of %s", o.Name, parentName)) {
+		return
+	}
 	pl.deletes[1] = append(pl.deletes[1], Change{Action: Delete, Kind: KindFederatedCredential, Name: fmt.Sprintf("%q of %s", o.Name, parentName),
 		do: func(ctx context.Context, s store.DirectoryStore) error {
 			return ignoreNotFound(s.DeleteFederatedCredential(ctx, o.TenantID, o.ParentClientID, o.Name))
