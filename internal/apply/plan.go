@@ -194,7 +194,7 @@ type planner struct {
 	prune  bool
 	keepFn func(Kind, string) bool
 	kept   []string
-	errs  directory.ValidationErrors
+	errs   directory.ValidationErrors
 	// deletes by kind: assignments, credentials, identities, applications, tenants.
 	deletes [5][]Change
 	// upserts by kind: tenants, applications, identities, credentials, assignments.
