@@ -21,3 +21,11 @@ func TestConformance(t *testing.T) {
 func TestConcurrency(t *testing.T) {
 	storetest.RunConcurrencyTests(t, newStore)
 }
+
+func BenchmarkSnapshot(b *testing.B) {
+	storetest.BenchSnapshot(b, memory.New(), 1000)
+}
+
+func BenchmarkAppendAudit(b *testing.B) {
+	storetest.BenchAppendAudit(b, memory.New(), 100)
+}

@@ -309,27 +309,3 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("Open of a malformed URL succeeded")
 	}
 }
-
-func BenchmarkAppendAudit(b *testing.B) {
-	dsn := serverDSN(b)
-	s := openIn(b, dsn, freshSchema(b, dsn), Options{})
-	ctx := context.Background()
-	batch := make([]store.AuditRecord, 100)
-	tenant, client := directory.NewID(), directory.NewID()
-	b.ReportAllocs()
-	for b.Loop() {
-		now := time.Now()
-		for i := range batch {
-			batch[i] = store.AuditRecord{
-				Time: now, TenantID: tenant, ClientID: client, CredentialName: "cred", GrantType: "client_credentials",
-				Resource: "api://resource", Issuer: "https://issuer.example", Subject: "system:serviceaccount:default:demo",
-				JTIHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Result: store.AuditSuccess,
-				CorrelationID: "3f1d0c1e-0000-4000-8000-000000000000", RemoteAddr: "127.0.0.1:50000",
-			}
-		}
-		if err := s.AppendAudit(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/record")
-}
