@@ -251,8 +251,21 @@ func (d *Document) Validate() error {
 			seenAsg[g] = gi
 		}
 	}
+	return capped(errs)
+}
+
+// MaxReportedFaults bounds how many faults one error reports.
+const MaxReportedFaults = 50
+
+// capped returns nil for no faults, and at most MaxReportedFaults of them
+// plus a note of how many more there were.
+func capped(errs directory.ValidationErrors) error {
 	if len(errs) == 0 {
 		return nil
+	}
+	if len(errs) > MaxReportedFaults {
+		more := len(errs) - MaxReportedFaults
+		errs = append(errs[:MaxReportedFaults:MaxReportedFaults], &directory.ValidationError{Field: "(document)", Rule: fmt.Sprintf("and %d more faults", more)})
 	}
 	return errs
 }

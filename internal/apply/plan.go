@@ -169,8 +169,8 @@ func MakePlan(ctx context.Context, s store.DirectoryStore, doc *Document, opts O
 			}
 		}
 	}
-	if len(pl.errs) > 0 {
-		return Plan{}, pl.errs
+	if err := capped(pl.errs); err != nil {
+		return Plan{}, err
 	}
 	p := Plan{Kept: pl.kept}
 	for _, d := range pl.deletes {
@@ -445,6 +445,10 @@ func (pl *planner) tenant(ti int, t Tenant) {
 	// Assignments.
 	r := resolver{apps: keptApps, mis: keptMIs}
 	wantKeys := map[string]bool{}
+	oldKeys := make(map[string]bool, len(oldAsgs))
+	for _, o := range oldAsgs {
+		oldKeys[o.Key()] = true
+	}
 	for gi, g := range t.AppRoleAssignments {
 		gp := fmt.Sprintf("%s.appRoleAssignments[%d]", tp, gi)
 		pid, pname, perr := r.principal(g.Principal)
@@ -478,13 +482,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			continue
 		}
 		wantKeys[w.Key()] = true
-		exists := false
-		for _, o := range oldAsgs {
-			if o.Key() == w.Key() {
-				exists = true
-			}
-		}
-		if exists {
+		if oldKeys[w.Key()] {
 			continue
 		}
 		w.ID = directory.NewID()
