@@ -579,6 +579,22 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("JWK lacks %s: %v", f, k)
 		}
 	}
+	resp, err := env.HTTPClient.Get(env.URL + "/" + env.TenantID + "/discovery/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	req, _ := http.NewRequest("GET", env.URL+"/"+env.TenantID+"/discovery/v2.0/keys", nil)
+	req.Header.Set("If-None-Match", etag)
+	resp, err = env.HTTPClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if etag == "" || resp.StatusCode != http.StatusNotModified {
+		t.Errorf("JWKS ETag %q, conditional GET status %d, want 304", etag, resp.StatusCode)
+	}
 	st, m = get("/00000000-0000-0000-0000-000000000bad/v2.0/.well-known/openid-configuration")
 	if st != 400 || m["error"] != "invalid_tenant" {
 		t.Errorf("unknown tenant metadata: %d %v", st, m)

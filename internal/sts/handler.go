@@ -224,10 +224,19 @@ func (s *Service) keysHandler(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "max-age=86400, private")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
-	_, _ = w.Write(s.cfg.Signer.JWKS())
+	body, etag := s.cfg.Signer.JWKSWithETag()
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	// Relying parties cache keys; a new key is published 48 h before it
+	// signs, so an hour's caching never misses one.
+	h.Set("Cache-Control", "max-age=3600, public")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("ETag", etag)
+	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(body)
 }
 
 // instanceHandler answers MSAL's instance discovery for this host, so

@@ -28,8 +28,9 @@ type Signer interface {
 	// Sign returns a compact RS256 JWS of payload with typ JWT and kid,
 	// and x5t when withX5T is set (v1 tokens).
 	Sign(payload []byte, withX5T bool) (string, error)
-	// JWKS returns the JSON Web Key Set document of the published keys.
-	JWKS() []byte
+	// JWKSWithETag returns the JSON Web Key Set document of the published
+	// keys and its entity tag.
+	JWKSWithETag() (body []byte, etag string)
 	// IsOwnKey reports whether kid names one of the service's own keys.
 	IsOwnKey(kid string) bool
 }

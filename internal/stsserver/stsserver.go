@@ -126,12 +126,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_, err := cfg.Store.Revision(ctx)
 		return err
 	})
-	probes.AddReadiness("signing key", func(context.Context) error {
-		if keys.ActiveKeyID() == "" {
-			return jose.ErrNoActiveKey
-		}
-		return nil
-	})
+	probes.AddReadiness("signing key", func(context.Context) error { return keys.Ready() })
 	probes.Mount(mux)
 	httpx.MountMetrics(mux, reg)
 	if cfg.Mount != nil {
