@@ -3,12 +3,14 @@ package sqlite
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,5 +369,67 @@ func TestNewFileIsPrivate(t *testing.T) {
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 			t.Errorf("%s has mode %v, want no access for group or others", filepath.Base(f), perm)
 		}
+	}
+}
+
+// TestTwoOpenersShareOneFile opens the same file twice (as `wif serve` and
+// a `wif` CLI command would) and races compare-and-swap updates and
+// credential creates through both: writers from the two pools wait for each
+// other (BEGIN IMMEDIATE, busy_timeout) instead of failing with
+// SQLITE_BUSY, and the rules hold across them.
+func TestTwoOpenersShareOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "wif.db")
+	a := mustOpen(t, path, Options{})
+	defer a.Close()
+	b := mustOpen(t, path, Options{})
+	defer b.Close()
+	ctx := ctxT(t)
+	mi, _ := fill(t, a)
+	ref := store.IdentityRef{SubscriptionID: mi.SubscriptionID, ResourceGroup: mi.ResourceGroup, Name: mi.Name}
+	errs := make(chan error, 60)
+	created := make(chan bool, 30)
+	var wg sync.WaitGroup
+	for i := range 30 {
+		s := []store.Store{a, b}[i%2]
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateManagedIdentity(ctx, mi.TenantID, ref, func(m *directory.ManagedIdentity) error {
+				m.Tags["a"] += "x"
+				return nil
+			})
+			if err != nil {
+				errs <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.CreateFederatedCredential(ctx, directory.FederatedCredential{
+				TenantID: mi.TenantID, ParentKind: directory.ParentManagedIdentity, ParentClientID: mi.ClientID, ID: directory.NewID(),
+				Name: fmt.Sprintf("race-%02d", i), Issuer: "https://issuer.example", Subject: fmt.Sprint("race-", i), Audiences: []string{directory.DefaultAudience},
+			})
+			switch {
+			case err == nil:
+				created <- true
+			case !errors.Is(err, directory.ErrInvalid):
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(created)
+	for err := range errs {
+		t.Errorf("concurrent write through two openers: %v", err)
+	}
+	if n := len(created); n != directory.MaxCredentialsPerParent-1 { // fill made one
+		t.Errorf("%d credentials created, want %d", n, directory.MaxCredentialsPerParent-1)
+	}
+	got, err := b.GetManagedIdentity(ctx, mi.TenantID, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tags["a"] != "b"+strings.Repeat("x", 30) || got.Version != 31 {
+		t.Errorf("after 30 updates through two openers: tag %q, version %d", got.Tags["a"], got.Version)
 	}
 }
