@@ -281,6 +281,7 @@ func TestHumanOutputGolden(t *testing.T) {
 		{"fic-show", []string{"identity", "federated-credential", "show", "-n", "kubernetes-demo", "--identity-name", "demo", "-g", "rg"}},
 		{"app-list", []string{"app", "list"}},
 		{"app-list-query-tsv", []string{"app", "list", "--display-name", "provider-api", "--query", "[0].appId", "-otsv"}},
+		{"app-list-query-filter", []string{"app", "list", "--query", "[?requestedAccessTokenVersion==`2`].{name:displayName, roles:length(appRoles)}", "-o", "json"}},
 		{"role-list", []string{"role", "list"}},
 		{"audit-list-empty", []string{"audit", "list"}},
 		{"serviceaccount-create", []string{"serviceaccount", "create", "--name", "demo", "--namespace", "default", "--issuer", "https://127.0.0.1:6443", "--identity-name", "demo", "-g", "rg", "--skip-issuer-check"}},

@@ -240,11 +240,10 @@ func (m *orderedMap) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// decodePlain decodes for JMESPath, which compares numbers as float64.
 func decodePlain(data []byte) (any, error) {
 	var v any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
+	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("decode output: %w", err)
 	}
 	return v, nil
