@@ -96,6 +96,7 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 			if err != nil {
 				return err
 			}
+			opts.Listener = ln
 			if f.readyFile != "" {
 				opts.Ready = func() {
 					if err := tlsutil.WriteFileAtomic(f.readyFile, []byte("https://"+ln.Addr().String()), 0o644); err != nil {

@@ -63,6 +63,9 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Listener == nil || o.Client == nil {
+		return errors.New("webhook: a listener and a Kubernetes client are required")
+	}
 	reg := o.Registry
 	if reg == nil {
 		reg = httpx.NewRegistry()
