@@ -5,7 +5,8 @@
 // handles the answers seed 001's provider API gives:
 //
 //   - 401 with WWW-Authenticate: Bearer error="invalid_token" (which covers
-//     the token_expired case): get a fresh token, bypassing the
+//     the token_expired case), or without a challenge but with a JSON body
+//     {"error":"token_expired"|"invalid_token"}: get a fresh token, bypassing the
 //     credential's cache, and retry once; a second 401 is returned to the
 //     caller, never looped;
 //   - 429 with Retry-After: wait and retry, up to a bound on the wait and
@@ -35,7 +36,9 @@
 package wifclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -144,7 +147,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case resp.StatusCode == http.StatusUnauthorized && !refreshed && replayable(req):
 			code, claims := challenge(resp.Header)
-			if code != "invalid_token" {
+			if code == "" {
+				code = bodyError(resp)
+			}
+			if code != "invalid_token" && code != "token_expired" {
 				return resp, nil
 			}
 			refreshed = true
@@ -228,6 +234,30 @@ func closeBody(req *http.Request) {
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
+}
+
+// bodyError reads the "error" of a JSON 401 body ({"error":"token_expired"}),
+// for APIs that answer without a Bearer challenge, and leaves the body
+// readable for the caller.
+func bodyError(resp *http.Response) string {
+	if !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return ""
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
+	if err != nil {
+		return ""
+	}
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(head, &body) != nil {
+		return ""
+	}
+	return body.Error
 }
 
 // challenge reads the Bearer challenge's error code and decoded claims.

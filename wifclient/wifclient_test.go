@@ -271,3 +271,28 @@ type staticCred string
 func (s staticCred) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
 	return azcore.AccessToken{Token: string(s), ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
+
+func TestRefreshOnJSONBodyWithoutChallenge(t *testing.T) {
+	w := setup(t, func(w *world, next http.Handler) http.Handler {
+		return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				if k != "Www-Authenticate" { // an API that answers with the JSON body only
+					rw.Header()[k] = v
+				}
+			}
+			rw.WriteHeader(rec.Code)
+			rw.Write(rec.Body.Bytes())
+		})
+	})
+	c := w.client()
+	w.apiSkew.Store(int64(2 * time.Hour))
+	resp, body := get(t, c, w.api.URL, nil)
+	if resp.StatusCode != 401 || !strings.Contains(body, `"error":"token_expired"`) {
+		t.Fatalf("status %d body %q (the body must stay readable)", resp.StatusCode, body)
+	}
+	if st, _ := w.calls(); fmt.Sprint(st) != "[401 401]" {
+		t.Errorf("API saw %v, want a refresh and one retry", st)
+	}
+}
