@@ -468,3 +468,31 @@ func TestApplyPruneKeepsAdminAccess(t *testing.T) {
 		t.Fatalf("locked out: %d %s", r.status, r.body)
 	}
 }
+
+// TestChangesTakeEffectAtOnce: an identity and credential created through
+// the API can exchange tokens immediately (OnChange reloads the service).
+func TestChangesTakeEffectAtOnce(t *testing.T) {
+	e := startEnv(t)
+	a := e.TenantA
+	rw := e.token(t, a, e.principal(t, a, "root", admin.RoleReadWriteAll))
+	before := e.changes.Load()
+	r := e.do(t, rw, "PUT", identityURL(a, "rg", "fresh"), nil, map[string]any{})
+	if r.status != 201 {
+		t.Fatal(string(r.body))
+	}
+	var mi admin.IdentityResource
+	_ = json.Unmarshal(r.body, &mi)
+	r = e.do(t, rw, "PUT", identityURL(a, "rg", "fresh")+"/federatedIdentityCredentials/k8s-fresh", nil,
+		map[string]any{"properties": map[string]any{"issuer": e.Issuer.URL, "subject": "system:serviceaccount:default:fresh"}})
+	if r.status != 201 {
+		t.Fatal(string(r.body))
+	}
+	if got := e.changes.Load() - before; got != 2 {
+		t.Errorf("OnChange called %d times for 2 writes", got)
+	}
+	tok := e.token(t, a, directory.ManagedIdentity{Name: "fresh", ClientID: mi.Properties.ClientID})
+	// No admin role: the token is real but the API refuses it with 403.
+	if r := e.do(t, tok, "GET", "/admin/tenants", nil, nil); r.status != 403 {
+		t.Fatalf("fresh identity: %d %s", r.status, r.body)
+	}
+}

@@ -90,13 +90,10 @@ func startEnv(t *testing.T) *env {
 		IssuerHTTPClient: e.Issuer.Server.Client(),
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
 			publicURL := "https://" + ln.Addr().String()
-			h, err := admin.NewHandler(admin.Config{
-				Store: st,
-				Authorizer: &admin.TokenAuthorizer{
-					// srv is set once New returns, before any request.
-					Verify:    admin.NewVerifier(func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) }, admin.Issuers(publicURL, false), nil),
-					Directory: st,
-				},
+			h, err := admin.NewForTokenService(admin.ServiceConfig{
+				Store: st, PublicURL: publicURL,
+				// srv is set once New returns, before any request.
+				VerifySignature: func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) },
 				OnChange: func() {
 					e.changes.Add(1)
 					_ = svc.DirectoryChanged(context.Background())
