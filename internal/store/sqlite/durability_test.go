@@ -201,6 +201,7 @@ func TestOpenRejectsBadPaths(t *testing.T) {
 		{"", "no file named"},
 		{":memory:", "use the memory: store"},
 		{"wif.db?mode=ro", "holds '?'"},
+		{"file:wif.db", "not a URI"},
 		{filepath.Join(t.TempDir(), "missing-dir", "wif.db"), "wif.db"},
 	} {
 		_, err := Open(ctxT(t), tc.path, Options{})
@@ -431,5 +432,28 @@ func TestTwoOpenersShareOneFile(t *testing.T) {
 	}
 	if got.Tags["a"] != "b"+strings.Repeat("x", 30) || got.Version != 31 {
 		t.Errorf("after 30 updates through two openers: tag %q, version %d", got.Tags["a"], got.Version)
+	}
+}
+
+// TestPruneInChunks prunes more records than one pruning transaction
+// deletes.
+func TestPruneInChunks(t *testing.T) {
+	s := openTemp(t, Options{})
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	recs := make([]store.AuditRecord, 12000)
+	for i := range recs {
+		recs[i] = store.AuditRecord{Time: t0.Add(time.Duration(i) * time.Millisecond), Result: store.AuditSuccess}
+	}
+	if err := s.AppendAudit(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneAudit(ctx, t0.Add(11000*time.Millisecond))
+	if err != nil || n != 11000 {
+		t.Fatalf("PruneAudit = %d, %v; want 11000", n, err)
+	}
+	page, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1000})
+	if err != nil || len(page.Records) != 1000 || page.NextCursor != "" || !page.Records[999].Time.Equal(t0.Add(11000*time.Millisecond)) {
+		t.Errorf("after prune: %d records, cursor %q, err %v", len(page.Records), page.NextCursor, err)
 	}
 }

@@ -112,6 +112,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, errors.New("sqlite store: no file named: use sqlite:PATH, e.g. sqlite:wif.db")
 	case path == ":memory:" || strings.HasPrefix(path, "file::memory:"):
 		return nil, errors.New("sqlite store: an in-memory SQLite database is not supported: use the memory: store")
+	case strings.HasPrefix(path, "file:"):
+		return nil, fmt.Errorf("sqlite store: give a plain file path, not a URI (%q)", path)
 	case strings.ContainsAny(path, "?#"):
 		return nil, fmt.Errorf("sqlite store: file name %q holds '?' or '#': rename the file", path)
 	}

@@ -1171,19 +1171,35 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 	return page, nil
 }
 
-// PruneAudit implements store.AuditStore.
+// pruneChunk bounds the rows one pruning transaction deletes, so that a
+// large prune never holds the write lock for long: audit appends from the
+// token service get in between chunks.
+const pruneChunk = 5000
+
+// PruneAudit implements store.AuditStore, in chunks of pruneChunk records.
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	if before.IsZero() {
 		return 0, ctx.Err()
 	}
-	var n int64
-	err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM audit_log WHERE time_us < ?`), rules.Micros(rules.Time(before)))
+	cutoff := rules.Micros(rules.Time(before))
+	var total int64
+	for {
+		var n int64
+		err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM audit_log WHERE seq IN (
+				SELECT seq FROM audit_log WHERE time_us < ? ORDER BY time_us LIMIT ?)`), cutoff, pruneChunk)
+			if err != nil {
+				return s.dbErr("prune audit", err)
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		total += n
 		if err != nil {
-			return s.dbErr("prune audit", err)
+			return total, err
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+		if n < pruneChunk {
+			return total, nil
+		}
+	}
 }
