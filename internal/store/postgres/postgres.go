@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -43,7 +44,8 @@ type Options struct {
 	// Now stamps CreatedAt and UpdatedAt; nil means time.Now.
 	Now func() time.Time
 	// Schema, when set, is the search_path of every connection: wif's tables
-	// live in (and are created in) that schema, which must exist.
+	// live in (and are created in) that schema, which Open creates if it
+	// can and must.
 	Schema string
 	// MaxConns bounds the pool (default: pgxpool's, or pool_max_conns in
 	// the URL).
@@ -137,6 +139,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		_ = closeAll()
 		return nil, fmt.Errorf("postgres store %s: %w", where, err)
+	}
+	if opts.Schema != "" {
+		if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{opts.Schema}.Sanitize()); err != nil {
+			_ = closeAll()
+			return nil, fmt.Errorf("postgres store %s: create schema %q: %w", where, opts.Schema, err)
+		}
 	}
 	ms, err := sqlbase.LoadMigrations(migrationFS, "migrations")
 	if err != nil {

@@ -300,6 +300,26 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	}
 }
 
+func TestOpenCreatesSchema(t *testing.T) {
+	dsn := serverDSN(t)
+	schema := freshSchema(t, dsn) + "_new"
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE")
+			_ = conn.Close(context.Background())
+		}
+	})
+	s := openIn(t, dsn, schema, Options{})
+	if _, err := s.CreateTenant(ctxT(t), directory.Tenant{ID: directory.NewID(), DisplayName: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := s.Pool().QueryRow(ctxT(t), `SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'tenants'`, schema).Scan(&n); err != nil || n != 1 {
+		t.Errorf("tenants table in schema %s: %d (%v)", schema, n, err)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	ctx := ctxT(t)
 	if _, err := Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable", Options{ConnectTimeout: 2 * time.Second}); err == nil {
