@@ -333,3 +333,36 @@ func (c *Client) Apply(ctx context.Context, doc []byte, dryRun, prune bool) (App
 	_, err := c.Do(ctx, http.MethodPost, fmt.Sprintf("/admin/directory?dryRun=%t&prune=%t", dryRun, prune), nil, doc, &out)
 	return out, err
 }
+
+func appCredPath(tid, appID, name string) string {
+	p := TenantPath(tid) + "/applications/" + esc(appID) + "/federatedIdentityCredentials"
+	if name != "" {
+		p += "/" + esc(name)
+	}
+	return p
+}
+
+// ListAppCredentials lists an application's federated credentials.
+func (c *Client) ListAppCredentials(ctx context.Context, tid, appID string) ([]AppCredentialResource, error) {
+	return listAll[AppCredentialResource](ctx, c, appCredPath(tid, appID, ""))
+}
+
+// GetAppCredential reads an application's federated credential.
+func (c *Client) GetAppCredential(ctx context.Context, tid, appID, name string) (AppCredentialResource, error) {
+	var out AppCredentialResource
+	_, err := c.Do(ctx, http.MethodGet, appCredPath(tid, appID, name), nil, nil, &out)
+	return out, err
+}
+
+// PutAppCredential creates or updates an application's federated credential.
+func (c *Client) PutAppCredential(ctx context.Context, tid, appID string, f AppCredentialResource) (AppCredentialResource, error) {
+	var out AppCredentialResource
+	_, err := c.Do(ctx, http.MethodPut, appCredPath(tid, appID, f.Name), nil, f, &out)
+	return out, err
+}
+
+// DeleteAppCredential deletes an application's federated credential.
+func (c *Client) DeleteAppCredential(ctx context.Context, tid, appID, name string) error {
+	_, err := c.Do(ctx, http.MethodDelete, appCredPath(tid, appID, name), nil, nil, nil)
+	return err
+}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/directory"
 )
 
 func newAppCommand(streams Streams) *cobra.Command {
@@ -17,7 +19,134 @@ func newAppCommand(streams Streams) *cobra.Command {
 		Short: "Manage applications: resources with identifier URIs and app roles, and clients (like az ad app)",
 	}
 	af := addAdminFlags(cmd)
-	cmd.AddCommand(newAppCreate(streams, af), newAppShow(streams, af), newAppList(streams, af), newAppDelete(streams, af))
+	cmd.AddCommand(newAppCreate(streams, af), newAppShow(streams, af), newAppList(streams, af), newAppDelete(streams, af),
+		newAppFICCommand(streams, af))
+	return cmd
+}
+
+// newAppFICCommand manages an application's federated credentials, like
+// az ad app federated-credential (with flags instead of --parameters).
+func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "federated-credential",
+		Short: "Manage an application's federated identity credentials (like az ad app federated-credential)",
+	}
+	tbl := func(items ...admin.AppCredentialResource) func() table {
+		return func() table {
+			t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences"}}
+			for _, f := range items {
+				subj := f.Subject
+				if f.ClaimsMatchingExpression != nil {
+					subj = "claims: " + f.ClaimsMatchingExpression.Value
+				}
+				t.rows = append(t.rows, []string{f.Name, f.Issuer, subj, strings.Join(f.Audiences, ",")})
+			}
+			return t
+		}
+	}
+	var appID string
+	addID := func(c *cobra.Command) {
+		c.Flags().StringVar(&appID, "id", "", "the application's appId")
+		_ = c.MarkFlagRequired("id")
+	}
+	var in admin.AppCredentialResource
+	var skipCheck bool
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create (or update) a federated identity credential on an application",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			if !skipCheck {
+				hc, err := af.httpClient(3 * time.Second)
+				if err != nil {
+					return err
+				}
+				if w := checkIssuer(ctx, hc, in.Issuer); w != "" {
+					fmt.Fprintln(streams.ErrOut, w)
+				}
+			}
+			f, err := c.PutAppCredential(ctx, tid, appID, in)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, f, tbl(f))
+		},
+	}
+	addID(create)
+	f := create.Flags()
+	f.StringVarP(&in.Name, "name", "n", "", "credential name")
+	f.StringVar(&in.Issuer, "issuer", "", "the issuer URL, exactly as its tokens carry it in iss")
+	f.StringVar(&in.Subject, "subject", "", "the subject")
+	f.StringSliceVar(&in.Audiences, "audiences", []string{directory.DefaultAudience}, "the audience the tokens carry")
+	f.StringVar(&in.Description, "description", "", "description")
+	f.BoolVar(&skipCheck, "skip-issuer-check", false, "do not fetch the issuer's discovery document")
+	for _, n := range []string{"name", "issuer", "subject"} {
+		_ = create.MarkFlagRequired(n)
+	}
+	var name string
+	show := &cobra.Command{
+		Use:   "show",
+		Short: "Show an application's federated identity credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			f, err := c.GetAppCredential(ctx, tid, appID, name)
+			if err != nil {
+				return err
+			}
+			return af.print(streams.Out, f, tbl(f))
+		},
+	}
+	addID(show)
+	show.Flags().StringVarP(&name, "federated-credential-id", "n", "", "credential name")
+	_ = show.MarkFlagRequired("federated-credential-id")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List an application's federated identity credentials",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			fs, err := c.ListAppCredentials(ctx, tid, appID)
+			if err != nil {
+				return err
+			}
+			if fs == nil {
+				fs = []admin.AppCredentialResource{}
+			}
+			return af.print(streams.Out, fs, tbl(fs...))
+		},
+	}
+	addID(list)
+	del := &cobra.Command{
+		Use:   "delete",
+		Short: "Delete an application's federated identity credential",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			return c.DeleteAppCredential(ctx, tid, appID, name)
+		},
+	}
+	addID(del)
+	del.Flags().StringVarP(&name, "federated-credential-id", "n", "", "credential name")
+	_ = del.MarkFlagRequired("federated-credential-id")
+	cmd.AddCommand(create, show, list, del)
 	return cmd
 }
 

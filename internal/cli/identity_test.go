@@ -347,3 +347,27 @@ func TestShellCompletion(t *testing.T) {
 		t.Fatalf("completion bash: %v, %.100s", err, out)
 	}
 }
+
+func TestAppFederatedCredential(t *testing.T) {
+	e := startAdminEnv(t, true)
+	env := e.env()
+	if _, _, err := run(t, env, fixture, "apply", "-f", "-"); err != nil {
+		t.Fatal(err)
+	}
+	_, good := oidcIssuer(t)
+	const app = "11111111-1111-1111-1111-111111111111"
+	_, errOut := mustRun(t, env, "app", "federated-credential", "create", "--id", app, "-n", "aks-prod",
+		"--issuer", strings.TrimSuffix(good, "/"), "--subject", "system:serviceaccount:prod:api")
+	if !strings.Contains(errOut, "Fix: use --issuer "+good+"\n") {
+		t.Errorf("no trailing-slash warning: %q", errOut)
+	}
+	mustRun(t, env, "app", "federated-credential", "create", "--id", app, "-n", "github-deploy", "--skip-issuer-check",
+		"--issuer", "https://token.actions.githubusercontent.com", "--subject", "repo:contoso/app:environment:prod")
+	mustRun(t, env, "app", "federated-credential", "delete", "--id", app, "-n", "aks-prod")
+	out, _ := mustRun(t, env, "app", "federated-credential", "list", "--id", app)
+	golden(t, "app-fic-list", out)
+	out, _ = mustRun(t, env, "app", "federated-credential", "show", "--id", app, "-n", "github-deploy", "--query", "subject", "-o", "tsv")
+	if out != "repo:contoso/app:environment:prod\n" {
+		t.Errorf("show --query subject: %q", out)
+	}
+}
