@@ -94,3 +94,29 @@ func TestWrongMethodIsJSON405(t *testing.T) {
 		t.Fatalf("%d %s %q", w.Code, w.Body, w.Header().Get("Allow"))
 	}
 }
+
+func TestCannotDropAssignedRole(t *testing.T) {
+	h := fuzzHandler(t)
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return w
+	}
+	app := "/admin/tenants/" + fuzzTenant + "/applications/44444444-4444-4444-8444-444444444444"
+	if w := do("PUT", app, `{"displayName":"api","identifierUris":["api://api"],"appRoles":[{"value":"Data.Read"},{"value":"Data.Write"}]}`); w.Code != 201 {
+		t.Fatal(w.Body)
+	}
+	if w := do("POST", "/admin/tenants/"+fuzzTenant+"/appRoleAssignments", `{"principal":"mi1","resource":"api://api","role":"Data.Read"}`); w.Code != 201 {
+		t.Fatal(w.Body)
+	}
+	// Dropping the unassigned role is fine; dropping the assigned one is 409.
+	if w := do("PATCH", app, `{"appRoles":[{"value":"Data.Read"}]}`); w.Code != 200 {
+		t.Fatalf("drop unassigned: %d %s", w.Code, w.Body)
+	}
+	w := do("PUT", app, `{"displayName":"api","identifierUris":["api://api"],"appRoles":[]}`)
+	var eb ErrorBody
+	_ = json.Unmarshal(w.Body.Bytes(), &eb)
+	if w.Code != 409 || eb.Error.Code != CodeConflict || !strings.Contains(eb.Error.Message, `app role "Data.Read"`) {
+		t.Fatalf("drop assigned: %d %s", w.Code, w.Body)
+	}
+}

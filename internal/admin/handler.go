@@ -590,13 +590,48 @@ func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
 		if err := ifMatch(r, a.Version); err != nil {
 			return err
 		}
+		old := a.AppRoles
 		toApp(in, a)
-		return nil
+		return h.checkAssignedRoles(r, a, old)
 	})
 	if err != nil {
 		return err
 	}
 	return respond(w, 200, ETag(a.Version), applicationResource(a))
+}
+
+// checkAssignedRoles refuses to drop an app role that is still assigned,
+// as Entra does: the assignments would dangle. Remove them first.
+func (h *Handler) checkAssignedRoles(r *http.Request, a *directory.Application, old []directory.AppRole) error {
+	kept := map[string]bool{}
+	for _, role := range a.AppRoles {
+		kept[lower(role.ID)] = true
+	}
+	var dropped []directory.AppRole
+	for _, role := range old {
+		if !kept[lower(role.ID)] {
+			dropped = append(dropped, role)
+		}
+	}
+	if len(dropped) == 0 {
+		return nil
+	}
+	gs, err := h.cfg.Store.ListAppRoleAssignments(r.Context(), a.TenantID, store.AssignmentFilter{ResourceAppID: a.AppID})
+	if err != nil {
+		return err
+	}
+	for _, role := range dropped {
+		n := 0
+		for _, g := range gs {
+			if strings.EqualFold(g.AppRoleID, role.ID) {
+				n++
+			}
+		}
+		if n > 0 {
+			return errorf(http.StatusConflict, CodeConflict, "app role %q (%s) is assigned to %d principal(s); remove those assignments first (wif role list), then the role", role.Value, role.ID, n)
+		}
+	}
+	return nil
 }
 
 func immutable(field, given, have string) error {
@@ -634,7 +669,11 @@ func (h *Handler) patchApp(w http.ResponseWriter, r *http.Request) error {
 			a.IdentifierURIs = *in.IdentifierURIs
 		}
 		if in.AppRoles != nil {
+			old := a.AppRoles
 			a.AppRoles = toRoles(*in.AppRoles, a.AppRoles)
+			if err := h.checkAssignedRoles(r, a, old); err != nil {
+				return err
+			}
 		}
 		if in.RequestedAccessTokenVersion != nil {
 			a.RequestedAccessTokenVersion = *in.RequestedAccessTokenVersion
