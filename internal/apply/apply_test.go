@@ -209,3 +209,25 @@ func TestPlanRejectsChangedIDs(t *testing.T) {
 }
 
 var _ store.DirectoryStore = (*memory.Store)(nil)
+
+func TestPlanRefusesToDropAssignedRoles(t *testing.T) {
+	ctx := context.Background()
+	s := memory.New()
+	if _, err := Apply(ctx, s, exampleDoc(t), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile("testdata/directory.yaml")
+	src := strings.Replace(string(b), "    - {value: Data.Read, allowedMemberTypes: [Application]}\n", "", 1)
+	_, err := MakePlan(ctx, s, mustParse(t, strings.Replace(src, "  - {principal: demo, resource: api://provider-api, role: Data.Read}\n", "", 1)), Options{})
+	if got := fields(t, err); len(got) != 1 || got[0] != "tenants[0].applications[0].appRoles" {
+		t.Fatalf("fields %v (%v)", got, err)
+	}
+	// With prune, the assignment goes first and the role after it.
+	res, err := Apply(ctx, s, mustParse(t, strings.Replace(src, "  - {principal: demo, resource: api://provider-api, role: Data.Read}\n", "", 1)), Options{Prune: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, res.Plan)
+	}
+	if res.Plan.Count(Delete) != 1 || res.Plan.Count(Update) != 1 {
+		t.Fatalf("plan:\n%s", res.Plan)
+	}
+}

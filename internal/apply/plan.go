@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -340,6 +341,9 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			w.AppRoles[i].ID = orNew(w.AppRoles[i].ID)
 		}
 		wantApps = append(wantApps, w)
+		if o != nil && !pl.prune {
+			pl.droppedRoles(ap, *o, w, oldAsgs)
+		}
 		if o == nil {
 			pl.upserts[1] = append(pl.upserts[1], Change{Action: Create, Kind: KindApplication, Name: appName(w),
 				do: func(ctx context.Context, s store.DirectoryStore) error {
@@ -504,6 +508,22 @@ func (pl *planner) tenant(ti int, t Tenant) {
 				do: func(ctx context.Context, s store.DirectoryStore) error {
 					return ignoreNotFound(s.DeleteAppRoleAssignment(ctx, o.TenantID, o.ID))
 				}})
+		}
+	}
+}
+
+// droppedRoles fails when an update drops an app role that assignments
+// still name (without prune they would stay, dangling).
+func (pl *planner) droppedRoles(prefix string, old, want directory.Application, asgs []directory.AppRoleAssignment) {
+	for _, role := range old.AppRoles {
+		if slices.ContainsFunc(want.AppRoles, func(r directory.AppRole) bool { return strings.EqualFold(r.ID, role.ID) }) {
+			continue
+		}
+		for _, g := range asgs {
+			if strings.EqualFold(g.ResourceAppID, old.AppID) && strings.EqualFold(g.AppRoleID, role.ID) {
+				pl.fail(prefix+".appRoles", role.Value, "drops app role %q, which is still assigned; remove its assignments too and apply with --prune", role.Value)
+				break
+			}
 		}
 	}
 }
