@@ -4,7 +4,8 @@
 // picks up the workload identity environment (AZURE_AUTHORITY_HOST,
 // AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE) that
 // `wif dev` writes to .wif/env and that the Kubernetes webhook injects in a
-// pod — and attaches the access token to each request.
+// pod — and wifclient, an http.RoundTripper that attaches the access token to
+// each request (and gets a fresh one on a 401, waits on a 429).
 //
 // The one line that differs from code written only for Entra is
 // DisableInstanceDiscovery: true; see docs/use-from-your-code.md.
@@ -27,8 +28,9 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
+	"github.com/wif-project/wif/wifclient"
 )
 
 func main() {
@@ -70,14 +72,15 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	if err != nil {
 		return fmt.Errorf("credential: %w", err)
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: 30 * time.Second, Transport: wifclient.New(cred, *scope)}
 	for n := 1; ; n++ {
 		if *fresh && n > 1 {
 			if cred, err = newCred(); err != nil {
 				return fmt.Errorf("credential: %w", err)
 			}
+			client.Transport = wifclient.New(cred, *scope)
 		}
-		if err := call(ctx, client, cred, *url, *scope, out); err != nil {
+		if err := call(ctx, client, *url, out); err != nil {
 			return err
 		}
 		if *every == 0 || (*count > 0 && n >= *count) {
@@ -91,19 +94,14 @@ func run(ctx context.Context, args []string, out io.Writer, getenv func(string) 
 	}
 }
 
-// call gets a token (from the credential's cache while it is valid) and
-// calls url with it, printing the status and body. A status other than 200
-// is an error.
-func call(ctx context.Context, client *http.Client, cred azcore.TokenCredential, url, scope string, out io.Writer) error {
-	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
-	if err != nil {
-		return fmt.Errorf("get a token for %s: %w", scope, err)
-	}
+// call calls url (the client's transport attaches the token, from the
+// credential's cache while it is valid), printing the status and body. A
+// status other than 200 is an error.
+func call(ctx context.Context, client *http.Client, url string, out io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+tok.Token)
 	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("call %s: %w", url, err)

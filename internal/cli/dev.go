@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/wif-project/wif/internal/devenv"
 	"github.com/wif-project/wif/internal/store"
 	"github.com/wif-project/wif/internal/store/memory"
+	"github.com/wif-project/wif/internal/store/stores"
 )
 
 // systemRootFiles are where Linux distributions and macOS keep the system
@@ -53,7 +53,9 @@ restarts. Stop with Ctrl-C.`,
 			cfg.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
 			cfg.SystemRoots = append([]string{os.Getenv("SSL_CERT_FILE")}, systemRootFiles...)
 			cfg.NewMemoryStore = func() store.Store { return memory.New() }
-			cfg.OpenStore = openStore
+			cfg.OpenStore = func(ctx context.Context, url string) (store.Store, error) {
+				return stores.Open(ctx, url, cfg.Logger)
+			}
 			if cfg.TokenFileLifetime != 0 && (cfg.TokenFileLifetime < 2*time.Second || cfg.TokenFileLifetime > 24*time.Hour) {
 				return fmt.Errorf("--token-file-lifetime %s: want between 2s and 24h", cfg.TokenFileLifetime)
 			}
@@ -75,9 +77,4 @@ restarts. Stop with Ctrl-C.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every part's debug messages")
 	_ = f.MarkHidden("token-file-lifetime")
 	return cmd
-}
-
-// openStore opens the persistent store behind `wif dev`.
-func openStore(ctx context.Context, url string) (store.Store, error) {
-	return nil, errors.New("the SQLite store is not available in this build yet; run wif dev --in-memory")
 }

@@ -340,7 +340,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		return nil, err
 	}
 	tokenSvc, err := stsserver.New(runCtx, stsserver.Config{
-		Store: st, Listener: lns.sts, TLS: tlsConf, PublicURL: stsURL, KEK: kek,
+		Store: st, Listener: lns.sts, TLS: tlsConf.Clone(), PublicURL: stsURL, KEK: kek,
 		IssuerHTTPClient: httpClient, Logger: logger.With("part", "sts"),
 	})
 	if err != nil {
@@ -352,7 +352,9 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		var probes httpx.Probes
 		probes.Mount(mux)
 		mux.Handle("/", h)
-		s := &httpx.Server{Handler: mux, TLSConfig: tc, Logger: logger.With("part", name), ShutdownTimeout: 2 * time.Second}
+		// Each server gets its own copy: net/http's HTTP/2 setup writes to
+		// the TLS config it is given.
+		s := &httpx.Server{Handler: mux, TLSConfig: tc.Clone(), Logger: logger.With("part", name), ShutdownTimeout: 2 * time.Second}
 		d.goRun(name, func() error { return s.Serve(runCtx, ln) })
 	}
 	ir := <-issc
