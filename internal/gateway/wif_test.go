@@ -112,7 +112,7 @@ func TestSeed001ThroughGateway(t *testing.T) {
 	// the third meets the limit however slow this machine is) and then
 	// moves past the window (so wifclient's retry after Retry-After passes).
 	var arrivals atomic.Int64
-	t0 := time.Now()
+	t0 := time.Now().Add(2 * time.Second) // ahead, so every token's whole-second nbf has passed
 	clock := func() time.Time {
 		if arrivals.Load() > 3 {
 			return t0.Add(2 * time.Second)

@@ -121,7 +121,9 @@ type Token struct {
 	ClientID string // appid (v1) or azp (v2)
 	ObjectID string // oid and sub
 	Roles    []string
-	// IssuedAt defaults to now; Lifetime to one hour.
+	// IssuedAt defaults to 30 seconds ago, so a validator whose clock was
+	// read a moment before minting still finds nbf passed; Lifetime
+	// defaults to one hour.
 	IssuedAt time.Time
 	Lifetime time.Duration
 	// Extra claims are added last (nil values delete a claim).
@@ -131,7 +133,7 @@ type Token struct {
 // Claims builds the payload of tok as spec/sts.md §5 describes.
 func (iss *Issuer) Claims(tok Token) map[string]any {
 	if tok.IssuedAt.IsZero() {
-		tok.IssuedAt = time.Now()
+		tok.IssuedAt = time.Now().Add(-30 * time.Second)
 	}
 	if tok.Lifetime == 0 {
 		tok.Lifetime = time.Hour
