@@ -438,22 +438,22 @@ func TestTwoOpenersShareOneFile(t *testing.T) {
 // TestPruneInChunks prunes more records than one pruning transaction
 // deletes.
 func TestPruneInChunks(t *testing.T) {
-	s := openTemp(t, Options{})
+	s := openTemp(t, Options{pruneChunk: 100})
 	ctx := ctxT(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	recs := make([]store.AuditRecord, 12000)
+	recs := make([]store.AuditRecord, 1200)
 	for i := range recs {
 		recs[i] = store.AuditRecord{Time: t0.Add(time.Duration(i) * time.Millisecond), Result: store.AuditSuccess}
 	}
 	if err := s.AppendAudit(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.PruneAudit(ctx, t0.Add(11000*time.Millisecond))
-	if err != nil || n != 11000 {
-		t.Fatalf("PruneAudit = %d, %v; want 11000", n, err)
+	n, err := s.PruneAudit(ctx, t0.Add(1050*time.Millisecond))
+	if err != nil || n != 1050 {
+		t.Fatalf("PruneAudit = %d, %v; want 1050", n, err)
 	}
 	page, err := s.ListAudit(ctx, store.AuditFilter{Limit: 1000})
-	if err != nil || len(page.Records) != 1000 || page.NextCursor != "" || !page.Records[999].Time.Equal(t0.Add(11000*time.Millisecond)) {
+	if err != nil || len(page.Records) != 150 || page.NextCursor != "" || !page.Records[149].Time.Equal(t0.Add(1050*time.Millisecond)) {
 		t.Errorf("after prune: %d records, cursor %q, err %v", len(page.Records), page.NextCursor, err)
 	}
 }

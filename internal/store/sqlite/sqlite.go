@@ -59,6 +59,8 @@ type Options struct {
 
 	// migrateTo stops migrations at a version (tests of upgrades).
 	migrateTo int
+	// pruneChunk overrides the prune chunk size (tests).
+	pruneChunk int
 }
 
 // Store is a store.Store in a SQLite file.
@@ -168,7 +170,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{path: path}
 	s.Store = sqlbase.New(sqlbase.Config{
-		Dialect: dialect, Write: w, Read: r, Now: opts.Now,
+		Dialect: dialect, Write: w, Read: r, Now: opts.Now, PruneChunk: opts.pruneChunk,
 		Close: func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	return s, nil

@@ -53,7 +53,8 @@ type subtest struct {
 }
 
 // RunTests runs the conformance suite: one subtest per behaviour, each
-// against a fresh store. Update closures in the suite read the store but
+// against a fresh store. The subtests run in parallel, so newStore must be
+// safe to call concurrently (stores must not share state). Update closures in the suite read the store but
 // never write to it (a write from inside a closure may deadlock).
 func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 	tests := []subtest{
@@ -83,6 +84,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			tc.run(t, newStore(t))
 		})
 	}

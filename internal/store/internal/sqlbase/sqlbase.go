@@ -81,6 +81,9 @@ type Config struct {
 	Now func() time.Time
 	// Close releases the pools.
 	Close func() error
+	// PruneChunk bounds the records one pruning transaction deletes
+	// (default 5000).
+	PruneChunk int
 }
 
 // Store is a store.Store on a SQL database.
@@ -89,13 +92,21 @@ type Store struct {
 	w, r  *sql.DB
 	now   func() time.Time
 	close func() error
+	// pruneChunk bounds the rows one pruning transaction deletes, so that
+	// a large prune never holds the write lock for long: audit appends from
+	// the token service get in between chunks.
+	pruneChunk int
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a Store over databases whose schema is already migrated.
 func New(c Config) *Store {
-	return &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close}
+	s := &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close, pruneChunk: c.PruneChunk}
+	if s.pruneChunk <= 0 {
+		s.pruneChunk = 5000
+	}
+	return s
 }
 
 // Close implements store.Store.
@@ -1171,12 +1182,7 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 	return page, nil
 }
 
-// pruneChunk bounds the rows one pruning transaction deletes, so that a
-// large prune never holds the write lock for long: audit appends from the
-// token service get in between chunks.
-const pruneChunk = 5000
-
-// PruneAudit implements store.AuditStore, in chunks of pruneChunk records.
+// PruneAudit implements store.AuditStore, in chunks (Config.PruneChunk).
 func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error) {
 	if before.IsZero() {
 		return 0, ctx.Err()
@@ -1187,7 +1193,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 		var n int64
 		err := s.writeTx(ctx, false, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM audit_log WHERE seq IN (
-				SELECT seq FROM audit_log WHERE time_us < ? ORDER BY time_us LIMIT ?)`), cutoff, pruneChunk)
+				SELECT seq FROM audit_log WHERE time_us < ? ORDER BY time_us LIMIT ?)`), cutoff, s.pruneChunk)
 			if err != nil {
 				return s.dbErr("prune audit", err)
 			}
@@ -1198,7 +1204,7 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 		if err != nil {
 			return total, err
 		}
-		if n < pruneChunk {
+		if n < int64(s.pruneChunk) {
 			return total, nil
 		}
 	}
