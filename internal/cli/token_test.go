@@ -7,6 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wif-project/wif/internal/devenv"
+	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/memory"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -65,5 +69,43 @@ func TestIssuerTokenCommandFlags(t *testing.T) {
 	out, _, err := runCLI(t, "", "issuer", "token", "--state-dir", dir, "--service-account", "demo", "--out", "-")
 	if err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 {
 		t.Fatalf("out %q err %v", out, err)
+	}
+}
+
+func TestTokenGetAgainstDev(t *testing.T) {
+	d, err := devenv.Start(context.Background(), devenv.Config{
+		StateDir: t.TempDir(), InMemory: true, RandomPorts: true,
+		NewMemoryStore: func() store.Store { return memory.New() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	env := d.Env()
+	base := []string{"token", "get", "--authority-host", env.AuthorityHost, "--tenant-id", env.TenantID,
+		"--client-id", env.ClientID, "--token-file", env.TokenFile, "--ca-file", env.CAFile}
+
+	out, _, err := runCLI(t, "", append(base, "--scope", "api://provider-api/.default", "--decode")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"roles": [` + "\n" + `    "Data.Read"`, `"azp": "` + env.ClientID + `"`, `"aud": "` + env.ResourceAppID + `"`, "(expires in 59m)", "not checked"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("decoded token lacks %q:\n%s", want, out)
+		}
+	}
+	out, _, err = runCLI(t, "", append(base, "--scope", "api://provider-api/.default")...)
+	if err != nil || strings.Count(strings.TrimSpace(out), ".") != 2 || strings.Contains(strings.TrimSpace(out), "\n") {
+		t.Fatalf("raw token: %q, %v", out, err)
+	}
+
+	// The token service's refusal comes through with its code.
+	_, _, err = runCLI(t, "", append(base, "--scope", "api://unknown-api/.default")...)
+	if err == nil || !strings.Contains(err.Error(), "invalid_resource") {
+		t.Fatalf("unknown resource: err = %v, want invalid_resource", err)
+	}
+	_, _, err = runCLI(t, "", "token", "get", "--scope", "x/.default", "--client-id", "", "--authority-host", env.AuthorityHost)
+	if err == nil {
+		t.Fatal("no client id: no error")
 	}
 }

@@ -66,7 +66,7 @@ const (
 
 // Default ports (without RandomPorts): the token service where `wif serve`
 // listens, the issuer where a local kube-apiserver would.
-var DefaultPorts = Ports{TokenService: 8443, Issuer: 6443, DemoAPI: 8444, IMDS: 8445}
+var DefaultPorts = Ports{TokenService: 8443, Issuer: 6443, DemoAPI: 8444, IMDS: 8445, Gateway: 8446}
 
 // Ports are the TCP ports of the listeners.
 type Ports struct {
@@ -74,6 +74,7 @@ type Ports struct {
 	Issuer       int `json:"issuer"`
 	DemoAPI      int `json:"demoApi"`
 	IMDS         int `json:"imds"`
+	Gateway      int `json:"gateway"`
 }
 
 // Config configures the dev environment.
@@ -410,6 +411,16 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		}
 		env.IdentityEndpoint, env.IdentityHeader = endpoint, header
 	}
+	gw, err := newGateway(dir, stsURL, apiURL, seed, logger.With("part", "gateway"))
+	if err != nil {
+		return nil, err
+	}
+	d.closer = append(d.closer, func() error { gw.Close(); return nil })
+	gwServer := &httpx.Server{Handler: gw, TLSConfig: tlsConf.Clone(), Logger: logger.With("part", "gateway"), ShutdownTimeout: 2 * time.Second}
+	d.goRun("gateway", func() error { return gwServer.Serve(runCtx, lns.gateway) })
+	warmGateway(runCtx, gw, logger)
+	env.GatewayURL = urlOf(lns.gateway, "https") + DemoAPIPath
+
 	d.env = env
 	if err := tlsutil.WriteFileAtomic(filepath.Join(dir, EnvFile), env.EnvFileContent(), 0o600); err != nil {
 		return nil, err
@@ -464,12 +475,12 @@ func writeBundle(path string, caPEM []byte, systemRoots []string) error {
 }
 
 type listeners struct {
-	sts, issuer, api, imds net.Listener
+	sts, issuer, api, imds, gateway net.Listener
 }
 
 func (l listeners) all() []net.Listener {
 	var out []net.Listener
-	for _, ln := range []net.Listener{l.sts, l.issuer, l.api, l.imds} {
+	for _, ln := range []net.Listener{l.sts, l.issuer, l.api, l.imds, l.gateway} {
 		if ln != nil {
 			out = append(out, ln)
 		}
@@ -492,6 +503,9 @@ func listen(dir string, cfg Config) (listeners, error) {
 	}
 	if cfg.Ports.IMDS != 0 {
 		want.IMDS = cfg.Ports.IMDS
+	}
+	if cfg.Ports.Gateway != 0 {
+		want.Gateway = cfg.Ports.Gateway
 	}
 	portsPath := filepath.Join(dir, PortsFile)
 	if cfg.RandomPorts {
@@ -522,6 +536,7 @@ func listen(dir string, cfg Config) (listeners, error) {
 	l.issuer = open("issuer", want.Issuer)
 	l.api = open("demo API", want.DemoAPI)
 	l.imds = open("managed-identity endpoint", want.IMDS)
+	l.gateway = open("gateway", want.Gateway)
 	if err := errors.Join(errs...); err != nil {
 		for _, ln := range l.all() {
 			ln.Close()
@@ -529,7 +544,7 @@ func listen(dir string, cfg Config) (listeners, error) {
 		return listeners{}, err
 	}
 	if cfg.RandomPorts {
-		got := Ports{TokenService: port(l.sts), Issuer: port(l.issuer), DemoAPI: port(l.api), IMDS: port(l.imds)}
+		got := Ports{TokenService: port(l.sts), Issuer: port(l.issuer), DemoAPI: port(l.api), IMDS: port(l.imds), Gateway: port(l.gateway)}
 		b, _ := json.MarshalIndent(got, "", "  ")
 		if err := tlsutil.WriteFileAtomic(portsPath, append(b, '\n'), 0o600); err != nil {
 			for _, ln := range l.all() {
@@ -561,7 +576,7 @@ func (e Env) Banner(readyIn time.Duration) string {
 		fmt.Fprintf(&b, "  managed identity endpoint  %s\n", e.IdentityEndpoint)
 	}
 	if e.GatewayURL != "" {
-		fmt.Fprintf(&b, "  gateway         %s\n", e.GatewayURL)
+		fmt.Fprintf(&b, "  gateway         %s   (the demo API behind %s)\n", e.GatewayURL, GatewayPolicyFile)
 	}
 	fmt.Fprintf(&b, "  token file      %s (kept fresh)\n", e.TokenFile)
 	fmt.Fprintf(&b, "Paste into another shell:\n  . %s\n  wif token get --scope %s/.default --decode\n", filepath.Join(e.StateDir, EnvFile), ResourceURI)

@@ -113,6 +113,18 @@ func TestStartInProcess(t *testing.T) {
 		t.Errorf("no token: %d %s, want 401", code, body)
 	}
 
+	// Through the gateway: the same answer for the demo identity's token,
+	// 401 without one, and the policy refuses a token for another audience.
+	if code, gwBody := callAPI(t, client, env.GatewayURL, tok); code != 200 || gwBody != body {
+		t.Errorf("through the gateway: %d %s, want 200 %s", code, gwBody, body)
+	}
+	if code, body := callAPI(t, client, env.GatewayURL, ""); code != 401 {
+		t.Errorf("gateway without a token: %d %s, want 401", code, body)
+	}
+	if !strings.HasPrefix(env.GatewayURL, "https://127.0.0.1:") || !strings.HasSuffix(env.GatewayURL, DemoAPIPath) {
+		t.Errorf("gateway URL %q", env.GatewayURL)
+	}
+
 	envFile, err := os.ReadFile(filepath.Join(dir, EnvFile))
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +138,8 @@ func TestStartInProcess(t *testing.T) {
 		"export NODE_EXTRA_CA_CERTS='" + filepath.Join(dir, CAFile) + "'\n",
 		"export IDENTITY_ENDPOINT='http://127.0.0.1:",
 		"export IDENTITY_HEADER='",
+		"export WIF_GATEWAY_URL='" + env.GatewayURL + "'\n",
+		"export WIF_DEMO_API_URL='" + env.DemoAPIURL + "'\n",
 	} {
 		if !strings.Contains(string(envFile), want) {
 			t.Errorf("env file lacks %q:\n%s", want, envFile)

@@ -45,8 +45,12 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("wif dev ready after %s (process start to env file)", dev.readyAfter)
 
 	// The consumer gets a token and a 200 from the demo API.
+	if env["WIF_GATEWAY_URL"] == "" {
+		t.Fatal("the env file has no WIF_GATEWAY_URL")
+	}
 	out := runConsumer(t, consumer, env)
-	if !strings.Contains(out, "200 OK") || !strings.Contains(out, `"roles":["Data.Read"]`) || !strings.Contains(out, env["AZURE_CLIENT_ID"]) {
+	// The consumer calls WIF_GATEWAY_URL: the demo API behind the gateway.
+	if !strings.Contains(out, "200 OK "+env["WIF_GATEWAY_URL"]+"\n") || !strings.Contains(out, `"roles":["Data.Read"]`) || !strings.Contains(out, env["AZURE_CLIENT_ID"]) {
 		t.Fatalf("consumer output:\n%s", out)
 	}
 
@@ -90,7 +94,7 @@ func TestEndToEnd(t *testing.T) {
 	env2 := waitEnv(t, state, dev2)
 	defer dev2.stop(t)
 	t.Logf("wif dev ready after %s on restart (process start to env file)", dev2.readyAfter)
-	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST", "WIF_DEMO_API_URL", "AZURE_FEDERATED_TOKEN_FILE"} {
+	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST", "WIF_DEMO_API_URL", "WIF_GATEWAY_URL", "AZURE_FEDERATED_TOKEN_FILE"} {
 		if env2[k] != env[k] {
 			t.Errorf("%s changed across restart: %q → %q", k, env[k], env2[k])
 		}
