@@ -40,6 +40,7 @@ type serveFlags struct {
 	readyFile        string
 	trustCAFiles     []string
 	logLevel         string
+	auditRetention   time.Duration
 }
 
 func newServeCommand(streams Streams) *cobra.Command {
@@ -72,6 +73,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.BoolVar(&f.entraIssuerNames, "entra-issuer-names", false, "issue v1 tokens with Entra's issuer https://sts.windows.net/{tid}/ (so production APIM policies run unedited)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
+	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -148,7 +150,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	}
 	srv, err := stsserver.New(ctx, stsserver.Config{
 		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek,
-		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames,
+		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
 		IssuerHTTPClient: issuerClient, Logger: logger,
 	})
 	if err != nil {

@@ -71,6 +71,9 @@ type Config struct {
 	// RefreshInterval is how often the store's revision is polled to pick
 	// up changes made by other replicas (default 1 s).
 	RefreshInterval time.Duration
+	// AuditRetention is how long audit records are kept (default 30 days;
+	// negative keeps them forever).
+	AuditRetention time.Duration
 	// AuditBuffer is the number of audit records queued before new ones are
 	// dropped (default 65536).
 	AuditBuffer int
@@ -126,6 +129,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.RefreshInterval == 0 {
 		cfg.RefreshInterval = time.Second
 	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = 30 * 24 * time.Hour
+	}
 	if cfg.AuditBuffer == 0 {
 		cfg.AuditBuffer = 1 << 16
 	}
@@ -155,11 +161,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}()
 	t := time.NewTicker(s.cfg.RefreshInterval)
 	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	s.pruneAudit(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			<-done
 			return nil
+		case <-prune.C:
+			s.pruneAudit(ctx)
 		case <-t.C:
 			if err := s.dir.refresh(ctx, false); err != nil && ctx.Err() == nil {
 				s.log.Warn("directory refresh failed; serving the last loaded directory", "error", err)
@@ -168,6 +179,20 @@ func (s *Service) Run(ctx context.Context) error {
 				s.metrics.revision.Set(float64(idx.revision))
 			}
 		}
+	}
+}
+
+// pruneAudit deletes audit records older than the retention.
+func (s *Service) pruneAudit(ctx context.Context) {
+	if s.cfg.AuditRetention < 0 {
+		return
+	}
+	n, err := s.cfg.Store.PruneAudit(ctx, s.cfg.Now().Add(-s.cfg.AuditRetention))
+	switch {
+	case err != nil && ctx.Err() == nil:
+		s.log.Warn("pruning the audit log failed", "error", err)
+	case n > 0:
+		s.log.Info("pruned the audit log", "records", n, "older_than", s.cfg.AuditRetention.String())
 	}
 }
 

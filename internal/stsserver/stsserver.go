@@ -45,6 +45,8 @@ type Config struct {
 	TokenLifetime time.Duration
 	// EntraIssuerNames: v1 tokens carry iss https://sts.windows.net/{tid}/.
 	EntraIssuerNames bool
+	// AuditRetention is how long audit records are kept (default 30 days).
+	AuditRetention time.Duration
 	// IssuerHTTPClient fetches external issuers' metadata and keys (for
 	// example one trusting a cluster's CA). Nil: system roots.
 	IssuerHTTPClient *http.Client
@@ -110,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	svc, err = sts.New(ctx, sts.Config{
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
-		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames,
+		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {
