@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store/memory"
 )
@@ -118,5 +121,25 @@ func TestCannotDropAssignedRole(t *testing.T) {
 	_ = json.Unmarshal(w.Body.Bytes(), &eb)
 	if w.Code != 409 || eb.Error.Code != CodeConflict || !strings.Contains(eb.Error.Message, `app role "Data.Read"`) {
 		t.Fatalf("drop assigned: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestRequestMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h, err := NewHandler(Config{Store: memory.New(), Authorizer: allowAll{}, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/admin/tenants", "/admin/tenants/nope"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p, nil))
+	}
+	want := `
+# HELP wif_admin_requests_total Admin API requests by operation and HTTP status code.
+# TYPE wif_admin_requests_total counter
+wif_admin_requests_total{code="200",operation="getTenants"} 1
+wif_admin_requests_total{code="400",operation="getTenantsItem"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "wif_admin_requests_total"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
@@ -50,13 +52,16 @@ type Config struct {
 	// MaxBodyBytes bounds JSON request bodies (default 1 MiB); directory
 	// documents may be up to apply.MaxDocumentBytes.
 	MaxBodyBytes int64
+	// Registerer receives the API's metrics (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // Handler serves the admin API under /admin/.
 type Handler struct {
-	cfg    Config
-	routes []route
-	mux    *http.ServeMux
+	cfg      Config
+	routes   []route
+	mux      *http.ServeMux
+	requests *prometheus.CounterVec
 }
 
 type route struct {
@@ -91,7 +96,15 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wif_admin_requests_total",
+		Help: "Admin API requests by operation and HTTP status code.",
+	}, []string{"operation", "code"})}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(h.requests); err != nil {
+			return nil, fmt.Errorf("admin: register metrics: %w", err)
+		}
+	}
 	h.routes = []route{
 		{"GET", "/admin/tenants", ScopeTenant, "List tenants", "", "TenantList", 200, h.listTenants},
 		{"GET", tenantPath, ScopeTenant, "Get a tenant", "", "Tenant", 200, h.getTenant},
@@ -186,7 +199,10 @@ func (h *Handler) wrap(rt route) http.Handler {
 	if rt.pattern == "/admin/directory" && rt.method == http.MethodPost {
 		write = true
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	opID := operationID(rt)
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+		defer func() { h.requests.WithLabelValues(opID, strconv.Itoa(w.status)).Inc() }()
 		op := Operation{Scope: rt.scope, Write: write, TenantID: r.PathValue("tenantId")}
 		if op.Scope == ScopeDirectory && r.Method == http.MethodPost && boolQuery(r, "dryRun") {
 			op.Write = false
@@ -205,6 +221,17 @@ func (h *Handler) wrap(rt route) http.Handler {
 			writeError(w, toAPIError(err, h.cfg.Logger, r))
 		}
 	})
+}
+
+// statusWriter remembers the status code written, for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func boolQuery(r *http.Request, name string) bool {

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wif-project/wif/internal/store"
 )
 
@@ -26,6 +28,8 @@ type ServiceConfig struct {
 	// OnChange is called after writes (reload the in-memory directory).
 	OnChange func()
 	Logger   *slog.Logger
+	// Registerer receives the API's metrics (nil: not registered).
+	Registerer prometheus.Registerer
 }
 
 // NewForTokenService builds the admin API as the token service serves it:
@@ -49,8 +53,9 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 			Directory:     c.Store,
 			AllowLoopback: c.AllowLoopback,
 		},
-		OnChange: c.OnChange,
-		Logger:   c.Logger,
+		OnChange:   c.OnChange,
+		Logger:     c.Logger,
+		Registerer: c.Registerer,
 	})
 }
 
