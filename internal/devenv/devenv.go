@@ -251,7 +251,25 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		lifetime = time.Hour
 	}
 
+	// runCtx ends when the environment is asked to stop; serveCtx, which the
+	// parts run under, ends right after the in-process clients have let go
+	// of their connections (see transport below).
 	runCtx, cancel := context.WithCancel(ctx)
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	// One transport for every in-process client (the token service fetching
+	// issuer keys, the managed-identity endpoint, the gateway): on stop its
+	// idle connections are closed before the servers shut down, so no
+	// server waits out HTTP/2's one-second GOAWAY grace for them.
+	transport := &http.Transport{
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	go func() {
+		<-runCtx.Done()
+		transport.CloseIdleConnections()
+		stopServing()
+	}()
 	d := &Dev{cancel: cancel}
 	defer func() {
 		if err != nil {
@@ -309,10 +327,8 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		roots = x509.NewCertPool()
 	}
 	roots.AddCert(ca.Cert)
-	httpClient := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}, ResponseHeaderTimeout: 10 * time.Second},
-	}
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	httpClient := &http.Client{Timeout: 30 * time.Second, Transport: transport}
 
 	var st store.Store
 	if cfg.InMemory {
@@ -347,7 +363,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("token service: %w", err)
 	}
-	d.goRun("token service", func() error { return tokenSvc.Run(runCtx) })
+	d.goRun("token service", func() error { return tokenSvc.Run(serveCtx) })
 	serve := func(name string, ln net.Listener, h http.Handler, tc *tls.Config) {
 		mux := http.NewServeMux()
 		var probes httpx.Probes
@@ -356,7 +372,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		// Each server gets its own copy: net/http's HTTP/2 setup writes to
 		// the TLS config it is given.
 		s := &httpx.Server{Handler: mux, TLSConfig: tc.Clone(), Logger: logger.With("part", name), ShutdownTimeout: 2 * time.Second}
-		d.goRun(name, func() error { return s.Serve(runCtx, ln) })
+		d.goRun(name, func() error { return s.Serve(serveCtx, ln) })
 	}
 	ir := <-issc
 	issReceived = true
@@ -388,7 +404,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	d.goRun("token file", func() error {
 		// The first token was just written; Run writes another at once and
 		// then keeps it fresh.
-		return writer.Run(runCtx)
+		return writer.Run(serveCtx)
 	})
 
 	env := Env{
@@ -405,19 +421,19 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		DemoAPIURL:    apiURL + DemoAPIPath,
 	}
 	if lns.imds != nil {
-		endpoint, header, err := startIMDS(runCtx, d, lns.imds, env, httpClient, logger)
+		endpoint, header, err := startIMDS(serveCtx, d, lns.imds, env, httpClient, logger)
 		if err != nil {
 			return nil, err
 		}
 		env.IdentityEndpoint, env.IdentityHeader = endpoint, header
 	}
-	gw, err := newGateway(dir, stsURL, apiURL, seed, logger.With("part", "gateway"))
+	gw, err := newGateway(dir, stsURL, apiURL, seed, httpClient, logger.With("part", "gateway"))
 	if err != nil {
 		return nil, err
 	}
 	d.closer = append(d.closer, func() error { gw.Close(); return nil })
 	gwServer := &httpx.Server{Handler: gw, TLSConfig: tlsConf.Clone(), Logger: logger.With("part", "gateway"), ShutdownTimeout: 2 * time.Second}
-	d.goRun("gateway", func() error { return gwServer.Serve(runCtx, lns.gateway) })
+	d.goRun("gateway", func() error { return gwServer.Serve(serveCtx, lns.gateway) })
 	warmGateway(runCtx, gw, logger)
 	env.GatewayURL = urlOf(lns.gateway, "https") + DemoAPIPath
 

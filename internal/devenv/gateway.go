@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"strings"
 
@@ -65,7 +66,7 @@ func gatewayConfig(stsURL, apiURL, caFile string) string {
 }
 
 // newGateway writes the gateway's files and builds it.
-func newGateway(dir, stsURL, apiURL string, seed SeedResult, logger *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(dir, stsURL, apiURL string, seed SeedResult, client *http.Client, logger *slog.Logger) (*gateway.Gateway, error) {
 	caFile := filepath.Join(dir, CAFile)
 	if err := tlsutil.WriteFileAtomic(filepath.Join(dir, GatewayPolicyFile), []byte(GatewayPolicy(seed)), 0o644); err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func newGateway(dir, stsURL, apiURL string, seed SeedResult, logger *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	gw, err := gateway.Open(cfg, gateway.Options{Logger: logger})
+	gw, err := gateway.Open(cfg, gateway.Options{Logger: logger, KeyClient: client, BackendTransport: client.Transport})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
