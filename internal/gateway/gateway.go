@@ -300,9 +300,12 @@ type reqState struct {
 
 type stateKey struct{}
 
+// match finds the route with the longest prefix that path starts with, on
+// a segment boundary: prefix /api matches /api and /api/x, not /apix.
 func (g *Gateway) match(path string) *route {
 	for _, r := range g.routes {
-		if strings.HasPrefix(path, r.prefix) {
+		if strings.HasPrefix(path, r.prefix) &&
+			(len(path) == len(r.prefix) || strings.HasSuffix(r.prefix, "/") || path[len(r.prefix)] == '/') {
 			return r
 		}
 	}

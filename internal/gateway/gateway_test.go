@@ -94,7 +94,11 @@ func startGatewayWith(t testing.TB, e *gwEnv, policyXML string, cfgMod func(*Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := New(cfg, []*apim.Policy{pol}, Options{KeyClient: e.iss.Client, Now: e.clock})
+	pols := make([]*apim.Policy, len(cfg.Routes)) // the same policy on every route
+	for i := range pols {
+		pols[i] = pol
+	}
+	gw, err := New(cfg, pols, Options{KeyClient: e.iss.Client, Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -352,3 +352,30 @@ func TestReadinessWaitsForKeys(t *testing.T) {
 		t.Errorf("token while keys unavailable: %d %v %s", r.status, r.header, r.body)
 	}
 }
+
+func TestRouteMatching(t *testing.T) {
+	e := startGateway(t, wrap(""), func(c *Config) {
+		c.Routes[0].PathPrefix = "/api"
+		c.Routes = append(c.Routes, Route{Name: "v2", PathPrefix: "/api/v2/", Backend: c.Routes[0].Backend + "/two", Policy: "policy.xml"})
+	})
+	for path, want := range map[string]string{
+		"/api":        "backend:/svc/",
+		"/api/x":      "backend:/svc/x",
+		"/api/v2/y":   "backend:/svc/two/y",
+		"/api/v2":     "backend:/svc/v2",
+		"/apix":       "",
+		"/api%2Fx":    "backend:/svc/x", // routes match the decoded path
+		"/other/api/": "",
+	} {
+		r := e.do(t, "GET", path, nil)
+		if want == "" {
+			if r.status != 404 {
+				t.Errorf("%s: status %d body %q, want 404", path, r.status, r.body)
+			}
+			continue
+		}
+		if r.status != 200 || r.body != want {
+			t.Errorf("%s: %d %q, want %q", path, r.status, r.body, want)
+		}
+	}
+}
