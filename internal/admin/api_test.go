@@ -22,6 +22,8 @@ func TestAuthorizationWithRealTokens(t *testing.T) {
 	ro := e.token(t, a, e.principal(t, a, "auditor", admin.RoleReadAll))
 	mic := e.token(t, a, e.principal(t, a, "pipeline", admin.RoleManagedIdentityContributor))
 	none := e.token(t, a, e.principal(t, a, "nobody"))
+	// A directory admin of tenant B, which is not the operator tenant.
+	localB := e.token(t, b, e.principal(t, b, "local-admin", admin.RoleReadWriteAll))
 	// A token for another resource: valid, but not for the admin API.
 	other, err := e.Store.CreateApplication(context.Background(), directory.Application{TenantID: a, AppID: directory.NewID(), ObjectID: directory.NewID(),
 		ServicePrincipalID: directory.NewID(), DisplayName: "other", IdentifierURIs: []string{"api://other"}})
@@ -56,6 +58,12 @@ func TestAuthorizationWithRealTokens(t *testing.T) {
 		{"contributor cannot read another tenant", mic, "GET", identityURL(b, "rg", "id-x3"), nil, 403, admin.CodeAuthorization},
 		{"contributor cannot create applications", mic, "POST", "/admin/tenants/" + a + "/applications", map[string]any{"displayName": "x"}, 403, admin.CodeAuthorization},
 		{"contributor cannot apply documents", mic, "POST", "/admin/directory", "tenants: []", 403, admin.CodeAuthorization},
+		{"tenant admin writes own tenant", localB, "PUT", identityURL(b, "rg", "id-x6"), identityBody, 201, ""},
+		{"tenant admin renames own tenant", localB, "PUT", "/admin/tenants/" + b, map[string]any{"displayName": "B"}, 200, ""},
+		{"tenant admin cannot touch the operator tenant", localB, "GET", identityURL(a, "rg", "id-x2"), nil, 403, admin.CodeAuthorization},
+		{"tenant admin cannot create tenants", localB, "PUT", "/admin/tenants/" + directory.NewID(), map[string]any{"displayName": "new"}, 403, admin.CodeAuthorization},
+		{"tenant admin cannot list tenants", localB, "GET", "/admin/tenants", nil, 403, admin.CodeAuthorization},
+		{"tenant admin cannot export the directory", localB, "GET", "/admin/directory", nil, 403, admin.CodeAuthorization},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -426,7 +434,7 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := e.token(t, tid, mi)
-	if r := e.do(t, tok, "PUT", identityURL(e.TenantB, "rg", "made-by-bootstrap-admin"), nil, map[string]any{}); r.status != http.StatusCreated {
+	if r := e.do(t, tok, "PUT", identityURL(tid, "rg", "made-by-bootstrap-admin"), nil, map[string]any{}); r.status != http.StatusCreated {
 		t.Fatalf("bootstrap admin cannot write: %d %s", r.status, r.body)
 	}
 }

@@ -105,6 +105,11 @@ type TokenAuthorizer struct {
 	// Directory looks up the admin application, to accept v2 tokens whose
 	// audience is its appId. Nil accepts only aud = AdminResource.
 	Directory store.DirectoryStore
+	// OperatorTenant is the tenant whose Directory.* role holders administer
+	// every tenant (the tenant of the bootstrap admin). Directory roles held
+	// in any other tenant apply to that tenant only. Empty: no tenant is
+	// the operator's, so nothing spanning tenants is allowed (fail closed).
+	OperatorTenant string
 	// AllowLoopback lets requests without an Authorization header through
 	// when both ends of the connection are loopback addresses (wif dev):
 	// the peer address (r.RemoteAddr) and the local address the request
@@ -165,7 +170,8 @@ func (a *TokenAuthorizer) Authorize(r *http.Request, op Operation) error {
 	if !a.audienceOK(r.Context(), c) {
 		return fmt.Errorf("%w: the bearer token's audience %q is not %s: ask for scope %s/.default", ErrUnauthenticated, c.Audience, AdminResource, AdminResource)
 	}
-	return Allowed(c.Roles, c.TenantID, op)
+	operator := a.OperatorTenant != "" && strings.EqualFold(c.TenantID, a.OperatorTenant)
+	return Allowed(c.Roles, c.TenantID, operator, op)
 }
 
 func (a *TokenAuthorizer) audienceOK(ctx context.Context, c Claims) bool {
@@ -182,21 +188,30 @@ func (a *TokenAuthorizer) audienceOK(ctx context.Context, c Claims) bool {
 	return slices.ContainsFunc(app.IdentifierURIs, func(u string) bool { return strings.EqualFold(u, AdminResource) })
 }
 
-// Allowed decides by app roles alone: Directory.ReadWrite.All may do
-// anything; Directory.Read.All may read anything; ManagedIdentityContributor
-// may read and change managed identities and their credentials in tokenTenant.
-func Allowed(roles []string, tokenTenant string, op Operation) error {
-	if slices.Contains(roles, RoleReadWriteAll) {
-		return nil
-	}
-	if !op.Write && slices.Contains(roles, RoleReadAll) {
+// Allowed decides by app roles alone. Directory.ReadWrite.All may change
+// and Directory.Read.All may read: everything, in every tenant, when held in
+// the operator tenant (operator true); otherwise only within tokenTenant,
+// and nothing that spans tenants (the tenant list, other tenants, the whole
+// directory). ManagedIdentityContributor may read and change managed
+// identities and their credentials in tokenTenant only.
+func Allowed(roles []string, tokenTenant string, operator bool, op Operation) error {
+	own := op.TenantID != "" && strings.EqualFold(op.TenantID, tokenTenant)
+	dirRole := slices.Contains(roles, RoleReadWriteAll) || (!op.Write && slices.Contains(roles, RoleReadAll))
+	if dirRole && (operator || own) {
 		return nil
 	}
 	if slices.Contains(roles, RoleManagedIdentityContributor) && (op.Scope == ScopeIdentity || op.Scope == ScopeIdentCred) {
-		if op.TenantID != "" && strings.EqualFold(op.TenantID, tokenTenant) {
+		if own {
 			return nil
 		}
 		return fmt.Errorf("%w: role %s allows changes in tenant %s only, not in %q", ErrForbidden, RoleManagedIdentityContributor, tokenTenant, op.TenantID)
+	}
+	if dirRole {
+		where := "tenant " + op.TenantID
+		if op.TenantID == "" {
+			where = "more than one tenant"
+		}
+		return fmt.Errorf("%w: the token's directory role is held in tenant %s and applies there only; %s needs the role held in the operator tenant", ErrForbidden, tokenTenant, where)
 	}
 	need := RoleReadWriteAll
 	if !op.Write {

@@ -19,28 +19,36 @@ import (
 func TestAllowed(t *testing.T) {
 	const a, b = "aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000"
 	tests := []struct {
-		name  string
-		roles []string
-		op    Operation
-		want  error
+		name     string
+		roles    []string
+		operator bool
+		op       Operation
+		want     error
 	}{
-		{"rw writes anything anywhere", []string{RoleReadWriteAll}, Operation{ScopeApp, true, b}, nil},
-		{"ro reads", []string{RoleReadAll}, Operation{ScopeAudit, false, b}, nil},
-		{"ro cannot write", []string{RoleReadAll}, Operation{ScopeIdentity, true, a}, ErrForbidden},
-		{"mic writes identities in own tenant", []string{RoleManagedIdentityContributor}, Operation{ScopeIdentity, true, a}, nil},
-		{"mic writes identity credentials in own tenant", []string{RoleManagedIdentityContributor}, Operation{ScopeIdentCred, true, a}, nil},
-		{"mic reads identities in own tenant", []string{RoleManagedIdentityContributor}, Operation{ScopeIdentity, false, a}, nil},
-		{"mic in another tenant", []string{RoleManagedIdentityContributor}, Operation{ScopeIdentity, true, b}, ErrForbidden},
-		{"mic spanning tenants", []string{RoleManagedIdentityContributor}, Operation{ScopeIdentity, false, ""}, ErrForbidden},
-		{"mic on applications", []string{RoleManagedIdentityContributor}, Operation{ScopeApp, false, a}, ErrForbidden},
-		{"mic on application credentials", []string{RoleManagedIdentityContributor}, Operation{ScopeAppCred, true, a}, ErrForbidden},
-		{"mic on assignments", []string{RoleManagedIdentityContributor}, Operation{ScopeAssignment, true, a}, ErrForbidden},
-		{"no roles", nil, Operation{ScopeTenant, false, ""}, ErrForbidden},
-		{"unknown role", []string{"Data.Read"}, Operation{ScopeTenant, false, ""}, ErrForbidden},
+		{"operator rw writes anything anywhere", []string{RoleReadWriteAll}, true, Operation{ScopeApp, true, b}, nil},
+		{"operator rw spans tenants", []string{RoleReadWriteAll}, true, Operation{ScopeDirectory, true, ""}, nil},
+		{"operator ro reads anywhere", []string{RoleReadAll}, true, Operation{ScopeAudit, false, b}, nil},
+		{"operator ro cannot write", []string{RoleReadAll}, true, Operation{ScopeIdentity, true, a}, ErrForbidden},
+		{"tenant rw writes own tenant", []string{RoleReadWriteAll}, false, Operation{ScopeApp, true, a}, nil},
+		{"tenant rw cannot write another tenant", []string{RoleReadWriteAll}, false, Operation{ScopeApp, true, b}, ErrForbidden},
+		{"tenant rw cannot span tenants", []string{RoleReadWriteAll}, false, Operation{ScopeTenant, false, ""}, ErrForbidden},
+		{"tenant ro reads own tenant", []string{RoleReadAll}, false, Operation{ScopeAssignment, false, a}, nil},
+		{"tenant ro cannot read another tenant", []string{RoleReadAll}, false, Operation{ScopeAssignment, false, b}, ErrForbidden},
+		{"mic writes identities in own tenant", []string{RoleManagedIdentityContributor}, false, Operation{ScopeIdentity, true, a}, nil},
+		{"mic writes identity credentials in own tenant", []string{RoleManagedIdentityContributor}, false, Operation{ScopeIdentCred, true, a}, nil},
+		{"mic reads identities in own tenant", []string{RoleManagedIdentityContributor}, false, Operation{ScopeIdentity, false, a}, nil},
+		{"mic in another tenant", []string{RoleManagedIdentityContributor}, false, Operation{ScopeIdentity, true, b}, ErrForbidden},
+		{"mic in the operator tenant is still tenant-scoped", []string{RoleManagedIdentityContributor}, true, Operation{ScopeIdentity, true, b}, ErrForbidden},
+		{"mic spanning tenants", []string{RoleManagedIdentityContributor}, false, Operation{ScopeIdentity, false, ""}, ErrForbidden},
+		{"mic on applications", []string{RoleManagedIdentityContributor}, false, Operation{ScopeApp, false, a}, ErrForbidden},
+		{"mic on application credentials", []string{RoleManagedIdentityContributor}, false, Operation{ScopeAppCred, true, a}, ErrForbidden},
+		{"mic on assignments", []string{RoleManagedIdentityContributor}, false, Operation{ScopeAssignment, true, a}, ErrForbidden},
+		{"no roles", nil, true, Operation{ScopeTenant, false, ""}, ErrForbidden},
+		{"unknown role", []string{"Data.Read"}, true, Operation{ScopeTenant, false, ""}, ErrForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Allowed(tt.roles, a, tt.op)
+			err := Allowed(tt.roles, a, tt.operator, tt.op)
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("Allowed = %v, want %v", err, tt.want)
 			}

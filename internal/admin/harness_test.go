@@ -91,7 +91,7 @@ func startEnv(t *testing.T) *env {
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
 			publicURL := "https://" + ln.Addr().String()
 			h, err := admin.NewForTokenService(admin.ServiceConfig{
-				Store: st, PublicURL: publicURL,
+				Store: st, PublicURL: publicURL, OperatorTenant: e.TenantA,
 				// srv is set once New returns, before any request.
 				VerifySignature: func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) },
 				OnChange: func() {

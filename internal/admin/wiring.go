@@ -22,6 +22,10 @@ type ServiceConfig struct {
 	// (jose.Manager.Verify). It may be a closure over a value set after
 	// construction: it is first called on the first admin request.
 	VerifySignature SignatureVerifier
+	// OperatorTenant is the tenant whose directory admins administer every
+	// tenant (see TokenAuthorizer.OperatorTenant); usually the bootstrap
+	// admin's tenant.
+	OperatorTenant string
 	// AllowLoopback accepts unauthenticated calls when both ends of the
 	// connection are loopback (wif dev only).
 	AllowLoopback bool
@@ -49,9 +53,10 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 	return NewHandler(Config{
 		Store: c.Store,
 		Authorizer: &TokenAuthorizer{
-			Verify:        NewVerifier(c.VerifySignature, Issuers(c.PublicURL, c.EntraIssuerNames), nil),
-			Directory:     c.Store,
-			AllowLoopback: c.AllowLoopback,
+			Verify:         NewVerifier(c.VerifySignature, Issuers(c.PublicURL, c.EntraIssuerNames), nil),
+			Directory:      c.Store,
+			AllowLoopback:  c.AllowLoopback,
+			OperatorTenant: c.OperatorTenant,
 		},
 		OnChange:   c.OnChange,
 		Logger:     c.Logger,
