@@ -82,7 +82,9 @@ func EnsureAdminApp(ctx context.Context, s store.DirectoryStore, tid string) (di
 // credential trusting issuer and subject, and its Directory.ReadWrite.All
 // role. It creates the tenant if absent. A workload whose tokens come from
 // issuer for subject can then exchange them, as the returned identity's
-// client id, for an admin token (scope api://wif-admin/.default).
+// client id, for an admin token (scope api://wif-admin/.default). Make tid
+// the TokenAuthorizer's OperatorTenant for that admin to manage every
+// tenant; otherwise it administers tid alone.
 func Bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject string) (directory.ManagedIdentity, error) {
 	var none directory.ManagedIdentity
 	if tid == "" {
