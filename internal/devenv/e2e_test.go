@@ -162,8 +162,10 @@ func (p *devProc) stop(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)
 		}
+		signalled := time.Now()
 		select {
 		case <-p.exited:
+			t.Logf("wif dev exited %s after SIGINT", time.Since(signalled).Round(time.Millisecond))
 			if p.exitErr != nil {
 				t.Errorf("wif dev exited with %v after SIGINT:\n%s", p.exitErr, p.stderr.String())
 			}
