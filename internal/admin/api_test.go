@@ -400,6 +400,19 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	if !strings.HasPrefix(doc.OpenAPI, "3.") || len(h.Patterns()) < 30 {
 		t.Fatalf("openapi %q, %d routes", doc.OpenAPI, len(h.Patterns()))
 	}
+	ids := map[string]string{}
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			var op struct {
+				OperationID string `json:"operationId"`
+			}
+			_ = json.Unmarshal(raw, &op)
+			if prev, dup := ids[op.OperationID]; dup || op.OperationID == "" {
+				t.Errorf("operationId %q of %s %s is empty or also used by %s", op.OperationID, method, path, prev)
+			}
+			ids[op.OperationID] = method + " " + path
+		}
+	}
 	for _, p := range h.Patterns() {
 		method, path, _ := strings.Cut(p, " ")
 		if _, ok := doc.Paths[path][strings.ToLower(method)]; !ok {
