@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +246,72 @@ func sqliteConfig(dir string) Config {
 		return stores.Open(ctx, url, nil)
 	}
 	return cfg
+}
+
+func freePort(t *testing.T) (int, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln.Addr().(*net.TCPAddr).Port, func() { ln.Close() }
+}
+
+func TestBusyPortSaysWhatToDo(t *testing.T) {
+	busy, release := freePort(t)
+	defer release()
+	var ports [4]int
+	for i := range ports {
+		p, free := freePort(t)
+		free()
+		ports[i] = p
+	}
+	cfg := memConfig(t.TempDir())
+	cfg.RandomPorts = false
+	cfg.Ports = Ports{TokenService: busy, Issuer: ports[0], DemoAPI: ports[1], IMDS: ports[2], Gateway: ports[3]}
+	_, err := Start(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "token service: listen on 127.0.0.1:"+strconv.Itoa(busy)) || !strings.Contains(err.Error(), "use --random-ports") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRestartWhenRecordedPortIsTaken restarts on a SQLite state directory
+// whose recorded issuer port is now taken: wif dev picks another, moves the
+// federated credential to the new issuer URL, and the exchange still works
+// with the same identity.
+func TestRestartWhenRecordedPortIsTaken(t *testing.T) {
+	dir := t.TempDir()
+	cfg := sqliteConfig(dir)
+	d, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := d.Env()
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(first.IssuerURL)
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	d, err = Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop()
+	second := d.Env()
+	if second.IssuerURL == first.IssuerURL {
+		t.Fatalf("issuer URL unchanged although %s is taken", u.Host)
+	}
+	if second.ClientID != first.ClientID || second.TenantID != first.TenantID || second.AuthorityHost != first.AuthorityHost {
+		t.Errorf("ids or token service moved: %+v → %+v", first, second)
+	}
+	client := caClient(t, second.CAFile)
+	tok := sdkToken(t, second, client)
+	if code, body := callAPI(t, client, second.GatewayURL, tok); code != 200 {
+		t.Fatalf("after the issuer moved: %d %s", code, body)
+	}
 }

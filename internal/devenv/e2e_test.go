@@ -82,7 +82,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev.stop(t)
+	dev.stop(t, syscall.SIGINT)
 	// The env file's appearance means ready: remove the old one so the
 	// restarted process is not mistaken for ready before it is.
 	if err := os.Remove(filepath.Join(state, EnvFile)); err != nil {
@@ -92,7 +92,7 @@ func TestEndToEnd(t *testing.T) {
 	// Restart on the same state directory.
 	dev2 := startDev(t, wif, args)
 	env2 := waitEnv(t, state, dev2)
-	defer dev2.stop(t)
+	defer dev2.stop(t, syscall.SIGTERM)
 	t.Logf("wif dev ready after %s on restart (process start to env file)", dev2.readyAfter)
 	for _, k := range []string{"AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_AUTHORITY_HOST", "WIF_DEMO_API_URL", "WIF_GATEWAY_URL", "AZURE_FEDERATED_TOKEN_FILE"} {
 		if env2[k] != env[k] {
@@ -155,24 +155,24 @@ func startDev(t *testing.T, wif string, args []string) *devProc {
 	return p
 }
 
-// stop sends SIGINT and requires a clean exit.
-func (p *devProc) stop(t *testing.T) {
+// stop sends sig (SIGINT or SIGTERM) and requires a clean exit.
+func (p *devProc) stop(t *testing.T, sig syscall.Signal) {
 	t.Helper()
 	p.once.Do(func() {
-		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		if err := p.cmd.Process.Signal(sig); err != nil {
 			t.Fatal(err)
 		}
 		signalled := time.Now()
 		select {
 		case <-p.exited:
-			t.Logf("wif dev exited %s after SIGINT", time.Since(signalled).Round(time.Millisecond))
+			t.Logf("wif dev exited %s after %v", time.Since(signalled).Round(time.Millisecond), sig)
 			if p.exitErr != nil {
-				t.Errorf("wif dev exited with %v after SIGINT:\n%s", p.exitErr, p.stderr.String())
+				t.Errorf("wif dev exited with %v after %v:\n%s", p.exitErr, sig, p.stderr.String())
 			}
 		case <-time.After(15 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.exited
-			t.Errorf("wif dev did not stop within 15 s of SIGINT:\n%s", p.stderr.String())
+			t.Errorf("wif dev did not stop within 15 s of %v:\n%s", sig, p.stderr.String())
 		}
 		if !strings.Contains(p.stderr.String(), "wif dev stopped") {
 			t.Errorf("no clean-stop message:\n%s", p.stderr.String())
