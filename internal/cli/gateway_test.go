@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/pem"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wif-project/wif/internal/gateway/testissuer"
+	"github.com/wif-project/wif/internal/tlsutil"
 )
 
 // TestGatewayCommand runs `wif gateway` with seed 000's policy unedited,
@@ -113,5 +115,59 @@ func TestGatewayCommandReportsPolicyErrors(t *testing.T) {
 	err := cmd.Execute()
 	if err == nil || !strings.Contains(err.Error(), `route api: p.xml:3: policy expressions (@(...)) are not supported`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestGatewayCommandTLS serves the gateway over HTTPS from the config's
+// tls files.
+func TestGatewayCommandTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := tlsutil.NewCA("test", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue([]string{"127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := tlsutil.KeyPEM(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "tls.crt"), tlsutil.CertPEM(cert), 0o600)
+	os.WriteFile(filepath.Join(dir, "tls.key"), keyPEM, 0o600)
+	os.WriteFile(filepath.Join(dir, "p.xml"), []byte(`<policies><inbound><return-response><set-status code="204"/></return-response></inbound></policies>`), 0o600)
+	cfg := filepath.Join(dir, "gw.yaml")
+	os.WriteFile(cfg, []byte("listen: 127.0.0.1:0\ntls: {certFile: tls.crt, keyFile: tls.key}\nroutes:\n- {pathPrefix: /, backend: 'http://127.0.0.1:1', policy: p.xml}\n"), 0o600)
+	ready := filepath.Join(dir, "ready")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := newGatewayCommand(Streams{Out: io.Discard, ErrOut: io.Discard})
+	cmd.SetArgs([]string{"--config", cfg, "--ready-file", ready})
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	var base string
+	for deadline := time.Now().Add(10 * time.Second); base == ""; time.Sleep(10 * time.Millisecond) {
+		if b, err := os.ReadFile(ready); err == nil {
+			base = string(b)
+		} else if time.Now().After(deadline) {
+			t.Fatal("no ready file")
+		}
+	}
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("base URL %q", base)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}
+	resp, err := client.Get(base + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("wif gateway: %v", err)
 	}
 }
