@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -181,10 +182,6 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		log.Error("service account lookup failed", "err", err)
 		return errored(http.StatusInternalServerError, err), "error"
 	}
-	before, err := json.Marshal(&pod)
-	if err != nil {
-		return errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err)), "error"
-	}
 	mutated := pod.DeepCopy()
 	warnings, err := h.config.Mutate(mutated, req.Namespace, sa)
 	if err != nil {
@@ -195,14 +192,7 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 		return errored(http.StatusInternalServerError, err), "error"
 	}
-	// The namespace is set on the copy for the mutation's sake; it is not
-	// part of the patch (the API server fills it).
-	mutated.Namespace = pod.Namespace
-	after, err := json.Marshal(mutated)
-	if err != nil {
-		return errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err)), "error"
-	}
-	ops, err := CreatePatch(before, after)
+	ops, err := specPatch(&pod.Spec, &mutated.Spec)
 	if err != nil {
 		return errored(http.StatusInternalServerError, err), "error"
 	}
@@ -218,4 +208,38 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	resp.Patch, resp.PatchType = patch, &pt
 	log.Debug("pod mutated", "ops", len(ops))
 	return resp, "mutated"
+}
+
+// specPatch diffs the only parts of a pod the mutation touches (init
+// containers, containers, volumes), each encoded as the API server encodes
+// it, so fields the webhook does not know or a re-encoding would reorder
+// never show up in the patch.
+func specPatch(before, after *corev1.PodSpec) ([]PatchOp, error) {
+	var ops []PatchOp
+	for _, part := range []struct {
+		path      string
+		old, next any
+	}{
+		{"/spec/initContainers", before.InitContainers, after.InitContainers},
+		{"/spec/containers", before.Containers, after.Containers},
+		{"/spec/volumes", before.Volumes, after.Volumes},
+	} {
+		a, err := json.Marshal(part.old)
+		if err != nil {
+			return nil, fmt.Errorf("encode pod: %w", err)
+		}
+		b, err := json.Marshal(part.next)
+		if err != nil {
+			return nil, fmt.Errorf("encode pod: %w", err)
+		}
+		if bytes.Equal(a, b) {
+			continue
+		}
+		more, err := createPatchAt(part.path, a, b)
+		if err != nil {
+			return nil, err
+		}
+		ops = append(ops, more...)
+	}
+	return ops, nil
 }

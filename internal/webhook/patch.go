@@ -39,6 +39,12 @@ func (op PatchOp) MarshalJSON() ([]byte, error) {
 // sidecar is prepended, the volume appended). Anything else is replaced
 // whole, which is always correct.
 func CreatePatch(from, to []byte) ([]PatchOp, error) {
+	return createPatchAt("", from, to)
+}
+
+// createPatchAt is CreatePatch for documents found at path in a larger one;
+// a JSON null (or empty) "from" means the member is absent, so it is added.
+func createPatchAt(path string, from, to []byte) ([]PatchOp, error) {
 	var a, b any
 	if err := json.Unmarshal(from, &a); err != nil {
 		return nil, fmt.Errorf("decode original object: %w", err)
@@ -47,7 +53,13 @@ func CreatePatch(from, to []byte) ([]PatchOp, error) {
 		return nil, fmt.Errorf("decode mutated object: %w", err)
 	}
 	var ops []PatchOp
-	diff(&ops, "", a, b)
+	if a == nil && path != "" {
+		if b != nil {
+			ops = append(ops, PatchOp{Op: "add", Path: path, Value: b})
+		}
+		return ops, nil
+	}
+	diff(&ops, path, a, b)
 	return ops, nil
 }
 
