@@ -1,15 +1,21 @@
 // Package devenv assembles `wif dev`: on one machine, in one process,
 // everything a workload needs to authenticate as a managed identity with no
 // cloud and no cluster — a Kubernetes-style issuer, the token service, the
-// managed-identity endpoint, a small demo provider API, a token file kept
-// fresh like the kubelet keeps a projected token, and an env file with the
-// variables the Azure SDKs read.
+// managed-identity endpoint, a small demo provider API (validating tokens
+// with tokenauth) behind the gateway (running an APIM policy), a token file
+// kept fresh like the kubelet keeps a projected token, and an env file with
+// the variables the Azure SDKs read.
 //
 // State lives in a directory (default ./.wif): the directory database
-// (wif.db), the local CA (ca.pem, ca-key.pem), the issuer key, the ports in
-// use (dev.json), the token file and the env file. A restart on the same
-// directory keeps all of it, so identity ids, signing keys and issuer URLs
-// stay the same and tokens issued before still verify.
+// (wif.db), the local CA (ca.pem, ca-key.pem), the issuer key, the
+// key-encryption key of the signing keys (kek), the ports in use (dev.json),
+// the token file, the gateway's config and policy, and the env file. A
+// restart on the same directory keeps all of it, so identity ids, signing
+// keys and issuer URLs stay the same and tokens issued before still verify.
+//
+//	d, err := devenv.Start(ctx, devenv.Config{StateDir: ".wif", RandomPorts: true, OpenStore: ..., NewMemoryStore: ...})
+//	fmt.Print(d.Env().Banner(d.ReadyIn))
+//	err = d.Wait() // until ctx ends
 package devenv
 
 import (
