@@ -72,7 +72,8 @@ func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 	var srv *stsserver.Server
 	srv, err = stsserver.New(ctx, stsserver.Config{
 		Store: st, Listener: ln, IssuerHTTPClient: e.Issuer.Server.Client(),
-		TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
+		TLS:          tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
+		DisableAdmin: true, // mounted below with the test's own hooks
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
 			h, err := admin.NewHandler(admin.Config{Store: st,
 				Authorizer: &admin.TokenAuthorizer{AllowLoopback: loopback, Directory: st, OperatorTenant: e.Tenant,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/jose"
@@ -41,6 +42,10 @@ type serveFlags struct {
 	trustCAFiles     []string
 	logLevel         string
 	auditRetention   time.Duration
+	bootstrapIssuer  string
+	bootstrapSubject string
+	bootstrapTenant  string
+	operatorTenant   string
 }
 
 func newServeCommand(streams Streams) *cobra.Command {
@@ -74,6 +79,10 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
+	fl.StringVar(&f.bootstrapIssuer, "bootstrap-admin-issuer", "", "create (idempotently) an admin identity trusting this issuer, so a pipeline can manage the directory with its own federated identity")
+	fl.StringVar(&f.bootstrapSubject, "bootstrap-admin-subject", "", "with --bootstrap-admin-issuer: the subject the admin identity trusts")
+	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant of the admin identity (default: the only tenant, created if none)")
+	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
@@ -97,6 +106,9 @@ func (f *serveFlags) validate() error {
 		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together: give both"))
 	case !certGiven && !f.tlsSelfSigned:
 		errs = append(errs, errors.New("HTTPS is required (Azure clients refuse an http authority): give --tls-cert-file and --tls-key-file, or --tls-self-signed"))
+	}
+	if (f.bootstrapIssuer == "") != (f.bootstrapSubject == "") {
+		errs = append(errs, errors.New("--bootstrap-admin-issuer and --bootstrap-admin-subject go together: give both"))
 	}
 	if f.tlsCAOut != "" && !f.tlsSelfSigned {
 		errs = append(errs, errors.New("--tls-ca-out needs --tls-self-signed"))
@@ -125,6 +137,18 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 			return err
 		}
 	}
+	operatorTenant := f.operatorTenant
+	if f.bootstrapIssuer != "" {
+		mi, err := admin.Bootstrap(ctx, st, f.bootstrapTenant, f.bootstrapIssuer, f.bootstrapSubject)
+		if err != nil {
+			return fmt.Errorf("bootstrap admin: %w", err)
+		}
+		if operatorTenant == "" {
+			operatorTenant = mi.TenantID
+		}
+		logger.Info("bootstrap admin identity ready: use it as AZURE_CLIENT_ID for the admin CLI",
+			"tenant", mi.TenantID, "client_id", mi.ClientID, "issuer", f.bootstrapIssuer, "subject", f.bootstrapSubject)
+	}
 	var kek []byte
 	if f.kekFile != "" {
 		if kek, err = jose.LoadKEK(f.kekFile, logger); err != nil {
@@ -151,7 +175,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	srv, err := stsserver.New(ctx, stsserver.Config{
 		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek,
 		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
-		IssuerHTTPClient: issuerClient, Logger: logger,
+		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
 	})
 	if err != nil {
 		return err

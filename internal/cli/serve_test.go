@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -79,6 +80,7 @@ func TestServeCommand(t *testing.T) {
 		done <- RunWithEnv(ctx, Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &stderr}, []string{
 			"serve", "--listen", "127.0.0.1:0", "--tls-self-signed", "--tls-ca-out", filepath.Join(dir, "ca.pem"),
 			"--directory", dirFile, "--issuer-ca-file", issuerCA, "--ready-file", filepath.Join(dir, "ready"),
+			"--bootstrap-admin-issuer", issuer.URL, "--bootstrap-admin-subject", "system:serviceaccount:ci:deployer",
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	}()
 	t.Cleanup(func() {
@@ -122,6 +124,58 @@ func TestServeCommand(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("exchange: %d\n%s", resp.StatusCode, stderr.String())
 	}
+
+	// The admin API: no token → 401; the bootstrap admin's own federated
+	// identity gets a token for api://wif-admin and lists the tenants.
+	adminResp, err := client.Get(base + "/admin/tenants")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminResp.Body.Close()
+	if adminResp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("admin call without a token: %d, want 401", adminResp.StatusCode)
+	}
+	var adminClientID string
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		if strings.Contains(line, "bootstrap admin identity ready") {
+			var rec struct {
+				ClientID string `json:"client_id"`
+			}
+			_ = json.Unmarshal([]byte(line), &rec)
+			adminClientID = rec.ClientID
+		}
+	}
+	if adminClientID == "" {
+		t.Fatalf("no bootstrap log line:\n%s", stderr.String())
+	}
+	tokResp, err := client.PostForm(base+"/"+tid+"/oauth2/v2.0/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {adminClientID},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {issuer.Mint(t, "system:serviceaccount:ci:deployer", directory.DefaultAudience, time.Hour)},
+		"scope":                 {"api://wif-admin/.default"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(tokResp.Body).Decode(&tok)
+	tokResp.Body.Close()
+	if tokResp.StatusCode != 200 || tok.AccessToken == "" {
+		t.Fatalf("admin token: status %d", tokResp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", base+"/admin/tenants", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	adminResp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminResp.Body.Close()
+	if adminResp.StatusCode != http.StatusOK {
+		t.Fatalf("admin call with the bootstrap identity's token: %d, want 200", adminResp.StatusCode)
+	}
+
 	if _, err := os.Stat(filepath.Join(dir, "wif.db")); err != nil {
 		t.Errorf("WIF_STORE was not honoured: %v", err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/store"
@@ -50,6 +51,14 @@ type Config struct {
 	// IssuerHTTPClient fetches external issuers' metadata and keys (for
 	// example one trusting a cluster's CA). Nil: system roots.
 	IssuerHTTPClient *http.Client
+	// DisableAdmin leaves the admin API out (tests that mount their own).
+	DisableAdmin bool
+	// AdminOperatorTenant is the tenant whose directory admins administer
+	// every tenant through the admin API (usually the bootstrap admin's).
+	AdminOperatorTenant string
+	// AdminAllowLoopback accepts unauthenticated admin calls when both ends
+	// of the connection are loopback (wif dev only).
+	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
 	// Now is the clock (default time.Now).
@@ -131,11 +140,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	probes.AddReadiness("signing key", func(context.Context) error { return keys.Ready() })
 	probes.Mount(mux)
 	httpx.MountMetrics(mux, reg)
+	if !cfg.DisableAdmin {
+		if err := mountAdmin(mux, cfg, keys, svc, reg); err != nil {
+			s.Trust.Close()
+			return nil, err
+		}
+	}
 	if cfg.Mount != nil {
 		cfg.Mount(mux, svc)
 	}
 	s.Handler = mux
 	return s, nil
+}
+
+// mountAdmin adds the admin API, authorised by tokens of this same
+// service for api://wif-admin.
+func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Service, reg prometheus.Registerer) error {
+	ah, err := admin.NewForTokenService(admin.ServiceConfig{
+		Store: cfg.Store, PublicURL: cfg.PublicURL, EntraIssuerNames: cfg.EntraIssuerNames,
+		VerifySignature: keys.Verify, OperatorTenant: cfg.AdminOperatorTenant, AllowLoopback: cfg.AdminAllowLoopback,
+		OnChange: func() {
+			if err := svc.DirectoryChanged(context.Background()); err != nil {
+				cfg.Logger.Warn("reloading the directory after an admin change failed; the next refresh retries", "error", err)
+			}
+		},
+		Logger: cfg.Logger, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("admin API: %w", err)
+	}
+	ah.Mount(mux)
+	return nil
 }
 
 // Run serves until ctx ends, with key rotation, directory refresh and the
