@@ -39,7 +39,7 @@ func NewClaims(raw map[string]any) *Claims {
 	c := &Claims{Raw: raw}
 	c.Issuer = str(raw["iss"])
 	c.Subject = str(raw["sub"])
-	c.Audience = ClaimValues(raw["aud"], "")
+	c.Audience = claimValues(raw["aud"], "")
 	c.Expiry, _ = numericDate(raw["exp"])
 	c.NotBefore, _ = numericDate(raw["nbf"])
 	c.IssuedAt, _ = numericDate(raw["iat"])
@@ -50,7 +50,7 @@ func NewClaims(raw map[string]any) *Claims {
 	if c.ClientID == "" {
 		c.ClientID = str(raw["azp"])
 	}
-	c.Roles = ClaimValues(raw["roles"], "")
+	c.Roles = claimValues(raw["roles"], "")
 	return c
 }
 
@@ -58,7 +58,7 @@ func NewClaims(raw map[string]any) *Claims {
 // on sep (when sep is not empty), an array gives its elements, numbers and
 // booleans their JSON text. An absent or null claim gives nil.
 func (c *Claims) Values(name, sep string) []string {
-	return ClaimValues(c.Raw[name], sep)
+	return claimValues(c.Raw[name], sep)
 }
 
 // HasRole reports whether the roles claim holds role.
@@ -71,8 +71,8 @@ func (c *Claims) HasRole(role string) bool {
 	return false
 }
 
-// ClaimValues turns one decoded JSON claim value into strings as Values does.
-func ClaimValues(v any, sep string) []string {
+// claimValues turns one decoded JSON claim value into strings as Values does.
+func claimValues(v any, sep string) []string {
 	switch t := v.(type) {
 	case nil:
 		return nil
