@@ -34,10 +34,10 @@ func newDevCommand(streams Streams) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run everything a workload needs on this machine: issuer, token service, managed-identity endpoint, demo API",
+		Short: "Run everything a workload needs on this machine: issuer, token service, managed-identity endpoint, gateway, demo API",
 		Long: `wif dev runs, in one process and with no cloud and no cluster, a Kubernetes-style
 issuer, the token service, the managed-identity endpoint and a demo provider
-API, seeds a managed identity "demo" that trusts the issuer for
+API behind the gateway, seeds a managed identity "demo" that trusts the issuer for
 system:serviceaccount:default:demo and may call api://provider-api, keeps a
 federated token file fresh, and writes <state-dir>/env with the variables the
 Azure SDKs read. Load it in another shell with ". .wif/env".

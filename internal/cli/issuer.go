@@ -166,7 +166,7 @@ rule) until interrupted. With --once, write one token and exit; with
 	f.StringVar(&req.PodName, "pod-name", "", "the pod named in the kubernetes.io claim (default <service-account>-local)")
 	f.StringSliceVar(&req.Audiences, "audience", nil, "token audience, repeatable (default api://AzureADTokenExchange)")
 	f.DurationVar(&req.Lifetime, "lifetime", time.Hour, "token lifetime")
-	f.StringVar(&issuerURL, "issuer", DefaultIssuerURL, "issuer URL (the iss claim); must match the URL `wif issuer serve` serves")
+	f.StringVar(&issuerURL, "issuer", DefaultIssuerURL, "issuer URL (the iss claim); the URL wif issuer serve serves")
 	f.StringVar(&stateDir, "state-dir", ".wif", "directory holding the issuer key")
 	f.StringVar(&out, "out", "", "file to keep fresh, or - to print one token (required)")
 	f.StringVar(&fileMode, "file-mode", "0600", "token file mode (the kubelet uses 0644 inside a pod)")
