@@ -119,7 +119,9 @@ func (c *Cache) get(ctx context.Context, src Source, url string) ([]byte, http.H
 	if err != nil {
 		return fail(0, fmt.Errorf("building the request: %w", err))
 	}
-	req.Header.Set("Accept", "application/json")
+	// kube-apiserver negotiates: its JWKS is application/jwk-set+json and
+	// it answers 406 to a request that accepts only application/json.
+	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	req.Header.Set("User-Agent", "wif-trust/1 (OIDC key cache)")
 	resp, err := c.client.Do(req)
 	if err != nil {

@@ -247,3 +247,23 @@ func TestKeyIsPublic(t *testing.T) {
 		t.Fatalf("key %T %v", k.Key, k)
 	}
 }
+
+// TestKubeAPIServerContentNegotiation: kube-apiserver serves its JWKS as
+// application/jwk-set+json and answers 406 to a request that accepts only
+// application/json, so the cache must accept both.
+func TestKubeAPIServerContentNegotiation(t *testing.T) {
+	ti := newTestIssuer(t, rsaJWK(0, "k1"))
+	data, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rsaJWK(0, "k1")}})
+	ti.route("/keys", func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.Header.Get("Accept"), "application/jwk-set+json") {
+			http.Error(w, "406: Not Acceptable", http.StatusNotAcceptable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/jwk-set+json")
+		_, _ = w.Write(data)
+	})
+	c, _ := newTestCache(t, ti, newFakeClock(), nil)
+	if _, err := c.Key(context.Background(), ti.source(), "k1"); err != nil {
+		t.Fatalf("Key: %v", err)
+	}
+}
