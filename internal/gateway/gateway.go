@@ -418,7 +418,12 @@ func (g *Gateway) backendError(r *route, w http.ResponseWriter, req *http.Reques
 	if errors.Is(err, context.Canceled) {
 		status = 499 // the caller went away; nobody reads this
 	}
-	g.logger.Warn("backend request failed", "route", r.name, "correlation_id", st.corrID, "error", err)
+	logged := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		logged = ue.Err // the URL may carry a token in its query (query-parameter-name)
+	}
+	g.logger.Warn("backend request failed", "route", r.name, "backend", r.target.Redacted(), "correlation_id", st.corrID, "error", logged)
 	g.m.refusals.WithLabelValues(r.name, "backend_error").Inc()
 	g.write(w, st, errorReply(status, "backend_error", msg, "", ""))
 }

@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -378,4 +380,29 @@ func TestRouteMatching(t *testing.T) {
 			t.Errorf("%s: %d %q, want %q", path, r.status, r.body, want)
 		}
 	}
+}
+
+func TestBackendErrorLogHasNoToken(t *testing.T) {
+	var logs strings.Builder
+	e := startGateway(t, jwtPolicy(`query-parameter-name="access_token"`, stdChildren), nil)
+	e.gw.logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	tok := e.v1(t, nil)
+	e.backend.Close()
+	if r := e.do(t, "GET", "/?access_token="+tok, nil); r.status != 502 {
+		t.Fatalf("status %d", r.status)
+	}
+	if out := logs.String(); strings.Contains(out, tok[:20]) || !strings.Contains(out, "backend request failed") {
+		t.Errorf("log: %s", out)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
