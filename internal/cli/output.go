@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -83,6 +85,19 @@ func envOr(v, name string) string {
 	return os.Getenv(name)
 }
 
+// loopbackURL reports whether u names a loopback host.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	if p.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(p.Hostname())
+	return ip != nil && ip.IsLoopback()
+}
+
 // client builds the admin API client, authenticating with a workload
 // identity when one is configured: the federated token is exchanged for a
 // token for api://wif-admin by the real Azure SDK (ClientAssertionCredential)
@@ -96,7 +111,13 @@ func (f *adminFlags) client(ctx context.Context) (*admin.Client, error) {
 		return nil, err
 	}
 	c := &admin.Client{BaseURL: strings.TrimSuffix(f.server, "/"), HTTPClient: hc}
-	clientID, tokenFile := envOr(f.clientID, "AZURE_CLIENT_ID"), envOr(f.tokenFile, "AZURE_FEDERATED_TOKEN_FILE")
+	clientID, tokenFile := f.clientID, f.tokenFile
+	if clientID == "" && !loopbackURL(c.BaseURL) {
+		// A pod's injected workload identity; on a loopback server (wif
+		// dev) those variables are the demo workload's, not an admin's,
+		// and loopback calls need no token.
+		clientID, tokenFile = envOr("", "AZURE_CLIENT_ID"), envOr(tokenFile, "AZURE_FEDERATED_TOKEN_FILE")
+	}
 	if clientID == "" {
 		return c, nil
 	}

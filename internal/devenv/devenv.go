@@ -152,6 +152,10 @@ func (e Env) Vars() [][2]string {
 		v = append(v, [2]string{"WIF_GATEWAY_URL", e.GatewayURL})
 	}
 	v = append(v, [2]string{"WIF_DEMO_API_URL", e.DemoAPIURL})
+	// The admin CLI (wif identity ..., wif apply) against this token
+	// service, unauthenticated from loopback.
+	v = append(v, [2]string{"WIF_SERVER", strings.TrimSuffix(e.AuthorityHost, "/")},
+		[2]string{"WIF_TENANT", e.TenantID}, [2]string{"WIF_CA_FILE", e.CAFile})
 	return v
 }
 
@@ -365,6 +369,9 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	tokenSvc, err := stsserver.New(runCtx, stsserver.Config{
 		Store: st, Listener: lns.sts, TLS: tlsConf.Clone(), PublicURL: stsURL, KEK: kek,
 		IssuerHTTPClient: httpClient, Logger: logger.With("part", "sts"),
+		// On a laptop the admin API (wif identity ..., wif apply) needs no
+		// token from loopback; the dev tenant administers the directory.
+		AdminAllowLoopback: true, AdminOperatorTenant: seed.TenantID,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("token service: %w", err)
