@@ -148,6 +148,7 @@ type cluster struct {
 	CA         *tlsutil.CA
 	CAFile     string
 	Kubeconfig string
+	SAKeyFile  string // the service account signing key (RSA, PEM)
 	Config     *rest.Config
 	Client     *kubernetes.Clientset
 	procs      []*process
@@ -247,7 +248,7 @@ func startCluster(t *testing.T) *cluster {
 		"--profiling=false",
 		"--cert-dir", filepath.Join(dir, "apiserver-certs"),
 		"--v", "1")
-	c := &cluster{URL: url, CA: ca, CAFile: filepath.Join(dir, "ca.pem"), procs: []*process{etcd, apiserver}}
+	c := &cluster{URL: url, CA: ca, CAFile: filepath.Join(dir, "ca.pem"), SAKeyFile: filepath.Join(dir, "sa.key"), procs: []*process{etcd, apiserver}}
 	c.Config = &rest.Config{Host: url, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM},
 		QPS: 100, Burst: 200, WarningHandler: c}
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {

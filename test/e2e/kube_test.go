@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -347,6 +348,44 @@ func TestKubernetes(t *testing.T) {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
+		}
+	})
+
+	t.Run("cluster oidc matches the API server", func(t *testing.T) {
+		// wif cluster oidc, given the API server's key, must publish what
+		// the API server itself serves (same kid, same key).
+		out := filepath.Join(dir, "oidc")
+		cmd := exec.CommandContext(ctx, wifBin, "cluster", "oidc", "--service-account-key", c.SAKeyFile, "--issuer", c.URL, "--out", out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("wif cluster oidc: %v\n%s", err, b)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.CA.Pool()}}, Timeout: 5 * time.Second}
+		fetch := func(path string) map[string]any {
+			resp, err := hc.Get(c.URL + path) // anonymously, as the token service does
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("GET %s: %s %v", path, resp.Status, err)
+			}
+			return m
+		}
+		var ours map[string]any
+		if err := json.Unmarshal(mustRead(t, filepath.Join(out, "openid", "v1", "jwks")), &ours); err != nil {
+			t.Fatal(err)
+		}
+		theirs := fetch("/openid/v1/jwks")
+		if !reflect.DeepEqual(ours, theirs) {
+			t.Errorf("JWKS differs from the API server's:\nours   %v\ntheirs %v", ours, theirs)
+		}
+		var disc map[string]any
+		if err := json.Unmarshal(mustRead(t, filepath.Join(out, ".well-known", "openid-configuration")), &disc); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(disc, fetch("/.well-known/openid-configuration")) {
+			t.Errorf("discovery document differs from the API server's:\nours   %v\ntheirs %v", disc, fetch("/.well-known/openid-configuration"))
 		}
 	})
 
