@@ -265,6 +265,15 @@ func TestKubernetes(t *testing.T) {
 		}))
 		check(t, "env", env(got.Spec.Containers[0]), append([]corev1.EnvVar{{Name: "AZURE_CLIENT_ID", Value: "my-own"}}, wantEnv()[1:]...))
 	})
+	t.Run("service account created just before its pod", func(t *testing.T) {
+		// Likely not in the informer's cache yet: the direct read serves it.
+		if _, err := k.CoreV1().ServiceAccounts(e2eNS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{
+			Name: "late", Annotations: map[string]string{webhook.ClientIDAnnotation: e2eClientID}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got := mustPod(t, labelled("late", func(p *corev1.Pod) { p.Spec.ServiceAccountName = "late" }))
+		check(t, "env", env(got.Spec.Containers[0]), wantEnv())
+	})
 	t.Run("bad expiration denied", func(t *testing.T) {
 		_, err := create(t, labelled("bad-expiration", func(p *corev1.Pod) {
 			p.Annotations = map[string]string{webhook.TokenExpirationAnnotation: "100"}
