@@ -34,6 +34,7 @@ const (
 	e2eTenant   = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 	e2eClientID = "5f1c7a3e-2b4d-4e8f-9a6b-0c1d2e3f4a5b"
 	e2eNS       = "e2e"
+	legacyNS    = "e2e-legacy"
 	webhookName = "mutation.azure-workload-identity.io"
 	configName  = "wif-e2e"
 )
@@ -59,7 +60,7 @@ func TestKubernetes(t *testing.T) {
 		}, metav1.CreateOptions{})
 		return err
 	})
-	for _, ns := range []string{e2eNS, "wif-system"} {
+	for _, ns := range []string{e2eNS, legacyNS, "wif-system"} {
 		mustCreate(t, func() error {
 			_, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 			return err
@@ -71,11 +72,13 @@ func TestKubernetes(t *testing.T) {
 		"workload":     {webhook.ClientIDAnnotation: e2eClientID},
 		"no-client-id": nil,
 	} {
-		mustCreate(t, func() error {
-			_, err := k.CoreV1().ServiceAccounts(e2eNS).Create(ctx, &corev1.ServiceAccount{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}, metav1.CreateOptions{})
-			return err
-		})
+		for _, ns := range []string{e2eNS, legacyNS} {
+			mustCreate(t, func() error {
+				_, err := k.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{
+					ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}, metav1.CreateOptions{})
+				return err
+			})
+		}
 	}
 
 	// wif serve, with a managed identity whose credential trusts the API
@@ -113,33 +116,44 @@ func TestKubernetes(t *testing.T) {
 
 	// wif webhook with a managed certificate: registered by URL (no
 	// kube-proxy here) with an empty caBundle that the webhook fills in.
-	webhookPort := freePort(t)
 	fail, none, ifNeeded := admregv1.Fail, admregv1.SideEffectClassNone, admregv1.IfNeededReinvocationPolicy
 	timeout := int32(10)
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", webhookPort, webhook.Path)
-	mustCreate(t, func() error {
-		_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admregv1.MutatingWebhookConfiguration{
-			ObjectMeta: metav1.ObjectMeta{Name: configName},
-			Webhooks: []admregv1.MutatingWebhook{{
-				Name:                    webhookName,
-				ClientConfig:            admregv1.WebhookClientConfig{URL: &url},
-				Rules:                   []admregv1.RuleWithOperations{{Operations: []admregv1.OperationType{admregv1.Create}, Rule: admregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
-				FailurePolicy:           &fail,
-				SideEffects:             &none,
-				ReinvocationPolicy:      &ifNeeded,
-				AdmissionReviewVersions: []string{"v1"},
-				TimeoutSeconds:          &timeout,
-				ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{webhook.UseLabel: "true"}},
-			}},
-		}, metav1.CreateOptions{})
-		return err
-	})
-	whReady := filepath.Join(dir, "webhook.ready")
-	wh := start(t, dir, "wif-webhook", wifBin, "webhook", "--listen", fmt.Sprintf("127.0.0.1:%d", webhookPort),
-		"--kubeconfig", c.Kubeconfig, "--tenant-id", e2eTenant, "--authority-host", authority,
-		"--namespace", "wif-system", "--tls-hosts", "127.0.0.1", "--webhook-config-name", configName,
-		"--proxy-sidecar-image", "wif:e2e", "--ready-file", whReady, "--log-level", "debug")
-	whURL := readyFile(t, whReady, wh, 60*time.Second)
+	// startWebhook registers a configuration for the namespaces nsOp
+	// (In/NotIn) the legacy namespace, and starts a webhook for it.
+	startWebhook := func(name string, nsOp metav1.LabelSelectorOperator, args ...string) string {
+		port := freePort(t)
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, webhook.Path)
+		mustCreate(t, func() error {
+			_, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &admregv1.MutatingWebhookConfiguration{
+				ObjectMeta: metav1.ObjectMeta{Name: name},
+				Webhooks: []admregv1.MutatingWebhook{{
+					Name:                    webhookName,
+					ClientConfig:            admregv1.WebhookClientConfig{URL: &url},
+					Rules:                   []admregv1.RuleWithOperations{{Operations: []admregv1.OperationType{admregv1.Create}, Rule: admregv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+					FailurePolicy:           &fail,
+					SideEffects:             &none,
+					ReinvocationPolicy:      &ifNeeded,
+					AdmissionReviewVersions: []string{"v1"},
+					TimeoutSeconds:          &timeout,
+					ObjectSelector:          &metav1.LabelSelector{MatchLabels: map[string]string{webhook.UseLabel: "true"}},
+					NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+						Key: "kubernetes.io/metadata.name", Operator: nsOp, Values: []string{legacyNS}}}},
+				}},
+			}, metav1.CreateOptions{})
+			return err
+		})
+		ready := filepath.Join(dir, name+".ready")
+		p := start(t, dir, name, wifBin, append([]string{"webhook", "--listen", fmt.Sprintf("127.0.0.1:%d", port),
+			"--kubeconfig", c.Kubeconfig, "--tenant-id", e2eTenant, "--authority-host", authority,
+			"--namespace", "wif-system", "--tls-hosts", "127.0.0.1", "--webhook-config-name", name,
+			"--proxy-sidecar-image", "wif:e2e", "--ready-file", ready, "--log-level", "debug"}, args...)...)
+		return readyFile(t, ready, p, 60*time.Second)
+	}
+	whURL := startWebhook(configName, metav1.LabelSelectorOpNotIn)
+	// A second webhook, for the legacy namespace only: v1.5.1's token path
+	// and the sidecar as a regular container (API servers before 1.29).
+	startWebhook(configName+"-legacy", metav1.LabelSelectorOpIn,
+		"--cert-secret-name", "wif-webhook-cert-legacy", "--token-path-legacy", "--proxy-sidecar-native=false")
 	cfg, err := k.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, configName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +201,12 @@ func TestKubernetes(t *testing.T) {
 		t.Helper()
 		var got *corev1.Pod
 		var err error
+		ns := p.Namespace
+		if ns == "" {
+			ns = e2eNS
+		}
 		for i := 0; i < 100; i++ {
-			got, err = k.CoreV1().Pods(e2eNS).Create(ctx, p, metav1.CreateOptions{})
+			got, err = k.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{})
 			if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
 				return got, err
 			}
@@ -330,6 +348,34 @@ func TestKubernetes(t *testing.T) {
 		check(t, "init env", got.Spec.InitContainers[1].Env, appEnv)
 		check(t, "app env", got.Spec.Containers[0].Env, appEnv)
 		check(t, "containers", names(got.Spec.Containers), []string{"app"})
+	})
+	t.Run("legacy path and sidecar first in containers", func(t *testing.T) {
+		got := mustPod(t, labelled("legacy", func(p *corev1.Pod) {
+			p.Namespace = legacyNS
+			p.Annotations = map[string]string{webhook.InjectProxySidecarAnnotation: "true"}
+			p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "busybox"}}
+		}))
+		vol := webhook.VolumeName("legacy")
+		legacyEnv := wantEnv()
+		legacyEnv[2].Value = "/var/run/secrets/azure/tokens/azure-identity-token"
+		if names := names(got.Spec.Containers); !reflect.DeepEqual(names, []string{"azwi-proxy", "app"}) {
+			t.Fatalf("containers %v: want the sidecar first", names)
+		}
+		sc := got.Spec.Containers[0]
+		if sc.RestartPolicy != nil || sc.Lifecycle == nil || sc.Lifecycle.PostStart == nil || sc.ReadinessProbe == nil {
+			t.Errorf("sidecar: restartPolicy %v lifecycle %+v readiness %+v", sc.RestartPolicy, sc.Lifecycle, sc.ReadinessProbe)
+		}
+		header := sc.Env[len(sc.Env)-1].Value
+		check(t, "sidecar env", sc.Env, append(append([]corev1.EnvVar(nil), legacyEnv...), corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header}))
+		check(t, "app env", got.Spec.Containers[1].Env, append(append([]corev1.EnvVar(nil), legacyEnv...),
+			corev1.EnvVar{Name: "IDENTITY_ENDPOINT", Value: "http://127.0.0.1:8000/msi/token"}, corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header}))
+		// Init containers run before a regular sidecar: no IDENTITY_* there.
+		check(t, "init env", got.Spec.InitContainers[0].Env, legacyEnv)
+		check(t, "app mounts", got.Spec.Containers[1].VolumeMounts, []corev1.VolumeMount{{Name: vol, ReadOnly: true, MountPath: "/var/run/secrets/azure/tokens"}})
+		check(t, "volumes", got.Spec.Volumes, []corev1.Volume{{Name: vol, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: "api://AzureADTokenExchange", ExpirationSeconds: &exp, Path: "azure-identity-token"}}},
+			DefaultMode: &mode}}}})
 	})
 	t.Run("host network with redirect denied", func(t *testing.T) {
 		_, err := create(t, labelled("hostnet", func(p *corev1.Pod) {
