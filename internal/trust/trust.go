@@ -600,7 +600,9 @@ func (c *Cache) run(e *entry, f *flight) {
 	e.flight = nil
 	f.err = ferr
 	e.mu.Unlock()
-	close(f.done)
+	// Waiters are released only after the attempt is logged, counted and
+	// reported, so whoever sees its result also sees those.
+	defer close(f.done)
 
 	var err error
 	if ferr != nil {
