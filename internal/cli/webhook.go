@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ type webhookFlags struct {
 	tlsHosts                                                                 []string
 	certValidity, certCheckInterval                                          time.Duration
 	proxyImage, proxyInitImage, proxyNative, readyFile, logLevel             string
+	tlsMinVersion                                                            string
 }
 
 func newWebhookCommand(streams Streams) *cobra.Command {
@@ -73,6 +75,7 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 				KeyFile:           f.tlsKeyFile,
 				Logger:            logger,
 				Registry:          httpx.NewRegistry(),
+				TLSMinVersion:     tlsVersions[f.tlsMinVersion],
 			}
 			if err := opts.Config.Validate(); err != nil {
 				return err
@@ -127,9 +130,12 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 	fl.StringVar(&f.proxyInitImage, "proxy-init-image", webhook.DefaultProxyInitImg, "image of the init container redirecting 169.254.169.254:80 to the sidecar (upstream's proxy-init)")
 	fl.StringVar(&f.proxyNative, "proxy-sidecar-native", "auto", "inject the sidecar as a native sidecar: auto (API server ≥ 1.29), true or false")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the webhook's URL to this file once ready")
+	fl.StringVar(&f.tlsMinVersion, "tls-min-version", "1.3", "lowest TLS version served: 1.2 or 1.3")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
 }
+
+var tlsVersions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13}
 
 func (f *webhookFlags) validate() error {
 	var errs []error
@@ -146,6 +152,9 @@ func (f *webhookFlags) validate() error {
 	case "auto", "true", "false":
 	default:
 		errs = append(errs, fmt.Errorf("--proxy-sidecar-native %q: expected auto, true or false", f.proxyNative))
+	}
+	if _, ok := tlsVersions[f.tlsMinVersion]; !ok {
+		errs = append(errs, fmt.Errorf("--tls-min-version %q: expected 1.2 or 1.3", f.tlsMinVersion))
 	}
 	if f.certValidity < time.Hour {
 		errs = append(errs, fmt.Errorf("--cert-validity %s is too short: at least 1h", f.certValidity))

@@ -34,6 +34,9 @@ type ServeOptions struct {
 	CertFile, KeyFile string
 	// Certs is the self-managed certificate (used when CertFile is empty).
 	Certs *CertManager
+	// TLSMinVersion is the lowest TLS version served (default TLS 1.3, as
+	// upstream's --tls-min-version).
+	TLSMinVersion uint16
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registry gets the metrics and serves /metrics; nil makes one.
@@ -137,7 +140,12 @@ func Serve(ctx context.Context, o ServeOptions) error {
 			}
 		}()
 	}
-	srv := &httpx.Server{Handler: mux, TLSConfig: tlsutil.ServerConfig(getCert), Logger: logger}
+	tlsConfig := tlsutil.ServerConfig(getCert)
+	tlsConfig.MinVersion = tls.VersionTLS13
+	if o.TLSMinVersion != 0 {
+		tlsConfig.MinVersion = o.TLSMinVersion
+	}
+	srv := &httpx.Server{Handler: mux, TLSConfig: tlsConfig, Logger: logger}
 	logger.Info("webhook listening", "addr", o.Listener.Addr().String())
 	return srv.Serve(ctx, o.Listener)
 }
