@@ -138,6 +138,7 @@ WIF_<FLAG> override them.`,
 	f.StringVar(&readyFile, "ready-file", "", "write the endpoint's base URL to this file once listening")
 	f.DurationVar(&exchangeTimeout, "exchange-timeout", stsclient.DefaultTimeout, "bound on one exchange at the token service")
 	f.BoolVar(&allowNonLoopback, "allow-non-loopback", false, "allow listening on a non-loopback address (anyone who can reach it can get the workload's tokens over IMDS)")
+	cmd.AddCommand(newIMDSProbeCommand(streams))
 	return cmd
 }
 
