@@ -54,7 +54,8 @@ func probeUntilReady(ctx context.Context, streams Streams, target string, timeou
 				return nil
 			}
 			last = resp.Status
-		} else {
+		} else if ctx.Err() == nil || last == "" {
+			// Keep the last real answer when the deadline cut a request.
 			last = err.Error()
 		}
 		select {
