@@ -367,6 +367,16 @@ func TestRefusals(t *testing.T) {
 		return out
 	}
 	ownToken := env.Token(t, mi.ClientID, "api://provider-api/.default")
+	// An issuer nobody answers for (90061) and one whose discovery document
+	// names another issuer (50166): credentials name them, so they are
+	// fetched.
+	const deadIssuer = "https://127.0.0.1:1"
+	env.AddCredential(t, mi.ClientID, directory.ParentManagedIdentity, "dead-issuer", deadIssuer, sub, aud)
+	other := wiftest.NewIssuer(t)
+	env.AddCredential(t, mi.ClientID, directory.ParentManagedIdentity, "mismatched-issuer", other.URL+"/", sub, aud)
+	fromIssuer := func(iss string, key *rsa.PrivateKey) string {
+		return wiftest.SignRS256(t, key, map[string]any{"iss": iss, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, nil)
+	}
 
 	v2 := "/" + env.TenantID + "/oauth2/v2.0/token"
 	tests := []struct {
@@ -399,6 +409,8 @@ func TestRefusals(t *testing.T) {
 		{"no iat", v2, wiftest.ExchangeForm(mi.ClientID, claims(func(c map[string]any) { delete(c, "iat") }), "api://provider-api/.default"), 400, "invalid_request", 70023, ""},
 		{"26 hour lifetime", v2, wiftest.ExchangeForm(mi.ClientID, claims(func(c map[string]any) { c["exp"] = now.Add(26 * time.Hour).Unix() }), "api://provider-api/.default"), 400, "invalid_request", 70023, "shorter-lived"},
 		{"unknown kid", v2, wiftest.ExchangeForm(mi.ClientID, wiftest.SignRS256(t, attacker, map[string]any{"iss": env.Issuer.URL, "sub": sub, "aud": aud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}, nil), "api://provider-api/.default"), 401, "invalid_client", 7000272, "does not list this kid"},
+		{"issuer unreachable", v2, wiftest.ExchangeForm(mi.ClientID, fromIssuer(deadIssuer, env.Issuer.Key()), "api://provider-api/.default"), 400, "invalid_request", 90061, "https://127.0.0.1:1/.well-known/openid-configuration"},
+		{"issuer metadata names another issuer", v2, wiftest.ExchangeForm(mi.ClientID, fromIssuer(other.URL+"/", other.Key()), "api://provider-api/.default"), 400, "invalid_request", 50166, "trailing '/'"},
 		{"own token as assertion", v2, wiftest.ExchangeForm(mi.ClientID, ownToken, "api://provider-api/.default"), 401, "invalid_client", 700222, "not an access token"},
 		{"alg none", v2, wiftest.ExchangeForm(mi.ClientID, b64([]byte(`{"alg":"none","kid":"k"}`))+"."+b64([]byte(`{"iss":"`+env.Issuer.URL+`","sub":"`+sub+`"}`))+".", "api://provider-api/.default"), 400, "invalid_request", 50027, ""},
 		{"HS256 with the public key", v2, wiftest.ExchangeForm(mi.ClientID, hsWithPublicKey(), "api://provider-api/.default"), 400, "invalid_request", 50027, ""},
@@ -421,7 +433,7 @@ func TestRefusals(t *testing.T) {
 			if !strings.HasPrefix(desc, "AADSTS") || !strings.Contains(desc, "Trace ID: ") || !strings.Contains(desc, "Correlation ID: ") {
 				t.Errorf("error_description not in Entra's form: %q", desc)
 			}
-			if tc.hintSubstr != "" && !strings.Contains(desc, "wif hint: ") || !strings.Contains(desc, tc.hintSubstr) {
+			if tc.hintSubstr != "" && (!strings.Contains(desc, "wif hint: ") || !strings.Contains(desc, tc.hintSubstr)) {
 				t.Errorf("error_description %q lacks hint %q", desc, tc.hintSubstr)
 			}
 			for _, f := range []string{"timestamp", "trace_id", "correlation_id", "error_uri"} {
