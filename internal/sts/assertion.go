@@ -39,42 +39,46 @@ func parseAssertion(raw string) (*assertion, *Error) {
 	if len(raw) > maxAssertionSize {
 		return nil, errMalformedJWT(fmt.Sprintf("The assertion is %d bytes; the limit is %d.", len(raw), maxAssertionSize))
 	}
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return nil, errMalformedJWT(fmt.Sprintf("The assertion must be a compact JWS of three base64url parts separated by '.', it has %d part(s).", len(parts))).
+	if n := strings.Count(raw, "."); n != 2 {
+		return nil, errMalformedJWT(fmt.Sprintf("The assertion must be a compact JWS of three base64url parts separated by '.', it has %d part(s).", n+1)).
 			withHint("send the content of the platform token file (a JWT), not a path or an access token")
-	}
-	hdrBytes, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return nil, errMalformedJWT("The assertion header is not base64url.")
-	}
-	var hdr struct {
-		Alg  string          `json:"alg"`
-		Kid  string          `json:"kid"`
-		Crit json.RawMessage `json:"crit"`
-	}
-	if err := json.Unmarshal(hdrBytes, &hdr); err != nil {
-		return nil, errMalformedJWT("The assertion header is not a JSON object.")
-	}
-	if hdr.Alg != string(jose.RS256) {
-		return nil, errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; only RS256 is accepted.", hdr.Alg))
-	}
-	if hdr.Kid == "" {
-		return nil, errMalformedJWT("The assertion header has no kid.")
-	}
-	if len(hdr.Crit) > 0 {
-		return nil, errMalformedJWT("The assertion header has critical extensions (crit), which are not supported.")
 	}
 	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
-		return nil, errMalformedJWT("The assertion could not be parsed as a JWS.").withCause(err)
+		// Off the hot path: decode the header ourselves to say precisely
+		// what is wrong with it.
+		return nil, headerError(raw[:strings.IndexByte(raw, '.')], err)
 	}
-	payload := jws.UnsafePayloadWithoutVerification()
-	a := &assertion{jws: jws, kid: hdr.Kid}
-	if err := a.decodeClaims(payload); err != nil {
+	h := jws.Signatures[0].Protected
+	if h.KeyID == "" {
+		return nil, errMalformedJWT("The assertion header has no kid.")
+	}
+	if _, ok := h.ExtraHeaders["crit"]; ok {
+		return nil, errMalformedJWT("The assertion header has critical extensions (crit), which are not supported.")
+	}
+	a := &assertion{jws: jws, kid: h.KeyID}
+	if err := a.decodeClaims(jws.UnsafePayloadWithoutVerification()); err != nil {
 		return nil, errMalformedJWT(err.Error())
 	}
 	return a, nil
+}
+
+// headerError explains why go-jose refused an assertion, from its header.
+func headerError(header string, cause error) *Error {
+	hdrBytes, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return errMalformedJWT("The assertion header is not base64url.")
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(hdrBytes, &hdr); err != nil {
+		return errMalformedJWT("The assertion header is not a JSON object.")
+	}
+	if hdr.Alg != string(jose.RS256) {
+		return errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; only RS256 is accepted.", hdr.Alg))
+	}
+	return errMalformedJWT("The assertion could not be parsed as a JWS.").withCause(cause)
 }
 
 func (a *assertion) decodeClaims(payload []byte) error {
