@@ -138,7 +138,7 @@ func hintFromKeyError(err error) string {
 // isOwnToken reports whether an assertion was issued by this service: its
 // issuer is one of ours, or it is signed with one of our keys.
 func (s *Service) isOwnToken(iss, kid string) bool {
-	if strings.HasPrefix(iss, s.cfg.PublicURL+"/") || strings.HasPrefix(iss, "https://sts.windows.net/") && s.cfg.EntraIssuerNames {
+	if strings.HasPrefix(iss, s.cfg.PublicURL+"/") || (s.cfg.EntraIssuerNames && strings.HasPrefix(iss, "https://sts.windows.net/")) {
 		return true
 	}
 	return s.cfg.Signer.IsOwnKey(kid)
