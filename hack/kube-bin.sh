@@ -88,7 +88,9 @@ elif [ "${WIF_E2E_ETCD_FROM_SOURCE:-}" != 1 ] && command -v etcd >/dev/null 2>&1
   ln -sf "$(command -v etcd)" "$ETCD"
   log "using $(command -v etcd)"
 elif [ "${WIF_E2E_ETCD_FROM_SOURCE:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >&2 && [ -x /usr/bin/etcd ]; then
+    && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >&2 \
+         || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >&2; }; } \
+    && [ -x /usr/bin/etcd ]; then
   ln -sf /usr/bin/etcd "$ETCD"
   log "using Debian's etcd-server (/usr/bin/etcd)"
 else
