@@ -172,14 +172,19 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if saName == "" {
 		saName = "default"
 	}
-	log := h.logger.With("namespace", req.Namespace, "pod", podName, "serviceAccount", saName, "uid", string(req.UID))
+	// The request's attributes go on each log call rather than through
+	// Logger.With, which would format them on every review even though
+	// only refusals and debug output log anything.
+	attrs := func(more ...any) []any {
+		return append([]any{"namespace", req.Namespace, "pod", podName, "serviceAccount", saName, "uid", string(req.UID)}, more...)
+	}
 	sa, err := h.sas.GetServiceAccount(ctx, req.Namespace, saName)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			log.Info("pod denied: no such service account")
+			h.logger.Info("pod denied: no such service account", attrs()...)
 			return errored(http.StatusBadRequest, fmt.Errorf("serviceaccounts %q not found", saName)), "denied"
 		}
-		log.Error("service account lookup failed", "err", err)
+		h.logger.Error("service account lookup failed", attrs("err", err)...)
 		return errored(http.StatusInternalServerError, err), "error"
 	}
 	mutated := pod.DeepCopy()
@@ -187,7 +192,7 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if err != nil {
 		var d *Denial
 		if errors.As(err, &d) {
-			log.Info("pod denied", "reason", d.Msg)
+			h.logger.Info("pod denied", attrs("reason", d.Msg)...)
 			return errored(http.StatusBadRequest, err), "denied"
 		}
 		return errored(http.StatusInternalServerError, err), "error"
@@ -200,13 +205,15 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if len(ops) == 0 {
 		return resp, "unchanged"
 	}
-	patch, err := json.Marshal(ops)
+	patch, err := marshalPatch(ops)
 	if err != nil {
 		return errored(http.StatusInternalServerError, fmt.Errorf("encode patch: %w", err)), "error"
 	}
 	pt := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &pt
-	log.Debug("pod mutated", "ops", len(ops))
+	if h.logger.Enabled(ctx, slog.LevelDebug) {
+		h.logger.Debug("pod mutated", attrs("ops", len(ops))...)
+	}
 	return resp, "mutated"
 }
 

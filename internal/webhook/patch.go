@@ -32,6 +32,29 @@ func (op PatchOp) MarshalJSON() ([]byte, error) {
 	}{op.Op, op.Path, op.Value})
 }
 
+// marshalPatch is json.Marshal(ops) without its second pass: json.Marshal
+// re-scans and compacts every Marshaler's output, and PatchOp.MarshalJSON's
+// output (itself from json.Marshal) is already compact and HTML-escaped, so
+// joining the operations gives the same bytes.
+func marshalPatch(ops []PatchOp) ([]byte, error) {
+	if ops == nil {
+		return []byte("null"), nil
+	}
+	out := make([]byte, 0, 512)
+	out = append(out, '[')
+	for i, op := range ops {
+		b, err := op.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("json: error calling MarshalJSON for type webhook.PatchOp: %w", err)
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, b...)
+	}
+	return append(out, ']'), nil
+}
+
 // CreatePatch returns the JSON Patch that turns the JSON document from into
 // to. Both are decoded generically; objects are diffed key by key (sorted, so
 // the patch is deterministic), arrays element by element, with elements
