@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"os"
 	"sort"
@@ -106,6 +107,14 @@ type route struct {
 	// refused before it ran.
 	limit    *rateLimitStep
 	duration prometheus.Observer
+	// copyHeaders says the request needs its own copy of the caller's
+	// headers before the proxy makes its copy: a set-header step must take
+	// effect before a later step reads the headers, or names a header the
+	// proxy itself removes, sets or reads (see deferrableSetHeader).
+	copyHeaders bool
+	// setHeaders are the inbound set-header steps, applied to the proxy's
+	// copy of the headers when the request shares the caller's.
+	setHeaders []apim.SetHeader
 }
 
 // Open loads the policies named by cfg and builds the gateway.
@@ -233,6 +242,21 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 	var errs []error
 	r.inbound, r.limit, err = c.inbound(pol.Inbound)
 	errs = append(errs, err)
+	edited := false
+	for _, s := range r.inbound {
+		switch s := s.(type) {
+		case *setHeaderStep:
+			edited = true
+			r.setHeaders = append(r.setHeaders, s.SetHeader)
+			if !deferrableSetHeader(s.Name) {
+				r.copyHeaders = true
+			}
+		case *validateStep, *checkHeaderStep:
+			if edited { // reads headers a set-header before it may have changed
+				r.copyHeaders = true
+			}
+		}
+	}
 	for _, s := range pol.Outbound {
 		if sh, ok := s.(*apim.SetHeader); ok {
 			r.outbound = append(r.outbound, *sh)
@@ -247,6 +271,12 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 			pr.SetURL(r.target)
 			pr.Out.Host = r.target.Host
 			pr.SetXForwarded()
+			if st, _ := pr.In.Context().Value(stateKey{}).(*reqState); st != nil && st.sharedHeader {
+				for _, sh := range r.setHeaders {
+					applySetHeader(pr.Out.Header, sh)
+				}
+				identityHeaders(pr.Out.Header, st)
+			}
 		},
 		Transport:      transport,
 		BufferPool:     g.buffers,
@@ -296,6 +326,10 @@ type reqState struct {
 	claims *tokenauth.Claims
 	limit  *limitState
 	route  *route
+	// sharedHeader: out.Header is in.Header (nothing to strip), so the
+	// set-header steps and the identity headers act on ReverseProxy's own
+	// copy, in Rewrite.
+	sharedHeader bool
 }
 
 type stateKey struct{}
@@ -337,11 +371,21 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 	}
 	st.route = r
 	out := in.WithContext(context.WithValue(in.Context(), stateKey{}, st))
-	out.Header = make(http.Header, len(in.Header)+6)
-	for k, v := range in.Header {
-		if !isIdentityHeader(k) {
-			out.Header[k] = v
+	// ReverseProxy copies the headers it sends, so the request gets a copy
+	// of its own only when that copy must differ from the caller's before
+	// the proxy takes it: x-wif-* headers to strip, set-header steps that
+	// cannot wait for the proxy's copy, or a Connection header (the proxy
+	// drops the headers it names, which must then include those set here,
+	// as always).
+	if r.copyHeaders || len(in.Header["Connection"]) > 0 || hasIdentityHeader(in.Header) {
+		out.Header = make(http.Header, len(in.Header)+6)
+		for k, v := range in.Header {
+			if !isIdentityHeader(k) {
+				out.Header[k] = v
+			}
 		}
+	} else {
+		st.sharedHeader = true
 	}
 	u := *in.URL
 	u.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(in.URL.Path, r.prefix), "/")
@@ -363,21 +407,59 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 			return
 		}
 	}
-	out.Header.Set(HeaderCorrelationID, st.corrID)
-	if c := st.claims; c != nil {
-		setIf(out.Header, HeaderClientID, c.ClientID)
-		setIf(out.Header, HeaderObjectID, c.ObjectID)
-		setIf(out.Header, HeaderTenantID, c.TenantID)
-		if len(c.Roles) > 0 {
-			out.Header.Set(HeaderRoles, strings.Join(c.Roles, ","))
-		}
+	if !st.sharedHeader {
+		identityHeaders(out.Header, st)
 	}
 	r.proxy.ServeHTTP(w, out)
 }
 
-func setIf(h http.Header, k, v string) {
-	if v != "" {
-		h[k] = []string{v}
+// deferrableSetHeader says a set-header of name has the same effect on the
+// proxy's copy of the headers, in Rewrite, as on the request before the
+// proxy copies it: the proxy neither removes (hop-by-hop, Forwarded,
+// X-Forwarded-*), sets nor reads it.
+func deferrableSetHeader(name string) bool {
+	switch textproto.CanonicalMIMEHeaderKey(name) {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"User-Agent", "Host", "Content-Length":
+		return false
+	}
+	return true
+}
+
+func hasIdentityHeader(h http.Header) bool {
+	for k := range h {
+		if isIdentityHeader(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// identityHeaders sets the correlation id and the verified identity on the
+// request to the backend. The values share one backing array (one
+// allocation instead of one per header); each header gets a capacity-1
+// slice of it, so an append by anyone else reallocates.
+func identityHeaders(h http.Header, st *reqState) {
+	c := st.claims
+	if c == nil {
+		h[HeaderCorrelationID] = []string{st.corrID}
+		return
+	}
+	vals := make([]string, 0, 5)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(HeaderCorrelationID, st.corrID)
+	for _, kv := range [...][2]string{{HeaderClientID, c.ClientID}, {HeaderObjectID, c.ObjectID}, {HeaderTenantID, c.TenantID}} {
+		if kv[1] != "" {
+			set(kv[0], kv[1])
+		}
+	}
+	if len(c.Roles) > 0 {
+		set(HeaderRoles, strings.Join(c.Roles, ","))
 	}
 }
 

@@ -167,6 +167,9 @@ func applySetHeader(h http.Header, s apim.SetHeader) {
 }
 
 func (s *setHeaderStep) run(st *reqState) *reply {
+	if st.sharedHeader {
+		return nil // applied to the proxy's copy (route.setHeaders)
+	}
 	applySetHeader(st.out.Header, s.SetHeader)
 	return nil
 }
