@@ -219,7 +219,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Clean the path ourselves: clients join AZURE_POD_IDENTITY_AUTHORITY_HOST
 	// and the token path with a possible double '/', and ServeMux would
 	// answer that with a redirect.
-	p := path.Clean("/" + r.URL.Path)
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	p = path.Clean(p) // the same as Clean("/" + path), without a copy when already clean
 	switch {
 	case strings.EqualFold(p, IMDSTokenPath):
 		s.serveToken(w, r, protoIMDS)
