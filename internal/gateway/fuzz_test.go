@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +40,10 @@ func FuzzGatewayRequest(f *testing.F) {
 	f.Add("", "/healthz?x=1", "")
 	f.Fuzz(func(t *testing.T, auth, path, corr string) {
 		u, err := url.ParseRequestURI(path)
-		if err != nil || u.Host != "" {
+		// Only origin-form targets an HTTP server would pass on: "a: 0"
+		// parses as a scheme and an opaque part, and "/? " keeps its space
+		// in the raw query; httptest.NewRequest panics on both.
+		if err != nil || u.Host != "" || !strings.HasPrefix(u.RequestURI(), "/") || strings.ContainsFunc(u.RequestURI(), func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return
 		}
 		req := httptest.NewRequest("GET", "http://gw"+u.RequestURI(), nil)
