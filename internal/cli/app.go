@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -55,12 +56,7 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "create",
 		Short: "Create (or update) a federated identity credential on an application",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			if !skipCheck {
 				hc, err := af.httpClient(3 * time.Second)
 				if err != nil {
@@ -75,7 +71,7 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 				return err
 			}
 			return af.print(streams.Out, f, tbl(f))
-		},
+		}),
 	}
 	addID(create)
 	f := create.Flags()
@@ -93,18 +89,13 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Show an application's federated identity credential",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			f, err := c.GetAppCredential(ctx, tid, appID, name)
 			if err != nil {
 				return err
 			}
 			return af.print(streams.Out, f, tbl(f))
-		},
+		}),
 	}
 	addID(show)
 	show.Flags().StringVarP(&name, "federated-credential-id", "n", "", "credential name")
@@ -113,12 +104,7 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List an application's federated identity credentials",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			fs, err := c.ListAppCredentials(ctx, tid, appID)
 			if err != nil {
 				return err
@@ -127,21 +113,16 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 				fs = []admin.AppCredentialResource{}
 			}
 			return af.print(streams.Out, fs, tbl(fs...))
-		},
+		}),
 	}
 	addID(list)
 	del := &cobra.Command{
 		Use:   "delete",
 		Short: "Delete an application's federated identity credential",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			return c.DeleteAppCredential(ctx, tid, appID, name)
-		},
+		}),
 	}
 	addID(del)
 	del.Flags().StringVarP(&name, "federated-credential-id", "n", "", "credential name")
@@ -176,12 +157,7 @@ func newAppCreate(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "create",
 		Short: "Create an application",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			for _, r := range roles {
 				in.AppRoles = append(in.AppRoles, admin.AppRoleResource{Value: r})
 			}
@@ -201,7 +177,7 @@ func newAppCreate(streams Streams, af *adminFlags) *cobra.Command {
 				return err
 			}
 			return af.print(streams.Out, a, appTable(a))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.DisplayName, "display-name", "", "display name")
@@ -220,18 +196,13 @@ func newAppShow(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Show an application",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			a, err := c.GetApplication(ctx, tid, appID)
 			if err != nil {
 				return err
 			}
 			return af.print(streams.Out, a, appTable(a))
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&appID, "id", "", "the application's appId")
 	_ = cmd.MarkFlagRequired("id")
@@ -244,12 +215,7 @@ func newAppList(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List applications",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			as, err := c.ListApplications(ctx, tid)
 			if err != nil {
 				return err
@@ -261,7 +227,7 @@ func newAppList(streams Streams, af *adminFlags) *cobra.Command {
 				}
 			}
 			return af.print(streams.Out, out, appTable(out...))
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&name, "display-name", "", "only applications with this display name")
 	return cmd
@@ -273,14 +239,9 @@ func newAppDelete(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "delete",
 		Short: "Delete an application with its credentials and role assignments",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			return c.DeleteApplication(ctx, tid, appID)
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&appID, "id", "", "the application's appId")
 	_ = cmd.MarkFlagRequired("id")

@@ -131,6 +131,19 @@ func connect(ctx context.Context, af *adminFlags) (*admin.Client, string, error)
 	return c, tid, nil
 }
 
+// withAdmin is the RunE of a command that talks to the admin API: it
+// connects (client and tenant from the flags), then hands both to call.
+func withAdmin(af *adminFlags, call func(ctx context.Context, c *admin.Client, tid string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		c, tid, err := connect(ctx, af)
+		if err != nil {
+			return err
+		}
+		return call(ctx, c, tid)
+	}
+}
+
 func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
 	var id identityFlags
 	var location string
@@ -139,12 +152,7 @@ func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "create",
 		Short: "Create (or update) a user-assigned managed identity",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			in := admin.IdentityResource{Location: location}
 			if len(tags) > 0 {
 				in.Tags = map[string]string{}
@@ -158,7 +166,7 @@ func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
 				return err
 			}
 			return af.print(streams.Out, viewIdentity(m), identityTable(m))
-		},
+		}),
 	}
 	id.add(cmd, "name", "identity name", true)
 	cmd.Flags().StringVarP(&location, "location", "l", "", "location (informational)")
@@ -172,18 +180,13 @@ func newIdentityShow(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Show a managed identity",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			m, err := c.GetIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name)
 			if err != nil {
 				return err
 			}
 			return af.print(streams.Out, viewIdentity(m), identityTable(m))
-		},
+		}),
 	}
 	id.add(cmd, "name", "identity name", true)
 	return cmd
@@ -195,12 +198,7 @@ func newIdentityList(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List managed identities (of a resource group, or of the subscription)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			ms, err := c.ListIdentities(ctx, tid, sub, rg)
 			if err != nil {
 				return err
@@ -209,7 +207,7 @@ func newIdentityList(streams Streams, af *adminFlags) *cobra.Command {
 				ms = []admin.IdentityResource{}
 			}
 			return af.print(streams.Out, viewIdentities(ms), identityTable(ms...))
-		},
+		}),
 	}
 	cmd.Flags().StringVarP(&rg, "resource-group", "g", "", "resource group (default: all)")
 	cmd.Flags().StringVar(&sub, "subscription", apply.DefaultSubscriptionID, "subscription id")
@@ -222,14 +220,9 @@ func newIdentityDelete(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "delete",
 		Short: "Delete a managed identity with its federated credentials and role assignments",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			return c.DeleteIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name)
-		},
+		}),
 	}
 	id.add(cmd, "name", "identity name", true)
 	return cmd
@@ -275,12 +268,7 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 (when reachable) and warns when the issuer it names differs from --issuer
 (the classic missing or extra trailing slash), since tokens would then never match.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			if !skipCheck {
 				hc, err := af.httpClient(3 * time.Second)
 				if err != nil {
@@ -296,7 +284,7 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 				return err
 			}
 			return af.print(streams.Out, viewCredential(f), ficTable(f))
-		},
+		}),
 	}
 	id.add(cmd, "name", "credential name", true)
 	f := cmd.Flags()
@@ -360,18 +348,13 @@ func newFICShow(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "show",
 		Short: "Show a federated identity credential",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			f, err := c.GetIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name)
 			if err != nil {
 				return err
 			}
 			return af.print(streams.Out, viewCredential(f), ficTable(f))
-		},
+		}),
 	}
 	id.add(cmd, "name", "credential name", true)
 	cmd.Flags().StringVar(&identityName, "identity-name", "", "name of the managed identity")
@@ -385,12 +368,7 @@ func newFICList(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List an identity's federated identity credentials",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			fs, err := c.ListIdentityCredentials(ctx, tid, id.subscription, id.resourceGroup, id.name)
 			if err != nil {
 				return err
@@ -399,7 +377,7 @@ func newFICList(streams Streams, af *adminFlags) *cobra.Command {
 				fs = []admin.IdentityCredentialResource{}
 			}
 			return af.print(streams.Out, viewCredentials(fs), ficTable(fs...))
-		},
+		}),
 	}
 	id.add(cmd, "identity-name", "name of the managed identity", true)
 	return cmd
@@ -413,14 +391,9 @@ func newFICDelete(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "delete",
 		Short: "Delete a federated identity credential",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			return c.DeleteIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name)
-		},
+		}),
 	}
 	id.add(cmd, "name", "credential name", true)
 	cmd.Flags().StringVar(&identityName, "identity-name", "", "name of the managed identity")

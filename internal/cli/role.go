@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/wif-project/wif/internal/admin"
@@ -32,18 +34,13 @@ func newRoleAssign(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "assign",
 		Short: "Assign an app role of a resource application to an identity or application",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			g, err := c.CreateAssignment(ctx, tid, in)
 			if err != nil {
 				return err
 			}
 			return af.print(streams.Out, g, assignmentTable(g))
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Principal, "assignee", "", "identity name or client id, or application display name or appId")
@@ -60,12 +57,7 @@ func newRoleList(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "list",
 		Short: "List app role assignments",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			gs, err := c.ListAssignments(ctx, tid)
 			if err != nil {
 				return err
@@ -74,6 +66,6 @@ func newRoleList(streams Streams, af *adminFlags) *cobra.Command {
 				gs = []admin.AssignmentResource{}
 			}
 			return af.print(streams.Out, gs, assignmentTable(gs...))
-		},
+		}),
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -42,12 +43,7 @@ credential trusting --issuer for subject system:serviceaccount:<namespace>:<name
 and print the ServiceAccount manifest with the azure.workload.identity
 annotations, ready for kubectl apply -f -.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			c, tid, err := connect(ctx, af)
-			if err != nil {
-				return err
-			}
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			if !skipCheck {
 				hc, err := af.httpClient(3 * time.Second)
 				if err != nil {
@@ -104,7 +100,7 @@ annotations, ready for kubectl apply -f -.`,
 			y = bytes.Replace(y, []byte("  creationTimestamp: null\n"), nil, 1)
 			_, err = streams.Out.Write(y)
 			return err
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&name, "name", "", "service account name")
