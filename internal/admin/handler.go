@@ -286,6 +286,19 @@ func ifMatch(r *http.Request, version int64) error {
 // (If-None-Match: *).
 func createOnly(r *http.Request) bool { return strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" }
 
+// putPreconditions checks a PUT's conditional headers against whether the
+// object (what, as named in the message) exists: If-Match cannot match an
+// object that does not exist, and If-None-Match: * asks to create only.
+func putPreconditions(r *http.Request, what string, exists bool) error {
+	if !exists && r.Header.Get("If-Match") != "" {
+		return fmt.Errorf("%w: %s does not exist, so If-Match cannot match", errPrecondition, what)
+	}
+	if exists && createOnly(r) {
+		return fmt.Errorf("%w: %s already exists (If-None-Match: *)", errPrecondition, what)
+	}
+	return nil
+}
+
 func respond(w http.ResponseWriter, status int, etag string, v any) error {
 	if etag != "" {
 		w.Header().Set("ETag", etag)
@@ -404,8 +417,8 @@ func (h *Handler) putTenant(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	if _, err := h.cfg.Store.GetTenant(ctx, tid); errors.Is(err, store.ErrNotFound) {
-		if r.Header.Get("If-Match") != "" {
-			return fmt.Errorf("%w: tenant %s does not exist, so If-Match cannot match", errPrecondition, tid)
+		if err := putPreconditions(r, fmt.Sprintf("tenant %s", tid), false); err != nil {
+			return err
 		}
 		t, err := h.cfg.Store.CreateTenant(ctx, directory.Tenant{ID: tid, DisplayName: in.DisplayName})
 		if err != nil {
@@ -415,8 +428,8 @@ func (h *Handler) putTenant(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	if createOnly(r) {
-		return fmt.Errorf("%w: tenant %s already exists (If-None-Match: *)", errPrecondition, tid)
+	if err := putPreconditions(r, fmt.Sprintf("tenant %s", tid), true); err != nil {
+		return err
 	}
 	t, err := h.cfg.Store.UpdateTenant(ctx, tid, func(t *directory.Tenant) error {
 		if err := ifMatch(r, t.Version); err != nil {
@@ -588,8 +601,8 @@ func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	old, err := h.cfg.Store.GetApplication(ctx, tid, appID)
 	if errors.Is(err, store.ErrNotFound) {
-		if r.Header.Get("If-Match") != "" {
-			return fmt.Errorf("%w: application %s does not exist, so If-Match cannot match", errPrecondition, appID)
+		if err := putPreconditions(r, fmt.Sprintf("application %s", appID), false); err != nil {
+			return err
 		}
 		if err := h.tenantExists(r, tid); err != nil {
 			return err
@@ -604,8 +617,8 @@ func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	if createOnly(r) {
-		return fmt.Errorf("%w: application %s already exists (If-None-Match: *)", errPrecondition, appID)
+	if err := putPreconditions(r, fmt.Sprintf("application %s", appID), true); err != nil {
+		return err
 	}
 	if err := immutable("id", in.ID, old.ObjectID); err != nil {
 		return err
@@ -828,8 +841,8 @@ func (h *Handler) upsertCred(r *http.Request, tid string, kind directory.ParentK
 	ctx := r.Context()
 	old, err := h.cfg.Store.GetFederatedCredential(ctx, tid, parent, name)
 	if errors.Is(err, store.ErrNotFound) {
-		if r.Header.Get("If-Match") != "" {
-			return directory.FederatedCredential{}, false, fmt.Errorf("%w: federated identity credential %q does not exist, so If-Match cannot match", errPrecondition, name)
+		if err := putPreconditions(r, fmt.Sprintf("federated identity credential %q", name), false); err != nil {
+			return directory.FederatedCredential{}, false, err
 		}
 		f := directory.FederatedCredential{TenantID: tid, ParentKind: kind, ParentClientID: parent, ID: orNewID(id), Name: name}
 		setCred(&f, issuer, subject, expr, aud, desc)
@@ -838,8 +851,8 @@ func (h *Handler) upsertCred(r *http.Request, tid string, kind directory.ParentK
 	} else if err != nil {
 		return directory.FederatedCredential{}, false, err
 	}
-	if createOnly(r) {
-		return directory.FederatedCredential{}, false, fmt.Errorf("%w: federated identity credential %q already exists (If-None-Match: *)", errPrecondition, name)
+	if err := putPreconditions(r, fmt.Sprintf("federated identity credential %q", name), true); err != nil {
+		return directory.FederatedCredential{}, false, err
 	}
 	if err := immutable("id", id, old.ID); err != nil {
 		return directory.FederatedCredential{}, false, err
@@ -946,8 +959,8 @@ func (h *Handler) putIdentity(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	old, err := h.cfg.Store.GetManagedIdentity(ctx, tid, ref)
 	if errors.Is(err, store.ErrNotFound) {
-		if r.Header.Get("If-Match") != "" {
-			return fmt.Errorf("%w: managed identity %q does not exist, so If-Match cannot match", errPrecondition, ref.Name)
+		if err := putPreconditions(r, fmt.Sprintf("managed identity %q", ref.Name), false); err != nil {
+			return err
 		}
 		if err := h.tenantExists(r, tid); err != nil {
 			return err
@@ -965,8 +978,8 @@ func (h *Handler) putIdentity(w http.ResponseWriter, r *http.Request) error {
 	} else if err != nil {
 		return err
 	}
-	if createOnly(r) {
-		return fmt.Errorf("%w: managed identity %q already exists (If-None-Match: *)", errPrecondition, ref.Name)
+	if err := putPreconditions(r, fmt.Sprintf("managed identity %q", ref.Name), true); err != nil {
+		return err
 	}
 	if in.Properties != nil {
 		if err := immutable("properties.clientId", in.Properties.ClientID, old.ClientID); err != nil {
