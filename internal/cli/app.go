@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,14 +56,8 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 		Short: "Create (or update) a federated identity credential on an application",
 		Args:  cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
-			if !skipCheck {
-				hc, err := af.httpClient(3 * time.Second)
-				if err != nil {
-					return err
-				}
-				if w := checkIssuer(ctx, hc, in.Issuer); w != "" {
-					fmt.Fprintln(streams.ErrOut, w)
-				}
+			if err := warnIssuer(ctx, af, streams.ErrOut, in.Issuer, skipCheck); err != nil {
+				return err
 			}
 			f, err := c.PutAppCredential(ctx, tid, appID, in)
 			if err != nil {

@@ -269,14 +269,8 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 (the classic missing or extra trailing slash), since tokens would then never match.`,
 		Args: cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
-			if !skipCheck {
-				hc, err := af.httpClient(3 * time.Second)
-				if err != nil {
-					return err
-				}
-				if w := checkIssuer(ctx, hc, issuer); w != "" {
-					fmt.Fprintln(streams.ErrOut, w)
-				}
+			if err := warnIssuer(ctx, af, streams.ErrOut, issuer, skipCheck); err != nil {
+				return err
 			}
 			f, err := c.PutIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name,
 				admin.CredentialProperties{Issuer: issuer, Subject: subject, Audiences: audiences, Description: description})
@@ -298,6 +292,23 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 	_ = cmd.MarkFlagRequired("issuer")
 	_ = cmd.MarkFlagRequired("subject")
 	return cmd
+}
+
+// warnIssuer writes checkIssuer's warning, if any, to errOut before a
+// federated credential trusting issuer is created; skip (--skip-issuer-check)
+// turns the fetch off.
+func warnIssuer(ctx context.Context, af *adminFlags, errOut io.Writer, issuer string, skip bool) error {
+	if skip {
+		return nil
+	}
+	hc, err := af.httpClient(3 * time.Second)
+	if err != nil {
+		return err
+	}
+	if w := checkIssuer(ctx, hc, issuer); w != "" {
+		fmt.Fprintln(errOut, w)
+	}
+	return nil
 }
 
 // checkIssuer fetches {issuer}/.well-known/openid-configuration and returns

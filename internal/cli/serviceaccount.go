@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
@@ -44,14 +43,8 @@ and print the ServiceAccount manifest with the azure.workload.identity
 annotations, ready for kubectl apply -f -.`,
 		Args: cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
-			if !skipCheck {
-				hc, err := af.httpClient(3 * time.Second)
-				if err != nil {
-					return err
-				}
-				if w := checkIssuer(ctx, hc, issuer); w != "" {
-					fmt.Fprintln(streams.ErrOut, w)
-				}
+			if err := warnIssuer(ctx, af, streams.ErrOut, issuer, skipCheck); err != nil {
+				return err
 			}
 			// Reuse the identity when it exists (a PUT would reset its
 			// location and tags), else create it.
