@@ -70,7 +70,6 @@ const (
 	CodeNoMatchingAudience    = 700212
 	CodeNoMatchingSubject     = 700213
 	CodeSubjectCaseOnly       = 7002138
-	CodeNoMatchingRecord      = 70021
 	CodeAssertionTimeRange    = 700024
 	CodeAssertionLifetime     = 70023
 	CodeExternalOIDCFailed    = 90061
@@ -158,7 +157,6 @@ var catalog = map[int]string{
 	CodeNoMatchingAudience:    "A credential trusts the issuer, but none with the assertion's audience (aud).",
 	CodeNoMatchingSubject:     "Credentials trust the issuer and audience, but none the assertion's subject (sub).",
 	CodeSubjectCaseOnly:       "The assertion's subject matches a credential only when letter case is ignored; subjects are case-sensitive.",
-	CodeNoMatchingRecord:      "No matching federated identity record.",
 	CodeAssertionTimeRange:    "The assertion is expired or not yet valid (nbf/exp, with 5 minutes of clock skew).",
 	CodeAssertionLifetime:     "The assertion has no iat, or its lifetime (exp - iat) is over 25 hours.",
 	CodeExternalOIDCFailed:    "Fetching the issuer's OpenID configuration or keys failed.",
