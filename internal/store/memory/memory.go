@@ -167,15 +167,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*direct
 		func() (directory.Tenant, bool) { t, ok := s.tenants[id]; return t, ok },
 		func(t directory.Tenant) directory.Meta { return t.Meta },
 		func(old directory.Tenant) (directory.Tenant, error) {
-			t := old
-			if err := update(&t); err != nil {
-				return t, err
-			}
-			t, err := rules.UpdatedTenant(old, t, s.now())
-			if err != nil {
-				return t, fmt.Errorf("update tenant %s: %w", id, err)
-			}
-			return t, nil
+			return rules.Apply(old, rules.Tenant, update, rules.UpdatedTenant, s.now, "tenant "+id)
 		},
 		func(t directory.Tenant) error { s.tenants[t.ID] = t; return nil })
 }
@@ -353,15 +345,7 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 		func() (directory.Application, bool) { return s.app(tenantID, appID) },
 		func(a directory.Application) directory.Meta { return a.Meta },
 		func(old directory.Application) (directory.Application, error) {
-			a := rules.Application(old)
-			if err := update(&a); err != nil {
-				return a, err
-			}
-			a, err := rules.UpdatedApplication(old, a, s.now())
-			if err != nil {
-				return a, fmt.Errorf("update application %s: %w", appID, err)
-			}
-			return a, nil
+			return rules.Apply(old, rules.Application, update, rules.UpdatedApplication, s.now, "application "+appID)
 		},
 		func(a directory.Application) error {
 			if u, clash := s.uriClash(a); clash {
@@ -517,15 +501,7 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 		func() (directory.ManagedIdentity, bool) { return s.miByRef(tenantID, ref) },
 		func(m directory.ManagedIdentity) directory.Meta { return m.Meta },
 		func(old directory.ManagedIdentity) (directory.ManagedIdentity, error) {
-			m := rules.ManagedIdentity(old)
-			if err := update(&m); err != nil {
-				return m, err
-			}
-			m, err := rules.UpdatedManagedIdentity(old, m, s.now())
-			if err != nil {
-				return m, fmt.Errorf("update managed identity %s: %w", refString(ref), err)
-			}
-			return m, nil
+			return rules.Apply(old, rules.ManagedIdentity, update, rules.UpdatedManagedIdentity, s.now, "managed identity "+refString(ref))
 		},
 		func(m directory.ManagedIdentity) error { s.mis[m.ClientID] = m; return nil })
 	return rules.ManagedIdentity(m), err
@@ -654,15 +630,7 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 		func() (directory.FederatedCredential, bool) { return s.credByName(tenantID, parentClientID, name) },
 		func(f directory.FederatedCredential) directory.Meta { return f.Meta },
 		func(old directory.FederatedCredential) (directory.FederatedCredential, error) {
-			f := rules.Credential(old)
-			if err := update(&f); err != nil {
-				return f, err
-			}
-			f, err := rules.UpdatedCredential(old, f, s.now())
-			if err != nil {
-				return f, fmt.Errorf("update federated credential %q: %w", name, err)
-			}
-			return f, nil
+			return rules.Apply(old, rules.Credential, update, rules.UpdatedCredential, s.now, fmt.Sprintf("federated credential %q", name))
 		},
 		func(f directory.FederatedCredential) error {
 			if err := f.ValidateSet(rules.Siblings(f, s.credsOf(f.TenantID, f.ParentClientID))); err != nil {

@@ -205,6 +205,23 @@ func same(field, was, now string) immutable {
 	return immutable{field: field, was: was, now: now, same: was == now}
 }
 
+// Apply is the update step every backend runs inside its transaction: the
+// caller's closure changes a copy (clone) of old, then updated checks the
+// result against old (immutable fields, validation) and stamps its Meta
+// with now(), read after the closure ran. A refusal of updated is wrapped
+// as "update <what>: ..."; an error of the closure is returned as it is.
+func Apply[T any](old T, clone func(T) T, update func(*T) error, updated func(old, v T, now time.Time) (T, error), now func() time.Time, what string) (T, error) {
+	v := clone(old)
+	if err := update(&v); err != nil {
+		return v, err
+	}
+	v, err := updated(old, v, now())
+	if err != nil {
+		return v, fmt.Errorf("update %s: %w", what, err)
+	}
+	return v, nil
+}
+
 // UpdatedTenant canonicalises the result of an update closure, checks that
 // no immutable field changed, advances the metadata and validates.
 func UpdatedTenant(old, t directory.Tenant, now time.Time) (directory.Tenant, error) {

@@ -323,13 +323,9 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*direct
 		if err != nil {
 			return fmt.Errorf("update %w", err)
 		}
-		t := old
-		if err := update(&t); err != nil {
-			return err
-		}
-		t, err = rules.UpdatedTenant(old, t, s.now())
+		t, err := rules.Apply(old, rules.Tenant, update, rules.UpdatedTenant, s.now, "tenant "+id)
 		if err != nil {
-			return fmt.Errorf("update tenant %s: %w", id, err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE tenants SET display_name = ?, version = ?, updated_us = ? WHERE id = ?`),
 			t.DisplayName, t.Version, rules.Micros(t.UpdatedAt), t.ID); err != nil {
@@ -476,13 +472,9 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 		if err != nil {
 			return fmt.Errorf("update %w", err)
 		}
-		a := rules.Application(old)
-		if err := update(&a); err != nil {
-			return err
-		}
-		a, err = rules.UpdatedApplication(old, a, s.now())
+		a, err := rules.Apply(old, rules.Application, update, rules.UpdatedApplication, s.now, "application "+appID)
 		if err != nil {
-			return fmt.Errorf("update application %s: %w", appID, err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE applications SET display_name = ?, identifier_uris = ?, app_roles = ?,
 			requested_access_token_version = ?, version = ?, updated_us = ? WHERE app_id = ?`),
@@ -653,13 +645,9 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 		if err != nil {
 			return fmt.Errorf("update %w", err)
 		}
-		m := rules.ManagedIdentity(old)
-		if err := update(&m); err != nil {
-			return err
-		}
-		m, err = rules.UpdatedManagedIdentity(old, m, s.now())
+		m, err := rules.Apply(old, rules.ManagedIdentity, update, rules.UpdatedManagedIdentity, s.now, "managed identity "+refString(ref))
 		if err != nil {
-			return fmt.Errorf("update managed identity %s: %w", refString(ref), err)
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE managed_identities SET location = ?, tags = ?, version = ?, updated_us = ? WHERE client_id = ?`),
 			m.Location, tagsText(m.Tags), m.Version, rules.Micros(m.UpdatedAt), m.ClientID); err != nil {
@@ -821,13 +809,9 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 		if err != nil {
 			return fmt.Errorf("update %w", err)
 		}
-		f := rules.Credential(old)
-		if err := update(&f); err != nil {
-			return err
-		}
-		f, err = rules.UpdatedCredential(old, f, s.now())
+		f, err := rules.Apply(old, rules.Credential, update, rules.UpdatedCredential, s.now, fmt.Sprintf("federated credential %q", name))
 		if err != nil {
-			return fmt.Errorf("update federated credential %q: %w", name, err)
+			return err
 		}
 		all, err := s.credsOf(ctx, tx, f.TenantID, f.ParentClientID)
 		if err != nil {
