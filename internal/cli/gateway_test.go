@@ -63,22 +63,7 @@ routes:
 	cmd.SetArgs([]string{"--config", cfg, "--ready-file", ready})
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if b, err := os.ReadFile(ready); err == nil {
-			base = string(b)
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("wif gateway exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no ready file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	base := waitReady(t, ready, done, stderr.String)
 	tok := iss.Mint(t, testissuer.Token{TenantID: tid, Audience: "api://mydummyapi", ClientID: appID})
 	req, _ := http.NewRequest("GET", base+"/x", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)

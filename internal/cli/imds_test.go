@@ -55,22 +55,7 @@ func TestIMDSCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- cmd.ExecuteContext(ctx) }()
 
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if b, err := os.ReadFile(ready); err == nil {
-			base = string(b)
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("wif imds exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no ready file")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	base := waitReady(t, ready, done, stderr.String)
 	req, _ := http.NewRequest("GET", base+"/msi/token?api-version=2019-08-01&resource=api%3A%2F%2Fx", nil)
 	req.Header.Set("X-IDENTITY-HEADER", "0123456789abcdef0123")
 	resp, err := http.DefaultClient.Do(req)

@@ -89,21 +89,7 @@ func TestServeCommand(t *testing.T) {
 			t.Errorf("serve returned %v", err)
 		}
 	})
-	var base string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if b, err := os.ReadFile(filepath.Join(dir, "ready")); err == nil {
-			base = strings.TrimSpace(string(b))
-			break
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("serve stopped: %v\n%s", err, stderr.String())
-		default:
-		}
-	}
-	if base == "" {
-		t.Fatalf("serve never became ready:\n%s", stderr.String())
-	}
+	base := waitReady(t, filepath.Join(dir, "ready"), done, stderr.String)
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
