@@ -64,11 +64,29 @@ type Operation struct {
 }
 
 // Authorizer decides whether a request may perform an operation. It returns
-// nil, or an error matching ErrUnauthenticated (no or bad credentials → 401)
-// or ErrForbidden (→ 403). Its message is shown to the caller, so it must
-// say what was missing without echoing the token.
+// who the caller is, or an error matching ErrUnauthenticated (no or bad
+// credentials → 401) or ErrForbidden (→ 403). Its message is shown to the
+// caller, so it must say what was missing without echoing the token.
 type Authorizer interface {
-	Authorize(r *http.Request, op Operation) error
+	Authorize(r *http.Request, op Operation) (Caller, error)
+}
+
+// Caller is who an authorized admin request comes from: what the handler
+// needs to refuse a write that would give some identity more than the
+// caller holds itself (see Caller.MayGrant).
+type Caller struct {
+	// Unrestricted is a caller not bound by app roles: wif dev's
+	// unauthenticated loopback caller.
+	Unrestricted bool
+	// TenantID is the tenant of the caller's token (tid).
+	TenantID string
+	// Operator: the token's tenant is the operator tenant.
+	Operator bool
+	// Roles are the token's app roles of api://wif-admin.
+	Roles []string
+	// OperatorTenant is the installation's operator tenant ("" if none),
+	// to judge what other identities' roles are worth.
+	OperatorTenant string
 }
 
 // Claims are the claims of an admin token the authorizer uses.
@@ -147,31 +165,34 @@ func isLoopbackLocal(ctx context.Context) bool {
 }
 
 // Authorize implements Authorizer.
-func (a *TokenAuthorizer) Authorize(r *http.Request, op Operation) error {
+func (a *TokenAuthorizer) Authorize(r *http.Request, op Operation) (Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if a.AllowLoopback && IsLoopbackRequest(r) {
-			return nil
+			return Caller{Unrestricted: true, OperatorTenant: a.OperatorTenant}, nil
 		}
-		return fmt.Errorf("%w: the admin API needs a bearer token for %s (get one with scope %s/.default as an identity holding the role %s, %s or %s)",
+		return Caller{}, fmt.Errorf("%w: the admin API needs a bearer token for %s (get one with scope %s/.default as an identity holding the role %s, %s or %s)",
 			ErrUnauthenticated, AdminResource, AdminResource, RoleReadWriteAll, RoleReadAll, RoleManagedIdentityContributor)
 	}
 	scheme, raw, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-		return fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrUnauthenticated)
+		return Caller{}, fmt.Errorf("%w: the Authorization header must be \"Bearer <token>\"", ErrUnauthenticated)
 	}
 	if a.Verify == nil {
-		return fmt.Errorf("%w: this server has no token verifier configured", ErrUnauthenticated)
+		return Caller{}, fmt.Errorf("%w: this server has no token verifier configured", ErrUnauthenticated)
 	}
 	c, err := a.Verify(r.Context(), strings.TrimSpace(raw))
 	if err != nil {
-		return fmt.Errorf("%w: the bearer token is not valid: %v", ErrUnauthenticated, err)
+		return Caller{}, fmt.Errorf("%w: the bearer token is not valid: %v", ErrUnauthenticated, err)
 	}
 	if !a.audienceOK(r.Context(), c) {
-		return fmt.Errorf("%w: the bearer token's audience %q is not %s: ask for scope %s/.default", ErrUnauthenticated, c.Audience, AdminResource, AdminResource)
+		return Caller{}, fmt.Errorf("%w: the bearer token's audience %q is not %s: ask for scope %s/.default", ErrUnauthenticated, c.Audience, AdminResource, AdminResource)
 	}
 	operator := a.OperatorTenant != "" && strings.EqualFold(c.TenantID, a.OperatorTenant)
-	return Allowed(c.Roles, c.TenantID, operator, op)
+	if err := Allowed(c.Roles, c.TenantID, operator, op); err != nil {
+		return Caller{}, err
+	}
+	return Caller{TenantID: c.TenantID, Operator: operator, Roles: c.Roles, OperatorTenant: a.OperatorTenant}, nil
 }
 
 func (a *TokenAuthorizer) audienceOK(ctx context.Context, c Claims) bool {

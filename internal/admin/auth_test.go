@@ -83,7 +83,7 @@ func TestLoopbackMode(t *testing.T) {
 			if tt.local != nil {
 				r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, tt.local))
 			}
-			err := auth.Authorize(r, Operation{Scope: ScopeTenant, Write: true})
+			_, err := auth.Authorize(r, Operation{Scope: ScopeTenant, Write: true})
 			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
 				t.Fatalf("Authorize = %v, want %v", err, tt.want)
 			}
@@ -93,7 +93,7 @@ func TestLoopbackMode(t *testing.T) {
 	r := httptest.NewRequest("GET", "/admin/tenants", nil)
 	r.RemoteAddr = "127.0.0.1:1"
 	r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}))
-	if err := (&TokenAuthorizer{}).Authorize(r, Operation{Scope: ScopeTenant}); !errors.Is(err, ErrUnauthenticated) {
+	if _, err := (&TokenAuthorizer{}).Authorize(r, Operation{Scope: ScopeTenant}); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("loopback without AllowLoopback: %v", err)
 	}
 }
@@ -161,6 +161,46 @@ func TestKeySetVerifier(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Verify error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestMayGrant(t *testing.T) {
+	const op, b = "aaaaaaaa-0000-0000-0000-000000000000", "bbbbbbbb-0000-0000-0000-000000000000"
+	caller := func(tid string, roles ...string) Caller {
+		return Caller{TenantID: tid, Operator: tid == op, Roles: roles, OperatorTenant: op}
+	}
+	tests := []struct {
+		name   string
+		caller Caller
+		target Holding
+		want   error
+	}{
+		{"loopback dev caller", Caller{Unrestricted: true}, Holding{TenantID: op, Roles: []string{RoleReadWriteAll}}, nil},
+		{"operator admin gives anything", caller(op, RoleReadWriteAll), Holding{TenantID: op, Roles: []string{RoleReadWriteAll, RoleReadAll}}, nil},
+		{"operator admin in another tenant", caller(op, RoleReadWriteAll), Holding{TenantID: b, Roles: []string{RoleManagedIdentityContributor}}, nil},
+		{"contributor to operator admin", caller(op, RoleManagedIdentityContributor), Holding{TenantID: op, Roles: []string{RoleReadWriteAll}}, ErrForbidden},
+		{"contributor to operator reader", caller(op, RoleManagedIdentityContributor), Holding{TenantID: op, Roles: []string{RoleReadAll}}, ErrForbidden},
+		{"contributor to contributor", caller(op, RoleManagedIdentityContributor), Holding{TenantID: op, Roles: []string{RoleManagedIdentityContributor}}, nil},
+		{"contributor to another tenant's contributor", caller(op, RoleManagedIdentityContributor), Holding{TenantID: b, Roles: []string{RoleManagedIdentityContributor}}, ErrForbidden},
+		{"tenant admin to its own admin", caller(b, RoleReadWriteAll), Holding{TenantID: b, Roles: []string{RoleReadWriteAll}}, nil},
+		{"tenant admin to the operator's admin", caller(b, RoleReadWriteAll), Holding{TenantID: op, Roles: []string{RoleReadWriteAll}}, ErrForbidden},
+		{"tenant admin to the operator's reader", caller(b, RoleReadWriteAll), Holding{TenantID: op, Roles: []string{RoleReadAll}}, ErrForbidden},
+		{"operator reader to tenant reader", caller(op, RoleReadAll), Holding{TenantID: b, Roles: []string{RoleReadAll}}, nil},
+		{"operator reader to tenant contributor", caller(op, RoleReadAll), Holding{TenantID: b, Roles: []string{RoleManagedIdentityContributor}}, ErrForbidden},
+		{"no admin role held", caller(op), Holding{TenantID: op, Roles: []string{"Data.Read"}}, nil},
+		{"two roles, one missing", caller(op, RoleReadAll), Holding{TenantID: op, Roles: []string{RoleReadAll, RoleManagedIdentityContributor}}, ErrForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.target.Principal = `managed identity "x"`
+			err := tt.caller.MayGrant(tt.target)
+			if !errors.Is(err, tt.want) || (tt.want == nil && err != nil) {
+				t.Fatalf("MayGrant = %v, want %v", err, tt.want)
+			}
+			if err != nil && !strings.Contains(err.Error(), "missing permission") {
+				t.Fatalf("refusal does not name the missing permission: %v", err)
 			}
 		})
 	}

@@ -207,11 +207,13 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if op.Scope == ScopeDirectory && r.Method == http.MethodPost && boolQuery(r, "dryRun") {
 			op.Write = false
 		}
-		if err := h.cfg.Authorizer.Authorize(r, op); err != nil {
+		caller, err := h.cfg.Authorizer.Authorize(r, op)
+		if err != nil {
 			writeError(w, toAPIError(err, h.cfg.Logger, r))
 			return
 		}
-		err := rt.h(w, r)
+		r = withCaller(r, caller)
+		err = rt.h(w, r)
 		// A failed write may still have changed something (apply stops
 		// half-way); reloading is cheap and idempotent.
 		if op.Write && h.cfg.OnChange != nil {
@@ -630,9 +632,12 @@ func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
 		if err := ifMatch(r, a.Version); err != nil {
 			return err
 		}
-		old := a.AppRoles
+		before := *a // toApp and the patch replace slices, never edit them in place
 		toApp(in, a)
-		return h.checkAssignedRoles(r, a, old)
+		if err := h.mayChangeAdminApp(r, before, a); err != nil {
+			return err
+		}
+		return h.checkAssignedRoles(r, a, before.AppRoles)
 	})
 	if err != nil {
 		return err
@@ -702,6 +707,7 @@ func (h *Handler) patchApp(w http.ResponseWriter, r *http.Request) error {
 		if err := ifMatch(r, a.Version); err != nil {
 			return err
 		}
+		before := *a // toApp and the patch replace slices, never edit them in place
 		if in.DisplayName != nil {
 			a.DisplayName = *in.DisplayName
 		}
@@ -718,7 +724,7 @@ func (h *Handler) patchApp(w http.ResponseWriter, r *http.Request) error {
 		if in.RequestedAccessTokenVersion != nil {
 			a.RequestedAccessTokenVersion = *in.RequestedAccessTokenVersion
 		}
-		return nil
+		return h.mayChangeAdminApp(r, before, a)
 	})
 	if err != nil {
 		return notFound(err, "application %s in tenant %s", appID, tid)
@@ -734,6 +740,12 @@ func (h *Handler) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	a, err := h.cfg.Store.GetApplication(r.Context(), tid, appID)
 	if err != nil {
 		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	if err := h.mayChangeAdminApp(r, a, nil); err != nil {
+		return err
+	}
+	if err := h.mayChangePrincipal(r, tid, a.ServicePrincipalID, appName(a)); err != nil {
+		return err
 	}
 	if err := ifMatch(r, a.Version); err != nil {
 		return err
@@ -779,6 +791,9 @@ func (h *Handler) postAppCred(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decode(w, r, &in); err != nil {
 		return err
 	}
+	if err := h.mayChangeAppPrincipal(r, tid, appID); err != nil {
+		return err
+	}
 	f := directory.FederatedCredential{TenantID: tid, ParentKind: directory.ParentApplication, ParentClientID: appID,
 		ID: orNewID(in.ID), Name: in.Name}
 	setCred(&f, in.Issuer, in.Subject, in.ClaimsMatchingExpression, in.Audiences, in.Description)
@@ -822,6 +837,9 @@ func (h *Handler) putAppCred(w http.ResponseWriter, r *http.Request) error {
 	}
 	if in.Name != "" && in.Name != name {
 		return &directory.ValidationError{Field: "name", Rule: "must match the name in the path, " + name + " (names are immutable)", Value: in.Name}
+	}
+	if err := h.mayChangeAppPrincipal(r, tid, appID); err != nil {
+		return err
 	}
 	f, created, err := h.upsertCred(r, tid, directory.ParentApplication, appID, name, in.ID, in.Issuer, in.Subject, in.ClaimsMatchingExpression, in.Audiences, in.Description)
 	if err != nil {
@@ -881,6 +899,9 @@ func (h *Handler) deleteCred(r *http.Request, tid, parent, name string) error {
 func (h *Handler) deleteAppCred(w http.ResponseWriter, r *http.Request) error {
 	tid, appID, err := h.appID(r)
 	if err != nil {
+		return err
+	}
+	if err := h.mayChangeAppPrincipal(r, tid, appID); err != nil {
 		return err
 	}
 	if err := h.deleteCred(r, tid, appID, r.PathValue("credentialName")); err != nil {
@@ -981,6 +1002,9 @@ func (h *Handler) putIdentity(w http.ResponseWriter, r *http.Request) error {
 	if err := putPreconditions(r, fmt.Sprintf("managed identity %q", ref.Name), true); err != nil {
 		return err
 	}
+	if err := h.mayChangePrincipal(r, tid, old.PrincipalID, identityName(old)); err != nil {
+		return err
+	}
 	if in.Properties != nil {
 		if err := immutable("properties.clientId", in.Properties.ClientID, old.ClientID); err != nil {
 			return err
@@ -1016,6 +1040,13 @@ func (h *Handler) patchIdentity(w http.ResponseWriter, r *http.Request) error {
 	if err := h.decode(w, r, &in); err != nil {
 		return err
 	}
+	old, err := h.cfg.Store.GetManagedIdentity(r.Context(), tid, ref)
+	if err != nil {
+		return identityNotFound(err, ref)
+	}
+	if err := h.mayChangePrincipal(r, tid, old.PrincipalID, identityName(old)); err != nil {
+		return err
+	}
 	m, err := h.cfg.Store.UpdateManagedIdentity(r.Context(), tid, ref, func(m *directory.ManagedIdentity) error {
 		if err := ifMatch(r, m.Version); err != nil {
 			return err
@@ -1042,6 +1073,9 @@ func (h *Handler) deleteIdentity(w http.ResponseWriter, r *http.Request) error {
 	m, err := h.cfg.Store.GetManagedIdentity(r.Context(), tid, ref)
 	if err != nil {
 		return identityNotFound(err, ref)
+	}
+	if err := h.mayChangePrincipal(r, tid, m.PrincipalID, identityName(m)); err != nil {
+		return err
 	}
 	if err := ifMatch(r, m.Version); err != nil {
 		return err
@@ -1112,6 +1146,9 @@ func (h *Handler) putIdentityCred(w http.ResponseWriter, r *http.Request) error 
 	if in.Properties == nil {
 		return &directory.ValidationError{Field: "properties", Rule: "is required: {\"issuer\": ..., \"subject\": ..., \"audiences\": [...]}"}
 	}
+	if err := h.mayChangePrincipal(r, tid, m.PrincipalID, identityName(m)); err != nil {
+		return err
+	}
 	p := in.Properties
 	f, created, err := h.upsertCred(r, tid, directory.ParentManagedIdentity, m.ClientID, name, "", p.Issuer, p.Subject, p.ClaimsMatchingExpression, p.Audiences, p.Description)
 	if err != nil {
@@ -1123,6 +1160,9 @@ func (h *Handler) putIdentityCred(w http.ResponseWriter, r *http.Request) error 
 func (h *Handler) deleteIdentityCred(w http.ResponseWriter, r *http.Request) error {
 	tid, m, err := h.identityFor(r)
 	if err != nil {
+		return err
+	}
+	if err := h.mayChangePrincipal(r, tid, m.PrincipalID, identityName(m)); err != nil {
 		return err
 	}
 	if err := h.deleteCred(r, tid, m.ClientID, r.PathValue("credentialName")); err != nil {
@@ -1209,6 +1249,13 @@ func (h *Handler) postAssignment(w http.ResponseWriter, r *http.Request) error {
 		}
 		g.PrincipalID, g.ResourceAppID, g.AppRoleID = pid, res.AppID, role.ID
 	}
+	var gains []string
+	if v := assignedRoleValue(apps, g); v != "" {
+		gains = append(gains, v)
+	}
+	if err := h.mayChangePrincipal(r, tid, g.PrincipalID, principalName(apps, mis, g.PrincipalID), gains...); err != nil {
+		return err
+	}
 	g, err = h.cfg.Store.CreateAppRoleAssignment(r.Context(), g)
 	if err != nil {
 		return err
@@ -1229,6 +1276,9 @@ func (h *Handler) deleteAssignment(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	id := r.PathValue("assignmentId")
+	if err := h.mayRemoveAssignment(r, tid, canonIfGUID(id)); err != nil {
+		return err
+	}
 	if err := h.cfg.Store.DeleteAppRoleAssignment(r.Context(), tid, canonIfGUID(id)); err != nil {
 		return notFound(err, "app role assignment %s in tenant %s", id, tid)
 	}
@@ -1344,4 +1394,52 @@ type ApplyResult struct {
 	Applied int      `json:"applied"`
 	// Summary is the plan as a readable diff.
 	Summary string `json:"summary"`
+}
+
+// mayChangeAppPrincipal guards writes to an application's credentials: the
+// application signs in as its service principal.
+func (h *Handler) mayChangeAppPrincipal(r *http.Request, tid, appID string) error {
+	if callerFrom(r).Unrestricted {
+		return nil
+	}
+	a, err := h.cfg.Store.GetApplication(r.Context(), tid, appID)
+	if err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return h.mayChangePrincipal(r, tid, a.ServicePrincipalID, appName(a))
+}
+
+// mayRemoveAssignment refuses to remove an admin role the caller does not
+// hold itself.
+func (h *Handler) mayRemoveAssignment(r *http.Request, tid, id string) error {
+	c := callerFrom(r)
+	if c.Unrestricted {
+		return nil
+	}
+	gs, err := h.cfg.Store.ListAppRoleAssignments(r.Context(), tid, store.AssignmentFilter{})
+	if err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if !strings.EqualFold(g.ID, id) {
+			continue
+		}
+		apps, mis, err := h.tenantObjects(r, tid)
+		if err != nil {
+			return err
+		}
+		if v := assignedRoleValue(apps, g); v != "" {
+			return c.MayGrant(Holding{Principal: principalName(apps, mis, g.PrincipalID), TenantID: tid, Roles: []string{v}})
+		}
+		return nil
+	}
+	return nil // the delete itself answers 404
+}
+
+func identityName(m directory.ManagedIdentity) string {
+	return fmt.Sprintf("managed identity %q (resource group %s)", m.Name, m.ResourceGroup)
+}
+
+func appName(a directory.Application) string {
+	return fmt.Sprintf("application %q (%s)", a.DisplayName, a.AppID)
 }
