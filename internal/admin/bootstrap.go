@@ -76,6 +76,10 @@ func EnsureAdminApp(ctx context.Context, s store.DirectoryStore, tid string) (di
 	return a, nil
 }
 
+// ErrBootstrapTenant: Bootstrap was given no tenant and the store does not
+// hold exactly one.
+var ErrBootstrapTenant = errors.New("name the tenant the admin identity belongs to")
+
 // Bootstrap idempotently sets up the first administrator of tenant tid (or,
 // when tid is empty, of the store's only tenant): the admin application,
 // a managed identity wif-admin (resource group wif-system) with a federated
@@ -93,7 +97,7 @@ func Bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject
 			return none, fmt.Errorf("bootstrap admin: list tenants: %w", err)
 		}
 		if len(ts) != 1 {
-			return none, fmt.Errorf("bootstrap admin: the store holds %d tenants; name the tenant the admin identity belongs to", len(ts))
+			return none, fmt.Errorf("bootstrap admin: the store holds %d tenants: %w", len(ts), ErrBootstrapTenant)
 		}
 		tid = ts[0].ID
 	}

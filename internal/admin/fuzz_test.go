@@ -19,7 +19,9 @@ import (
 // bodies, not authorization (which has its own tests with real tokens).
 type allowAll struct{}
 
-func (allowAll) Authorize(*http.Request, Operation) (Caller, error) { return Caller{Unrestricted: true}, nil }
+func (allowAll) Authorize(*http.Request, Operation) (Caller, error) {
+	return Caller{Unrestricted: true}, nil
+}
 
 const fuzzTenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 

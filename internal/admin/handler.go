@@ -284,6 +284,12 @@ func ifMatch(r *http.Request, version int64) error {
 	return fmt.Errorf("%w: the object changed since you read it (If-Match %s, current ETag %s): read it again and retry", errPrecondition, m, ETag(version))
 }
 
+// ifMatchDelete is a delete's If-Match as a store precondition: compared
+// inside the deleting transaction, so an update cannot slip in between.
+func ifMatchDelete(r *http.Request) store.Precondition {
+	return func(version int64) error { return ifMatch(r, version) }
+}
+
 // createOnly reports whether the request asks to create only
 // (If-None-Match: *).
 func createOnly(r *http.Request) bool { return strings.TrimSpace(r.Header.Get("If-None-Match")) == "*" }
@@ -451,14 +457,7 @@ func (h *Handler) deleteTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := h.cfg.Store.GetTenant(r.Context(), tid)
-	if err != nil {
-		return notFound(err, "tenant %s", tid)
-	}
-	if err := ifMatch(r, t.Version); err != nil {
-		return err
-	}
-	if err := h.cfg.Store.DeleteTenant(r.Context(), tid); err != nil {
+	if err := h.cfg.Store.DeleteTenant(r.Context(), tid, ifMatchDelete(r)); err != nil {
 		return notFound(err, "tenant %s", tid)
 	}
 	return noContent(w)
@@ -747,10 +746,7 @@ func (h *Handler) deleteApp(w http.ResponseWriter, r *http.Request) error {
 	if err := h.mayChangePrincipal(r, tid, a.ServicePrincipalID, appName(a)); err != nil {
 		return err
 	}
-	if err := ifMatch(r, a.Version); err != nil {
-		return err
-	}
-	if err := h.cfg.Store.DeleteApplication(r.Context(), tid, appID); err != nil {
+	if err := h.cfg.Store.DeleteApplication(r.Context(), tid, appID, ifMatchDelete(r)); err != nil {
 		return notFound(err, "application %s in tenant %s", appID, tid)
 	}
 	return noContent(w)
@@ -886,14 +882,7 @@ func (h *Handler) upsertCred(r *http.Request, tid string, kind directory.ParentK
 }
 
 func (h *Handler) deleteCred(r *http.Request, tid, parent, name string) error {
-	f, err := h.cfg.Store.GetFederatedCredential(r.Context(), tid, parent, name)
-	if err != nil {
-		return notFound(err, "federated identity credential %q", name)
-	}
-	if err := ifMatch(r, f.Version); err != nil {
-		return err
-	}
-	return notFound(h.cfg.Store.DeleteFederatedCredential(r.Context(), tid, parent, name), "federated identity credential %q", name)
+	return notFound(h.cfg.Store.DeleteFederatedCredential(r.Context(), tid, parent, name, ifMatchDelete(r)), "federated identity credential %q", name)
 }
 
 func (h *Handler) deleteAppCred(w http.ResponseWriter, r *http.Request) error {
@@ -1077,10 +1066,7 @@ func (h *Handler) deleteIdentity(w http.ResponseWriter, r *http.Request) error {
 	if err := h.mayChangePrincipal(r, tid, m.PrincipalID, identityName(m)); err != nil {
 		return err
 	}
-	if err := ifMatch(r, m.Version); err != nil {
-		return err
-	}
-	if err := h.cfg.Store.DeleteManagedIdentity(r.Context(), tid, ref); err != nil {
+	if err := h.cfg.Store.DeleteManagedIdentity(r.Context(), tid, ref, ifMatchDelete(r)); err != nil {
 		return identityNotFound(err, ref)
 	}
 	return noContent(w)

@@ -81,7 +81,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
 	fl.StringVar(&f.bootstrapIssuer, "bootstrap-admin-issuer", "", "create (idempotently) an admin identity trusting this issuer, so a pipeline can manage the directory with its own federated identity")
 	fl.StringVar(&f.bootstrapSubject, "bootstrap-admin-subject", "", "with --bootstrap-admin-issuer: the subject the admin identity trusts")
-	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant of the admin identity (default: the only tenant, created if none)")
+	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -140,8 +140,11 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	operatorTenant := f.operatorTenant
 	if f.bootstrapIssuer != "" {
 		mi, err := admin.Bootstrap(ctx, st, f.bootstrapTenant, f.bootstrapIssuer, f.bootstrapSubject)
+		if errors.Is(err, admin.ErrBootstrapTenant) {
+			return fmt.Errorf("%w: give --bootstrap-admin-tenant with the tenant id (a GUID; it is created if it does not exist)", err)
+		}
 		if err != nil {
-			return fmt.Errorf("bootstrap admin: %w", err)
+			return err
 		}
 		if operatorTenant == "" {
 			operatorTenant = mi.TenantID

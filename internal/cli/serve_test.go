@@ -180,11 +180,28 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--tls-cert-file", "c.pem"}, "go together"},
 		{[]string{"serve", "--tls-self-signed", "--token-lifetime", "5m"}, "between 10m and 24h"},
 		{[]string{"serve", "--tls-self-signed", "--store", "mysql://x"}, "unknown store"},
+		// An empty store has no "only tenant": the flag must name one.
+		{[]string{"serve", "--tls-self-signed", "--store", "memory:", "--bootstrap-admin-issuer", "https://i.example", "--bootstrap-admin-subject", "s"},
+			"the store holds 0 tenants: name the tenant the admin identity belongs to: give --bootstrap-admin-tenant"},
 	}
 	for _, tc := range tests {
 		err := RunWithEnv(context.Background(), Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, tc.args, func(string) (string, bool) { return "", false })
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want it to say %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestServeBootstrapTenantHelp: the flag's help says what the flag does
+// (the review found it promised a default the code never had).
+func TestServeBootstrapTenantHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := RunWithEnv(context.Background(), Streams{In: strings.NewReader(""), Out: &out, ErrOut: &out}, []string{"serve", "--help"}, func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	help := strings.Join(strings.Fields(out.String()), " ")
+	want := "--bootstrap-admin-tenant string with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)"
+	if !strings.Contains(help, want) {
+		t.Fatalf("serve --help does not say:\n%s\ngot:\n%s", want, out.String())
 	}
 }

@@ -56,7 +56,7 @@ type DirectoryStore interface {
 	ListTenants(ctx context.Context) ([]directory.Tenant, error)
 	UpdateTenant(ctx context.Context, id string, update func(*directory.Tenant) error) (directory.Tenant, error)
 	// DeleteTenant removes a tenant and everything in it.
-	DeleteTenant(ctx context.Context, id string) error
+	DeleteTenant(ctx context.Context, id string, pre ...Precondition) error
 
 	// CreateApplication fails with ErrAlreadyExists when the appId, object id
 	// or service principal id is taken, or when an identifier URI is already
@@ -67,7 +67,7 @@ type DirectoryStore interface {
 	UpdateApplication(ctx context.Context, tenantID, appID string, update func(*directory.Application) error) (directory.Application, error)
 	// DeleteApplication removes the application, its credentials and the
 	// role assignments that name it as resource or principal.
-	DeleteApplication(ctx context.Context, tenantID, appID string) error
+	DeleteApplication(ctx context.Context, tenantID, appID string, pre ...Precondition) error
 
 	// CreateManagedIdentity fails with ErrAlreadyExists when an identity of
 	// that name exists in the resource group (names compare case-
@@ -81,7 +81,7 @@ type DirectoryStore interface {
 	UpdateManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef, update func(*directory.ManagedIdentity) error) (directory.ManagedIdentity, error)
 	// DeleteManagedIdentity removes the identity, its credentials and its
 	// role assignments.
-	DeleteManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef) error
+	DeleteManagedIdentity(ctx context.Context, tenantID string, ref IdentityRef, pre ...Precondition) error
 
 	// CreateFederatedCredential checks the parent exists (ErrNotFound if
 	// not) and runs FederatedCredential.ValidateSet against its siblings.
@@ -90,7 +90,7 @@ type DirectoryStore interface {
 	ListFederatedCredentials(ctx context.Context, tenantID, parentClientID string) ([]directory.FederatedCredential, error)
 	// UpdateFederatedCredential rejects a change of name, parent or id.
 	UpdateFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, update func(*directory.FederatedCredential) error) (directory.FederatedCredential, error)
-	DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) error
+	DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, pre ...Precondition) error
 
 	// CreateAppRoleAssignment validates the assignment against the resource
 	// application (ErrNotFound if absent) and fails with ErrAlreadyExists
@@ -104,6 +104,22 @@ type DirectoryStore interface {
 	// Revision is the directory revision: it increases with every write to
 	// the directory and never goes back.
 	Revision(ctx context.Context) (int64, error)
+}
+
+// Precondition is a condition of a delete (an If-Match): it runs inside the
+// deleting transaction with the object's current version, so no write can
+// slip between the check and the delete; an error it returns aborts the
+// delete and is returned as it is.
+type Precondition func(version int64) error
+
+// CheckPreconditions runs pre against version (for backends).
+func CheckPreconditions(version int64, pre []Precondition) error {
+	for _, p := range pre {
+		if err := p(version); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // IdentityRef names a managed identity the way ARM does.

@@ -173,15 +173,19 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*direct
 }
 
 // DeleteTenant implements store.DirectoryStore.
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precondition) error {
 	unlock, err := s.write(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	id = directory.CanonicalID(id)
-	if _, ok := s.tenants[id]; !ok {
+	t, ok := s.tenants[id]
+	if !ok {
 		return fmt.Errorf("delete tenant %s: %w", id, store.ErrNotFound)
+	}
+	if err := store.CheckPreconditions(t.Version, pre); err != nil {
+		return err
 	}
 	delete(s.tenants, id)
 	for k, v := range s.apps {
@@ -358,7 +362,7 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 }
 
 // DeleteApplication implements store.DirectoryStore.
-func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string) error {
+func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string, pre ...store.Precondition) error {
 	unlock, err := s.write(ctx)
 	if err != nil {
 		return err
@@ -367,6 +371,9 @@ func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string) e
 	a, ok := s.app(tenantID, appID)
 	if !ok {
 		return fmt.Errorf("delete application %s in tenant %s: %w", appID, tenantID, store.ErrNotFound)
+	}
+	if err := store.CheckPreconditions(a.Version, pre); err != nil {
+		return err
 	}
 	delete(s.apps, a.AppID)
 	s.deleteDependants(a.AppID, a.ServicePrincipalID)
@@ -508,7 +515,7 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 }
 
 // DeleteManagedIdentity implements store.DirectoryStore.
-func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef) error {
+func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, pre ...store.Precondition) error {
 	unlock, err := s.write(ctx)
 	if err != nil {
 		return err
@@ -517,6 +524,9 @@ func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref 
 	m, ok := s.miByRef(tenantID, ref)
 	if !ok {
 		return fmt.Errorf("delete managed identity %s in tenant %s: %w", refString(ref), tenantID, store.ErrNotFound)
+	}
+	if err := store.CheckPreconditions(m.Version, pre); err != nil {
+		return err
 	}
 	delete(s.mis, m.ClientID)
 	s.deleteDependants(m.ClientID, m.PrincipalID)
@@ -685,7 +695,7 @@ func casUpdate[T any](ctx context.Context, s *Store, what string,
 }
 
 // DeleteFederatedCredential implements store.DirectoryStore.
-func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) error {
+func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, pre ...store.Precondition) error {
 	unlock, err := s.write(ctx)
 	if err != nil {
 		return err
@@ -694,6 +704,9 @@ func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentC
 	f, ok := s.credByName(tenantID, parentClientID, name)
 	if !ok {
 		return fmt.Errorf("delete federated credential %q of %s in tenant %s: %w", name, parentClientID, tenantID, store.ErrNotFound)
+	}
+	if err := store.CheckPreconditions(f.Version, pre); err != nil {
+		return err
 	}
 	delete(s.creds, f.ID)
 	s.revision++

@@ -81,6 +81,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditPrune", testAuditPrune},
 		{"CallerCannotMutateStoredState", testNoAliasing},
 		{"ContextCancelled", testContextCancelled},
+		{"DeletePreconditions", testDeletePreconditions},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +99,7 @@ func RunConcurrencyTests(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"CASLosesNoIncrements", testConcurrentCAS},
 		{"CredentialLimitUnderRace", testConcurrentCredentialLimit},
 		{"SameNameUnderRace", testConcurrentSameName},
+		{"DeletePreconditionUnderRace", testDeletePreconditionRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1883,5 +1885,88 @@ func testConcurrentSameName(t *testing.T, s store.Store) {
 	}
 	if ok != 1 || exists != tries-1 {
 		t.Errorf("%d creates succeeded, %d found the name taken; want 1 and %d", ok, exists, tries-1)
+	}
+}
+
+// testDeletePreconditions checks that each delete runs its preconditions
+// with the object's current version and that a failing one leaves the
+// object in place, returning the precondition's own error.
+func testDeletePreconditions(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	app := mkApp(t, s, ten.ID, "app", "api://app")
+	mi := mkMI(t, s, ten.ID, "doomed")
+	cred := mkCred(t, s, mi, "cred")
+	mi = val(s.UpdateManagedIdentity(ctx, ten.ID, ref(mi), func(m *directory.ManagedIdentity) error { m.Location = "x"; return nil })).must(t)
+	refuse := errors.New("precondition refused")
+	objects := []struct {
+		name    string
+		version int64
+		del     func(pre store.Precondition) error
+		exists  func() error
+	}{
+		{"tenant", ten.Version, func(p store.Precondition) error { return s.DeleteTenant(ctx, ten.ID, p) },
+			func() error { _, err := s.GetTenant(ctx, ten.ID); return err }},
+		{"application", app.Version, func(p store.Precondition) error { return s.DeleteApplication(ctx, ten.ID, app.AppID, p) },
+			func() error { _, err := s.GetApplication(ctx, ten.ID, app.AppID); return err }},
+		{"managed identity", mi.Version, func(p store.Precondition) error { return s.DeleteManagedIdentity(ctx, ten.ID, ref(mi), p) },
+			func() error { _, err := s.GetManagedIdentity(ctx, ten.ID, ref(mi)); return err }},
+		{"federated credential", cred.Version, func(p store.Precondition) error {
+			return s.DeleteFederatedCredential(ctx, ten.ID, mi.ClientID, cred.Name, p)
+		}, func() error { _, err := s.GetFederatedCredential(ctx, ten.ID, mi.ClientID, cred.Name); return err }},
+	}
+	for _, o := range objects {
+		var seen int64
+		err := o.del(func(v int64) error { seen = v; return refuse })
+		if !errors.Is(err, refuse) {
+			t.Errorf("delete %s with a failing precondition: %v, want the precondition's error", o.name, err)
+		}
+		if seen != o.version {
+			t.Errorf("delete %s: precondition saw version %d, want %d", o.name, seen, o.version)
+		}
+		if err := o.exists(); err != nil {
+			t.Errorf("%s after a refused delete: %v", o.name, err)
+		}
+	}
+	// Deleting in reverse order with passing preconditions removes each.
+	for i := len(objects) - 1; i >= 0; i-- {
+		o := objects[i]
+		if err := o.del(func(int64) error { return nil }); err != nil {
+			t.Errorf("delete %s: %v", o.name, err)
+		}
+		wantErr(t, o.exists(), store.ErrNotFound)
+	}
+}
+
+// testDeletePreconditionRace checks that a precondition runs inside the
+// deleting transaction: an update started while it runs cannot land
+// between the check and the delete (it waits, then finds nothing).
+func testDeletePreconditionRace(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	mi := mkMI(t, s, ten.ID, "raced")
+	updated := make(chan error, 1)
+	err := s.DeleteManagedIdentity(ctx, ten.ID, ref(mi), func(v int64) error {
+		go func() {
+			_, err := s.UpdateManagedIdentity(ctx, ten.ID, ref(mi), func(m *directory.ManagedIdentity) error { m.Location = "raced"; return nil })
+			updated <- err
+		}()
+		// An update that is not held back by the delete finishes well
+		// within this; one that is waits for the delete to commit.
+		select {
+		case err := <-updated:
+			updated <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+		return nil
+	})
+	noErr(t, err)
+	select {
+	case err := <-updated:
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("an update raced the delete's precondition and returned %v; want ErrNotFound (it must wait for the delete)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the racing update never finished")
 	}
 }

@@ -338,8 +338,17 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*direct
 }
 
 // DeleteTenant implements store.DirectoryStore.
-func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precondition) error {
 	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if len(pre) > 0 {
+			t, err := s.getTenant(ctx, tx, id, true)
+			if err != nil {
+				return fmt.Errorf("delete %w", err)
+			}
+			if err := store.CheckPreconditions(t.Version, pre); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM tenants WHERE id = ?`), directory.CanonicalID(id))
 		if err != nil {
 			return s.dbErr("delete tenant "+id, err)
@@ -498,11 +507,14 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 // application's principal cascades (foreign keys) to the application, its
 // identifier URIs, its credentials, the assignments it holds and those to
 // it.
-func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string) error {
+func (s *Store) DeleteApplication(ctx context.Context, tenantID, appID string, pre ...store.Precondition) error {
 	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		a, err := s.getApp(ctx, tx, tenantID, appID, true)
 		if err != nil {
 			return fmt.Errorf("delete %w", err)
+		}
+		if err := store.CheckPreconditions(a.Version, pre); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM principals WHERE client_id = ?`), a.AppID); err != nil {
 			return s.dbErr("delete application "+appID, err)
@@ -662,11 +674,14 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 // DeleteManagedIdentity implements store.DirectoryStore. Deleting the
 // identity's principal cascades to the identity, its credentials and its
 // assignments.
-func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef) error {
+func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, pre ...store.Precondition) error {
 	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		m, err := s.getMI(ctx, tx, tenantID, ref, true)
 		if err != nil {
 			return fmt.Errorf("delete %w", err)
+		}
+		if err := store.CheckPreconditions(m.Version, pre); err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM principals WHERE client_id = ?`), m.ClientID); err != nil {
 			return s.dbErr("delete managed identity "+refString(ref), err)
@@ -833,8 +848,17 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 }
 
 // DeleteFederatedCredential implements store.DirectoryStore.
-func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string) error {
+func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, pre ...store.Precondition) error {
 	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+		if len(pre) > 0 {
+			f, err := s.getCred(ctx, tx, tenantID, parentClientID, name, true)
+			if err != nil {
+				return fmt.Errorf("delete %w", err)
+			}
+			if err := store.CheckPreconditions(f.Version, pre); err != nil {
+				return err
+			}
+		}
 		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM federated_credentials WHERE parent_client_id = ? AND name_key = ? AND tenant_id = ?`),
 			directory.CanonicalID(parentClientID), rules.Key(name), directory.CanonicalID(tenantID))
 		if err != nil {
