@@ -178,13 +178,20 @@ func (c *Config) validate() error {
 	prefixes := map[string]int{}
 	for i, r := range c.Routes {
 		where := fmt.Sprintf("routes[%d]", i)
+		// Requests match prefixes case-insensitively, after normalization:
+		// two prefixes equal then are one route.
+		key := strings.ToLower(r.PathPrefix)
 		if !strings.HasPrefix(r.PathPrefix, "/") {
 			bad("%s.pathPrefix %q: want a path starting with /", where, r.PathPrefix)
+		} else if norm, err := normalizePrefix(r.PathPrefix); err != nil {
+			bad("%s.pathPrefix %q: %v", where, r.PathPrefix, err)
+		} else {
+			key = strings.ToLower(norm)
 		}
-		if j, dup := prefixes[r.PathPrefix]; dup {
-			bad("%s.pathPrefix %q repeats routes[%d]", where, r.PathPrefix, j)
+		if j, dup := prefixes[key]; dup {
+			bad("%s.pathPrefix %q repeats routes[%d] (prefixes match case-insensitively, after normalization)", where, r.PathPrefix, j)
 		}
-		prefixes[r.PathPrefix] = i
+		prefixes[key] = i
 		u, err := url.Parse(r.Backend)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			bad("%s.backend %q: want an http or https URL without a query", where, r.Backend)

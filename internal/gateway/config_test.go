@@ -37,7 +37,7 @@ routes[0].pathPrefix "orders": want a path starting with /
 routes[0].backend "ftp://x": want an http or https URL without a query
 routes[0].policy is empty: name an APIM policy file
 routes[1].pathPrefix "orders": want a path starting with /
-routes[1].pathPrefix "orders" repeats routes[0]`},
+routes[1].pathPrefix "orders" repeats routes[0] (prefixes match case-insensitively, after normalization)`},
 		{"no routes", "listen: x", "no routes: add at least one {pathPrefix, backend, policy}"},
 		{"entra hosts without url", "tokenService: {entraPublicHosts: true}\nroutes: [{pathPrefix: /, backend: 'http://x', policy: p}]",
 			"tokenService.entraPublicHosts needs tokenService.url: the token service Entra's URLs stand for"},

@@ -26,8 +26,11 @@ import (
 	"github.com/wif-project/wif/tokenauth"
 )
 
-// Identity headers the backend receives; incoming copies (any x-wif-*
-// header) are removed first, so a caller cannot forge them.
+// Identity headers the backend receives. Every incoming header whose name
+// starts with x-wif- (letters in any case, '_' and '-' alike, since CGI,
+// WSGI and PHP backends read both as one) is removed after the proxy's
+// hop-by-hop removal and the gateway's values set then, so a caller can
+// neither forge them nor make the proxy drop them with Connection.
 const (
 	HeaderClientID = "X-Wif-Client-Id"
 	HeaderObjectID = "X-Wif-Object-Id"
@@ -41,7 +44,28 @@ const (
 )
 
 func isIdentityHeader(name string) bool {
-	return len(name) >= 6 && strings.EqualFold(name[:6], "x-wif-")
+	if len(name) < 6 {
+		return false
+	}
+	for i := 0; i < 6; i++ {
+		c := name[i] | 0x20 // ASCII lower case; '-' (0x2d) stays itself
+		if name[i] == '_' {
+			c = '-'
+		}
+		if c != "x-wif-"[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// stripIdentityHeaders removes every header isIdentityHeader names.
+func stripIdentityHeaders(h http.Header) {
+	for k := range h {
+		if isIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
 }
 
 // Options are the gateway's dependencies. Zero fields take defaults.
@@ -76,6 +100,7 @@ type Gateway struct {
 	disc       *tokenauth.Discovery
 	remote     map[string]*tokenauth.RemoteKeySet
 	validators []*tokenauth.Validator
+	limiters   []*limiter
 	mux        *http.ServeMux
 	m          *metrics
 	buffers    *bufferPool
@@ -237,7 +262,11 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", rc.Backend, err)
 	}
-	r := &route{name: rc.Name, prefix: rc.PathPrefix, target: target, duration: g.m.duration.WithLabelValues(rc.Name)}
+	prefix, err := normalizePrefix(rc.PathPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("pathPrefix %q: %w", rc.PathPrefix, err)
+	}
+	r := &route{name: rc.Name, prefix: prefix, target: target, duration: g.m.duration.WithLabelValues(rc.Name)}
 	c := &compileCtx{g: g, file: pol.File, route: rc.Name}
 	var errs []error
 	r.inbound, r.limit, err = c.inbound(pol.Inbound)
@@ -267,16 +296,24 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 		return nil, err
 	}
 	r.proxy = &httputil.ReverseProxy{
+		// Rewrite runs after the proxy removed the hop-by-hop headers
+		// (those Connection names among them), so what it sets stays.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(r.target)
 			pr.Out.Host = r.target.Host
 			pr.SetXForwarded()
-			if st, _ := pr.In.Context().Value(stateKey{}).(*reqState); st != nil && st.sharedHeader {
+			stripIdentityHeaders(pr.Out.Header)
+			stripIdentityHeaders(pr.Out.Trailer)
+			st, _ := pr.In.Context().Value(stateKey{}).(*reqState)
+			if st == nil {
+				return
+			}
+			if st.sharedHeader {
 				for _, sh := range r.setHeaders {
 					applySetHeader(pr.Out.Header, sh)
 				}
-				identityHeaders(pr.Out.Header, st)
 			}
+			identityHeaders(pr.Out.Header, st)
 		},
 		Transport:      transport,
 		BufferPool:     g.buffers,
@@ -287,8 +324,17 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 	return r, nil
 }
 
-// ServeHTTP serves the probes, /metrics and the routes.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the probes, /metrics and the routes. Only the exact
+// probe paths reach the mux (which would redirect unclean paths before the
+// gateway could refuse them); everything else is a route's.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.RequestURI {
+	case "/healthz", "/readyz", "/metrics":
+		g.mux.ServeHTTP(w, r)
+		return
+	}
+	g.serveRoute(w, r)
+}
 
 // Warm fetches every openid-config's keys once, off the request path; it
 // returns the failures (the gateway still serves; readiness reports them).
@@ -326,24 +372,24 @@ type reqState struct {
 	claims *tokenauth.Claims
 	limit  *limitState
 	route  *route
-	// sharedHeader: out.Header is in.Header (nothing to strip), so the
-	// set-header steps and the identity headers act on ReverseProxy's own
-	// copy, in Rewrite.
+	// sharedHeader: out.Header is in.Header, so the set-header steps act
+	// on ReverseProxy's own copy, in Rewrite.
 	sharedHeader bool
 }
 
 type stateKey struct{}
 
-// match finds the route with the longest prefix that path starts with, on
-// a segment boundary: prefix /api matches /api and /api/x, not /apix.
-func (g *Gateway) match(path string) *route {
+// match finds the route with the longest prefix that the normalized path
+// starts with (see matchPrefix: case-insensitively, on a segment boundary:
+// prefix /api matches /API, /api/x and /api;v=1, not /apix) and returns the
+// rest of the path, which the backend receives.
+func (g *Gateway) match(path string) (*route, string) {
 	for _, r := range g.routes {
-		if strings.HasPrefix(path, r.prefix) &&
-			(len(path) == len(r.prefix) || strings.HasSuffix(r.prefix, "/") || path[len(r.prefix)] == '/') {
-			return r
+		if n, ok := matchPrefix(path, r.prefix); ok {
+			return r, "/" + strings.TrimPrefix(path[n:], "/")
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // correlationID keeps a caller's id if it is a sane token, else makes one.
@@ -363,7 +409,26 @@ func correlationID(v string) string {
 func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 	start := g.now()
 	st := &reqState{in: in, start: start, corrID: correlationID(in.Header.Get(HeaderCorrelationID))}
-	r := g.match(in.URL.Path)
+	raw, err := requestPath(in)
+	var path string
+	if err == nil {
+		path, err = normalizePath(raw)
+	}
+	if err != nil {
+		g.m.refusals.WithLabelValues("", "bad_path").Inc()
+		g.write(w, st, errorReply(http.StatusBadRequest, "bad_path", "The request path is not accepted: "+err.Error()+".", "", ""))
+		return
+	}
+	r, rest := g.match(path)
+	if strings.IndexByte(path, ';') >= 0 {
+		// Servers that strip ';' parameters read another path: it must
+		// select the same route, or the request is ambiguous.
+		if r2, _ := g.match(stripPathParams(path)); r2 != r {
+			g.m.refusals.WithLabelValues("", "bad_path").Inc()
+			g.write(w, st, errorReply(http.StatusBadRequest, "bad_path", "The request path is not accepted: its ';' parameters make it select another route for servers that strip them; remove them.", "", ""))
+			return
+		}
+	}
 	if r == nil {
 		g.m.refusals.WithLabelValues("", "no_route").Inc()
 		g.write(w, st, errorReply(http.StatusNotFound, "no_route", "Resource not found", "", ""))
@@ -372,30 +437,22 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 	st.route = r
 	out := in.WithContext(context.WithValue(in.Context(), stateKey{}, st))
 	// ReverseProxy copies the headers it sends, so the request gets a copy
-	// of its own only when that copy must differ from the caller's before
-	// the proxy takes it: x-wif-* headers to strip, set-header steps that
-	// cannot wait for the proxy's copy, or a Connection header (the proxy
-	// drops the headers it names, which must then include those set here,
-	// as always).
-	if r.copyHeaders || len(in.Header["Connection"]) > 0 || hasIdentityHeader(in.Header) {
-		out.Header = make(http.Header, len(in.Header)+6)
-		for k, v := range in.Header {
-			if !isIdentityHeader(k) {
-				out.Header[k] = v
-			}
-		}
+	// of its own only when a set-header step cannot wait for the proxy's
+	// copy (identity headers are stripped from the proxy's copy, in
+	// Rewrite, either way).
+	if r.copyHeaders {
+		out.Header = in.Header.Clone()
+		// The proxy drops the headers the caller's Connection names; drop
+		// them now, before set-header steps may set some of them, as the
+		// proxy does before Rewrite on the shared path.
+		removeConnectionHeaders(out.Header)
 	} else {
 		st.sharedHeader = true
 	}
+	// The backend receives exactly the normalized path the route was
+	// chosen on (re-encoded from Path: RawPath is left empty).
 	u := *in.URL
-	u.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(in.URL.Path, r.prefix), "/")
-	if u.RawPath != "" {
-		if rp := strings.TrimPrefix(in.URL.RawPath, r.prefix); rp != in.URL.RawPath {
-			u.RawPath = "/" + strings.TrimPrefix(rp, "/")
-		} else {
-			u.RawPath = ""
-		}
-	}
+	u.Path, u.RawPath, u.Opaque = rest, "", ""
 	out.URL = &u
 	st.out = out
 	for _, s := range r.inbound {
@@ -407,10 +464,20 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 			return
 		}
 	}
-	if !st.sharedHeader {
-		identityHeaders(out.Header, st)
-	}
 	r.proxy.ServeHTTP(w, out)
+}
+
+// removeConnectionHeaders removes the headers a Connection header names,
+// and Connection itself (RFC 9110 §7.6.1).
+func removeConnectionHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	delete(h, "Connection")
 }
 
 // deferrableSetHeader says a set-header of name has the same effect on the
@@ -426,15 +493,6 @@ func deferrableSetHeader(name string) bool {
 		return false
 	}
 	return true
-}
-
-func hasIdentityHeader(h http.Header) bool {
-	for k := range h {
-		if isIdentityHeader(k) {
-			return true
-		}
-	}
-	return false
 }
 
 // identityHeaders sets the correlation id and the verified identity on the

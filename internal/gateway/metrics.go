@@ -44,7 +44,16 @@ func newMetrics(reg prometheus.Registerer, g *Gateway) *metrics {
 			prometheus.NewCounterFunc(prometheus.CounterOpts{
 				Name: "wif_gateway_token_cache_lookups_total", Help: "Verified-token cache lookups; hit rate = hit / (hit + miss).",
 				ConstLabels: prometheus.Labels{"result": "miss"},
-			}, sum(false)))
+			}, sum(false)),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "wif_gateway_ratelimit_evictions_total", Help: "Live rate-limit windows evicted (fewest calls first) because a rate-limit-by-key table was full: a flood of distinct keys.",
+			}, func() float64 {
+				var n uint64
+				for _, l := range g.limiters {
+					n += l.evicted()
+				}
+				return float64(n)
+			}))
 	}
 	return m
 }

@@ -22,11 +22,14 @@ func wrap(inbound string) string {
 
 // jwtPolicy is a validate-jwt with attrs and children; keys from the test
 // issuer's Entra-form discovery URL unless children name others.
-func jwtPolicy(attrs, children string) string {
+func jwtPolicy(attrs, children string) string { return wrap(jwtInner(attrs, children)) }
+
+// jwtInner is jwtPolicy's <validate-jwt> element alone.
+func jwtInner(attrs, children string) string {
 	if !strings.Contains(children, "issuer-signing-keys") && !strings.Contains(children, "openid-config") {
 		children = `<openid-config url="https://login.microsoftonline.com/` + tid + `/v2.0/.well-known/openid-configuration"/>` + children
 	}
-	return wrap(`<validate-jwt ` + attrs + `>` + children + `</validate-jwt>`)
+	return `<validate-jwt ` + attrs + `>` + children + `</validate-jwt>`
 }
 
 const stdChildren = `<audiences><audience>` + aud + `</audience></audiences><issuers><issuer>https://sts.windows.net/` + tid + `/</issuer></issuers>`

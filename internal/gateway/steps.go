@@ -454,6 +454,7 @@ func (c *compileCtx) inbound(steps []apim.Step) ([]step, *rateLimitStep, error) 
 				continue
 			}
 			rl := &rateLimitStep{RateLimitByKey: *p, lim: newLimiter(p.Calls, time.Duration(p.RenewalPeriodSeconds)*time.Second, c.g.maxRateLimitKeys, c.g.now)}
+			c.g.limiters = append(c.g.limiters, rl.lim)
 			lastLimit = rl
 			out = append(out, rl)
 		case *apim.ReturnResponse:

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -228,19 +229,47 @@ func TestRateLimitByClientIPAndBounds(t *testing.T) {
 	if r.status != 429 || r.header.Get("X-Retry") != "10" || r.header.Get("Retry-After") != "" {
 		t.Fatalf("second: %d %v", r.status, r.header)
 	}
-	// The key table is bounded: idle keys are evicted, and a full table of
-	// live windows refuses new keys instead of forgetting counts.
+	// The key table is bounded: idle keys are evicted when their windows
+	// end (see TestRateLimiterFullTable for a table full of live ones).
 	now := time.Unix(1000, 0)
 	l := newLimiter(1, 10*time.Second, 2, func() time.Time { return now })
 	if !l.take("a", 1).allowed || !l.take("b", 1).allowed {
 		t.Fatal("first calls refused")
 	}
-	if d := l.take("c", 1); d.allowed || !d.full {
-		t.Errorf("third key in a full table: %+v", d)
-	}
 	now = now.Add(11 * time.Second)
-	if d := l.take("c", 1); !d.allowed || l.size() != 1 {
+	if d := l.take("c", 1); !d.allowed || d.evicted || l.size() != 1 {
 		t.Errorf("after the windows ended: %+v, size %d", d, l.size())
+	}
+}
+
+// TestRateLimiterFullTable: a table full of live windows (a flood of
+// distinct keys) neither refuses a new key nor frees a heavy caller from
+// its limit: the evicted windows are those with the fewest calls.
+func TestRateLimiterFullTable(t *testing.T) {
+	now := time.Unix(1000, 0)
+	const max = 1000
+	l := newLimiter(100, time.Minute, max, func() time.Time { return now })
+	for range 100 {
+		if !l.take("heavy", 1).allowed {
+			t.Fatal("heavy refused within its limit")
+		}
+	}
+	for i := range 50 * max {
+		if d := l.take(fmt.Sprintf("flood-%d", i), 1); !d.allowed {
+			t.Fatalf("flood key %d refused: %+v", i, d)
+		}
+		if l.size() > max {
+			t.Fatalf("table grew to %d > %d", l.size(), max)
+		}
+	}
+	if d := l.take("heavy", 1); d.allowed || d.remaining != 0 {
+		t.Fatalf("the heavy caller escaped its limit after the flood: %+v", d)
+	}
+	if d := l.take("newcomer", 1); !d.allowed || !d.evicted {
+		t.Fatalf("a new caller in a full table: %+v", d)
+	}
+	if l.evicted() < 49*max {
+		t.Fatalf("evictions %d", l.evicted())
 	}
 }
 
@@ -361,15 +390,24 @@ func TestRouteMatching(t *testing.T) {
 		c.Routes = append(c.Routes, Route{Name: "v2", PathPrefix: "/api/v2/", Backend: c.Routes[0].Backend + "/two", Policy: "policy.xml"})
 	})
 	for path, want := range map[string]string{
-		"/api":        "backend:/svc/",
-		"/api/x":      "backend:/svc/x",
-		"/api/v2/y":   "backend:/svc/two/y",
-		"/api/v2":     "backend:/svc/v2",
-		"/apix":       "",
-		"/api%2Fx":    "backend:/svc/x", // routes match the decoded path
-		"/other/api/": "",
+		"/api":         "backend:/svc/",
+		"/api/x":       "backend:/svc/x",
+		"/api/v2/y":    "backend:/svc/two/y",
+		"/api/v2":      "backend:/svc/v2",
+		"/apix":        "",
+		"/api%2Fx":     "400",            // an encoded '/' is refused, not guessed
+		"/API/x":       "backend:/svc/x", // prefixes match case-insensitively, as APIM
+		"/api/v2/../x": "backend:/svc/x",
+		"/api;v=1/x":   "backend:/svc/;v=1/x",
+		"/other/api/":  "",
 	} {
 		r := e.do(t, "GET", path, nil)
+		if want == "400" {
+			if r.status != 400 || !strings.Contains(r.body, "encoded '/'") {
+				t.Errorf("%s: %d %q, want 400", path, r.status, r.body)
+			}
+			continue
+		}
 		if want == "" {
 			if r.status != 404 {
 				t.Errorf("%s: status %d body %q, want 404", path, r.status, r.body)
