@@ -212,14 +212,20 @@ type AuditRecord struct {
 	Error         string
 	CorrelationID string
 	RemoteAddr    string
+	// Reason is a refusal's one-line explanation, for admins.
+	Reason string
+	// Diagnosis is a refusal's structured explanation (JSON, at most a few
+	// KiB), for admins: what each check found.
+	Diagnosis string
 }
 
 // AuditFilter narrows ListAudit. Zero fields match everything. Results come
 // newest first; After is the opaque cursor NextCursor returned.
 type AuditFilter struct {
-	TenantID string
-	ClientID string
-	Result   string
+	TenantID      string
+	ClientID      string
+	CorrelationID string
+	Result        string
 	Since    time.Time
 	Until    time.Time
 	Limit    int

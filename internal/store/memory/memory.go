@@ -936,6 +936,7 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 		us := e.rec.Time.UnixMicro()
 		if (q.TenantID != "" && e.rec.TenantID != q.TenantID) ||
 			(q.ClientID != "" && e.rec.ClientID != q.ClientID) ||
+			(q.CorrelationID != "" && e.rec.CorrelationID != q.CorrelationID) ||
 			(q.Result != "" && e.rec.Result != q.Result) ||
 			(q.SinceUS != 0 && us < q.SinceUS) ||
 			(q.UntilUS != 0 && us >= q.UntilUS) ||

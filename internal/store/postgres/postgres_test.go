@@ -16,6 +16,7 @@ import (
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/internal/sqlbase"
 	"github.com/wif-project/wif/internal/store/storetest"
 )
 
@@ -230,42 +231,69 @@ func indexExists(t *testing.T, s *Store, name string) bool {
 	return n == 1
 }
 
-func TestMigratesOldSchema(t *testing.T) {
-	dsn := serverDSN(t)
-	schema := freshSchema(t, dsn)
-	ctx := ctxT(t)
-	old := openIn(t, dsn, schema, Options{migrateTo: 1})
-	v1 := schemaVersions(t, old)
-	if len(v1) != 1 || indexExists(t, old, "audit_log_tenant_time") {
-		t.Fatalf("version-1 schema: versions %v, version-2 index present: %v", v1, indexExists(t, old, "audit_log_tenant_time"))
-	}
-	ten, err := old.CreateTenant(ctx, directory.Tenant{ID: directory.NewID(), DisplayName: "kept"})
+func migrationCount(t *testing.T) int {
+	t.Helper()
+	ms, err := sqlbase.LoadMigrations(migrationFS, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := old.AppendAudit(ctx, []store.AuditRecord{{TenantID: ten.ID, Result: store.AuditSuccess}}); err != nil {
-		t.Fatal(err)
-	}
-	old.Close()
+	return len(ms)
+}
 
-	s := openIn(t, dsn, schema, Options{})
-	versions := schemaVersions(t, s)
-	if len(versions) != 2 || versions[0] != v1[0] {
-		t.Fatalf("versions after upgrade: %v (version 1 was %v)", versions, v1)
-	}
-	if !indexExists(t, s, "audit_log_tenant_time") || !indexExists(t, s, "audit_log_client_time") {
-		t.Error("upgrade did not create the version-2 indexes")
-	}
-	if got, err := s.GetTenant(ctx, ten.ID); err != nil || got != ten {
-		t.Errorf("tenant after upgrade: %+v %v", got, err)
-	}
-	if page, err := s.ListAudit(ctx, store.AuditFilter{TenantID: ten.ID}); err != nil || len(page.Records) != 1 {
-		t.Errorf("audit after upgrade: %+v %v", page, err)
-	}
-	s.Close()
-	again := openIn(t, dsn, schema, Options{})
-	if v := schemaVersions(t, again); fmt.Sprint(v) != fmt.Sprint(versions) {
-		t.Errorf("versions after reopening: %v, want %v", v, versions)
+// TestMigratesOldSchema opens a schema written at every earlier version
+// (the first released one among them) and upgrades it.
+func TestMigratesOldSchema(t *testing.T) {
+	dsn := serverDSN(t)
+	latest := migrationCount(t)
+	for from := 1; from < latest; from++ {
+		t.Run(fmt.Sprintf("from version %d", from), func(t *testing.T) {
+			schema := freshSchema(t, dsn)
+			ctx := ctxT(t)
+			old := openIn(t, dsn, schema, Options{migrateTo: from})
+			v1 := schemaVersions(t, old)
+			if len(v1) != from {
+				t.Fatalf("version-%d schema: versions %v", from, v1)
+			}
+			ten, err := old.CreateTenant(ctx, directory.Tenant{ID: directory.NewID(), DisplayName: "kept"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An audit row as version 1 wrote it (its columns only).
+			if _, err := old.Pool().Exec(ctx, `INSERT INTO audit_log (id, time_us, tenant_id, client_id, credential_name, grant_type, resource,
+				issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr) VALUES ($1, $2, $3, '', '', '', '', '', '', '', $4, 0, '', 'corr-old', '')`,
+				directory.NewID(), time.Now().UnixMicro(), ten.ID, store.AuditSuccess); err != nil {
+				t.Fatal(err)
+			}
+			old.Close()
+
+			s := openIn(t, dsn, schema, Options{})
+			versions := schemaVersions(t, s)
+			if len(versions) != latest || versions[0] != v1[0] {
+				t.Fatalf("versions after upgrade: %v (version 1 was %v)", versions, v1)
+			}
+			for _, idx := range []string{"audit_log_tenant_time", "audit_log_client_time", "audit_log_correlation"} {
+				if !indexExists(t, s, idx) {
+					t.Errorf("upgrade did not create index %s", idx)
+				}
+			}
+			if got, err := s.GetTenant(ctx, ten.ID); err != nil || got != ten {
+				t.Errorf("tenant after upgrade: %+v %v", got, err)
+			}
+			if page, err := s.ListAudit(ctx, store.AuditFilter{TenantID: ten.ID, CorrelationID: "corr-old"}); err != nil || len(page.Records) != 1 || page.Records[0].Reason != "" {
+				t.Errorf("audit after upgrade: %+v %v", page, err)
+			}
+			if err := s.AppendAudit(ctx, []store.AuditRecord{{TenantID: ten.ID, Result: store.AuditFailure, CorrelationID: "corr-new", Reason: "why", Diagnosis: "{}"}}); err != nil {
+				t.Fatal(err)
+			}
+			if page, err := s.ListAudit(ctx, store.AuditFilter{CorrelationID: "corr-new"}); err != nil || len(page.Records) != 1 || page.Records[0].Reason != "why" {
+				t.Errorf("new audit fields: %+v %v", page, err)
+			}
+			s.Close()
+			again := openIn(t, dsn, schema, Options{})
+			if v := schemaVersions(t, again); fmt.Sprint(v) != fmt.Sprint(versions) {
+				t.Errorf("versions after reopening: %v, want %v", v, versions)
+			}
+		})
 	}
 }
 
@@ -295,7 +323,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if v := schemaVersions(t, stores[0]); len(v) != 2 {
+	if v := schemaVersions(t, stores[0]); len(v) != migrationCount(t) {
 		t.Errorf("schema versions %v", v)
 	}
 }

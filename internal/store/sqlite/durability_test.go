@@ -16,6 +16,7 @@ import (
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/internal/sqlbase"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -35,6 +36,17 @@ func mustOpen(t testing.TB, path string, opts Options) *Store {
 
 // fill writes one of everything and returns what it wrote.
 func fill(t testing.TB, s store.Store) (directory.ManagedIdentity, directory.Application) {
+	t.Helper()
+	mi, app := fillDirectory(t, s)
+	if err := s.AppendAudit(ctxT(t), []store.AuditRecord{{TenantID: mi.TenantID, ClientID: mi.ClientID, Result: store.AuditSuccess},
+		{TenantID: mi.TenantID, Result: store.AuditFailure, ErrorCode: 700213, Reason: "subject differs", Diagnosis: `{"check":"credential"}`}}); err != nil {
+		t.Fatal(err)
+	}
+	return mi, app
+}
+
+// fillDirectory writes one object of each kind and a signing key.
+func fillDirectory(t testing.TB, s store.Store) (directory.ManagedIdentity, directory.Application) {
 	t.Helper()
 	ctx := ctxT(t)
 	check := func(err error) {
@@ -66,7 +78,6 @@ func fill(t testing.TB, s store.Store) (directory.ManagedIdentity, directory.App
 	})
 	check(err)
 	check(s.CreateSigningKey(ctx, store.SigningKey{ID: "kid-1", Algorithm: "RS256", PrivateKey: []byte("sealed"), KEKID: "kek", Certificate: []byte("der"), CreatedAt: time.Now(), PublishAt: time.Now()}))
-	check(s.AppendAudit(ctx, []store.AuditRecord{{TenantID: ten.ID, ClientID: mi.ClientID, Result: store.AuditSuccess}, {TenantID: ten.ID, Result: store.AuditFailure, ErrorCode: 700213}}))
 	return mi, app
 }
 
@@ -143,42 +154,99 @@ func indexExists(t *testing.T, s *Store, name string) bool {
 	return n == 1
 }
 
+// migrationCount is the number of schema versions this build knows.
+func migrationCount(t *testing.T) int {
+	t.Helper()
+	ms, err := sqlbase.LoadMigrations(migrationFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ms)
+}
+
+// fillAsVersion1 writes one of everything the way a version-1 wif wrote it:
+// the directory through the store (its tables have not changed since),
+// audit rows with version 1's columns only.
+func fillAsVersion1(t *testing.T, s *Store) {
+	t.Helper()
+	mi, _ := fillDirectory(t, s)
+	w, _ := s.DB()
+	for i, res := range []string{store.AuditSuccess, store.AuditFailure} {
+		if _, err := w.ExecContext(ctxT(t), `INSERT INTO audit_log (id, time_us, tenant_id, client_id, credential_name, grant_type, resource,
+			issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr) VALUES (?, ?, ?, ?, '', 'client_credentials', '', 'https://i', 's', '', ?, ?, '', ?, '')`,
+			directory.NewID(), time.Now().UnixMicro()+int64(i), mi.TenantID, mi.ClientID, res, 700213*i, fmt.Sprintf("corr-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// noAudit is a store whose audit log reads as empty.
+type noAudit struct{ *Store }
+
+func (noAudit) ListAudit(context.Context, store.AuditFilter) (store.AuditPage, error) {
+	return store.AuditPage{}, nil
+}
+
+func (s *Store) withoutAudit() store.Store { return noAudit{s} }
+
+// TestMigratesOldSchema opens a store written at every earlier schema
+// version (the first released one among them) and upgrades it: every
+// migration applies once, nothing written before is lost, and the new
+// columns read as empty.
 func TestMigratesOldSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "wif.db")
-	old := mustOpen(t, path, Options{migrateTo: 1})
-	v1 := schemaVersions(t, old)
-	if len(v1) != 1 || !strings.HasPrefix(v1[0], "1_init@") {
-		t.Fatalf("schema versions of a version-1 database: %v", v1)
-	}
-	if indexExists(t, old, "audit_log_tenant_time") {
-		t.Fatal("version-1 database already has the version-2 index")
-	}
-	fill(t, old)
-	before := readAll(t, old)
-	if err := old.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s := mustOpen(t, path, Options{})
-	versions := schemaVersions(t, s)
-	if len(versions) != 2 || versions[0] != v1[0] || !strings.HasPrefix(versions[1], "2_audit_filters@") {
-		t.Fatalf("schema versions after upgrade: %v", versions)
-	}
-	if !indexExists(t, s, "audit_log_tenant_time") || !indexExists(t, s, "audit_log_client_time") {
-		t.Error("upgrade did not create the version-2 indexes")
-	}
-	if after := readAll(t, s); !reflect.DeepEqual(before, after) {
-		t.Errorf("data changed across the upgrade:\n got  %+v\n want %+v", after, before)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Reopening applies nothing again.
-	again := mustOpen(t, path, Options{})
-	defer again.Close()
-	if v := schemaVersions(t, again); !reflect.DeepEqual(v, versions) {
-		t.Errorf("schema versions after reopening: %v, want %v", v, versions)
+	latest := migrationCount(t)
+	for from := 1; from < latest; from++ {
+		t.Run(fmt.Sprintf("from version %d", from), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "wif.db")
+			old := mustOpen(t, path, Options{migrateTo: from})
+			if v := schemaVersions(t, old); len(v) != from || !strings.HasPrefix(v[0], "1_init@") {
+				t.Fatalf("schema versions of a version-%d database: %v", from, v)
+			}
+			fillAsVersion1(t, old)
+			// The old schema cannot answer today's audit query: compare
+			// the directory and keys whole, the audit rows by field.
+			before := readAll(t, old.withoutAudit())
+			if err := old.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s := mustOpen(t, path, Options{})
+			versions := schemaVersions(t, s)
+			if len(versions) != latest {
+				t.Fatalf("schema versions after upgrade: %v, want %d", versions, latest)
+			}
+			for _, idx := range []string{"audit_log_tenant_time", "audit_log_client_time", "audit_log_correlation"} {
+				if !indexExists(t, s, idx) {
+					t.Errorf("upgrade did not create index %s", idx)
+				}
+			}
+			after := readAll(t, s)
+			audit := after.Audit
+			after.Audit = store.AuditPage{}
+			if !reflect.DeepEqual(before, after) {
+				t.Errorf("data changed across the upgrade:\n got  %+v\n want %+v", after, before)
+			}
+			if len(audit.Records) != 2 || audit.Records[0].ErrorCode != 700213 || audit.Records[0].CorrelationID != "corr-1" ||
+				audit.Records[1].Result != store.AuditSuccess || audit.Records[0].Reason != "" || audit.Records[0].Diagnosis != "" {
+				t.Errorf("audit rows after the upgrade: %+v", audit.Records)
+			}
+			// A record with the new fields is written and read back.
+			rec := store.AuditRecord{TenantID: before.Snap.Tenants[0].ID, Result: store.AuditFailure, CorrelationID: "corr-new", Reason: "why", Diagnosis: `{"check":"x"}`}
+			if err := s.AppendAudit(ctxT(t), []store.AuditRecord{rec}); err != nil {
+				t.Fatal(err)
+			}
+			page, err := s.ListAudit(ctxT(t), store.AuditFilter{CorrelationID: "corr-new"})
+			if err != nil || len(page.Records) != 1 || page.Records[0].Reason != "why" || page.Records[0].Diagnosis != rec.Diagnosis {
+				t.Fatalf("new audit fields after the upgrade: %+v %v", page, err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			again := mustOpen(t, path, Options{})
+			defer again.Close()
+			if v := schemaVersions(t, again); !reflect.DeepEqual(v, versions) {
+				t.Errorf("schema versions after reopening: %v, want %v", v, versions)
+			}
+		})
 	}
 }
 
@@ -191,7 +259,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 	s.Close()
 	_, err := Open(ctxT(t), path, Options{})
-	if err == nil || !strings.Contains(err.Error(), "schema is at version 99 but this wif knows only versions up to 2") {
+	if want := fmt.Sprintf("schema is at version 99 but this wif knows only versions up to %d", migrationCount(t)); err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("opening a newer database: error %v", err)
 	}
 }

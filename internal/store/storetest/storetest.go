@@ -1495,6 +1495,13 @@ func testAudit(t *testing.T, s store.Store) {
 		if i%3 == 0 {
 			r.TenantID, r.ClientID = upper(tenB), upper(clientB)
 			r.Result, r.ErrorCode, r.Error = store.AuditFailure, 700213, "AADSTS700213: No matching federated identity record found"
+			r.Reason, r.Diagnosis = "subject differs only in letter case", `{"check":"credential","credentials":[{"name":"cred"}]}`
+		}
+		if i == 4 {
+			r.CorrelationID = "shared-correlation-id"
+		}
+		if i == 7 {
+			r.CorrelationID = "shared-correlation-id"
 		}
 		recs = append(recs, r)
 	}
@@ -1534,6 +1541,9 @@ func testAudit(t *testing.T, s store.Store) {
 		{"since and until", store.AuditFilter{Since: t0.Add(2 * time.Minute), Until: t0.Add(4 * time.Minute)}, 2},
 		{"limit", store.AuditFilter{Limit: 3}, 3},
 		{"unknown tenant", store.AuditFilter{TenantID: newID()}, 0},
+		{"correlation id", store.AuditFilter{CorrelationID: "shared-correlation-id"}, 2},
+		{"correlation id and tenant", store.AuditFilter{CorrelationID: "shared-correlation-id", TenantID: tenA}, 2},
+		{"unknown correlation id", store.AuditFilter{CorrelationID: "nope"}, 0},
 	} {
 		if got := count(tc.filter); got != tc.want {
 			t.Errorf("ListAudit by %s: %d records, want %d", tc.name, got, tc.want)

@@ -1088,9 +1088,9 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 
 // ---- audit
 
-const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr`
+const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr, reason, diagnosis`
 
-// auditChunk bounds the rows of one INSERT (15 parameters each).
+// auditChunk bounds the rows of one INSERT (17 parameters each).
 const auditChunk = 64
 
 // AppendAudit implements store.AuditStore: one transaction, multi-row
@@ -1105,15 +1105,15 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 			batch := records[start:min(start+auditChunk, len(records))]
 			var b strings.Builder
 			b.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-			args := make([]any, 0, len(batch)*15)
+			args := make([]any, 0, len(batch)*17)
 			for i, r := range batch {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				r = rules.Audit(r, now)
 				args = append(args, r.ID, rules.Micros(r.Time), r.TenantID, r.ClientID, r.CredentialName, r.GrantType, r.Resource,
-					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr)
+					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis)
 			}
 			if _, err := tx.ExecContext(ctx, s.sql(b.String()), args...); err != nil {
 				return s.dbErr("append audit", err)
@@ -1139,6 +1139,10 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 	if q.ClientID != "" {
 		query += ` AND client_id = ?`
 		args = append(args, q.ClientID)
+	}
+	if q.CorrelationID != "" {
+		query += ` AND correlation_id = ?`
+		args = append(args, q.CorrelationID)
 	}
 	if q.Result != "" {
 		query += ` AND result = ?`
@@ -1170,7 +1174,7 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 		var x rec
 		r := &x.r
 		err := sc.Scan(&x.seq, &r.ID, &x.us, &r.TenantID, &r.ClientID, &r.CredentialName, &r.GrantType, &r.Resource, &r.Issuer,
-			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr)
+			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr, &r.Reason, &r.Diagnosis)
 		r.Time = rules.FromMicros(x.us)
 		return x, err
 	}, "list audit")
