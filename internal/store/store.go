@@ -226,10 +226,10 @@ type AuditFilter struct {
 	ClientID      string
 	CorrelationID string
 	Result        string
-	Since    time.Time
-	Until    time.Time
-	Limit    int
-	After    string
+	Since         time.Time
+	Until         time.Time
+	Limit         int
+	After         string
 }
 
 // AuditPage is a page of audit records.
