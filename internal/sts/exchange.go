@@ -15,47 +15,117 @@ import (
 // maxAssertionLifetime is Entra's bound on exp - iat.
 const maxAssertionLifetime = 25 * time.Hour
 
+// nextStep is the public hint of a refusal whose details a caller is not
+// entitled to: it says where to look, naming nothing configured.
+const nextStep = "run 'wif doctor' where the workload runs, or ask an admin to run 'wif audit explain' with the correlation id below"
+
+// evaluation is the outcome of the checks of one exchange.
+type evaluation struct {
+	a      *assertion
+	client *client
+	cred   *credential
+	// verified: the assertion's signature verified with a key of an issuer
+	// that some credential of the client trusts — the caller is that
+	// workload, and may be told the exact difference.
+	verified bool
+	diag     Diagnosis
+}
+
 // exchange runs the checks of spec/sts.md §4, in order, for one token
 // request, and mints the access token. rec is filled for the audit log as
-// the checks learn more.
-func (s *Service) exchange(ctx context.Context, tenantSeg string, req *tokenRequest, rec *store.AuditRecord) (*issued, *Error) {
-	idx := s.dir.load()
-	ti := idx.tenants[lowerASCII(tenantSeg)]
-	if ti == nil {
-		return nil, errTenantNotFound(tenantSeg)
-	}
+// the checks learn more; every caller-supplied value in it is clipped.
+func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenRequest, rec *store.AuditRecord) (*issued, *Error) {
 	tid := ti.tenant.ID
-	rec.TenantID = tid
+	ev := &evaluation{}
+	e := s.evaluate(ctx, ti, req.clientID, req.assertion, ev)
+	if ev.a != nil {
+		cl := &ev.a.claims
+		rec.Issuer, rec.Subject = clip(cl.Issuer), clip(cl.Subject)
+		if cl.JTI != "" {
+			sum := sha256.Sum256([]byte(cl.JTI))
+			rec.JTIHash = hex.EncodeToString(sum[:])
+		}
+	}
+	if ev.client != nil {
+		rec.ClientID = ev.client.clientID
+	}
+	if ev.cred != nil {
+		rec.CredentialName = ev.cred.Name
+	}
+	if e == nil {
+		r := ti.lookupResource(req.resource)
+		if r == nil {
+			e = errResourceNotFound(clip(req.resource), tid)
+			if req.grantType == GrantTokenExchange {
+				e.Err = errInvalidTarget
+			}
+			ev.diag.Check, ev.diag.Reason = "resource", fmt.Sprintf("no application of tenant %s has %q as identifier URI or appId", tid, clip(req.resource))
+		} else {
+			rec.Resource = r.app.AppID
+			tok, err := s.mint(tid, ev.client, r, req.resource, s.cfg.Now())
+			if err == nil {
+				return tok, nil
+			}
+			e = errService(err)
+			ev.diag.Check, ev.diag.Reason, ev.diag.Detail = "service", "signing the access token failed", err.Error()
+		}
+	}
+	if req.grantType == GrantTokenExchange && e.Err == errInvalidClient {
+		e.Err, e.Status = errInvalidRequest, 400 // RFC 8693 §2.2.2: an unacceptable subject_token is invalid_request
+	}
+	if ev.diag.Reason == "" {
+		ev.diag.Reason = e.Description
+		if e.Hint != "" {
+			ev.diag.Reason += " (" + e.Hint + ")"
+		}
+	}
+	if e.cause != nil && ev.diag.Detail == "" {
+		ev.diag.Detail = e.cause.Error()
+	}
+	rec.Reason = clip(ev.diag.Reason)
+	rec.Diagnosis = ev.diag.encode()
+	return nil, e
+}
 
-	a, e := parseAssertion(req.assertion)
+// evaluate runs every check of an assertion presented for clientID in a
+// tenant, stopping at the first failure but for one: when no credential
+// matches, it still checks the signature against the keys of the issuer
+// the nearest credential trusts, to learn whether the caller may be told
+// the difference. It fills ev and returns the public refusal, or nil.
+func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw string, ev *evaluation) *Error {
+	d := &ev.diag
+	fail := func(check string, e *Error) *Error {
+		d.Check = check
+		return e
+	}
+	a, e := parseAssertion(raw)
 	if e != nil {
-		return nil, e
+		return fail("assertion", e)
 	}
+	ev.a = a
+	d.Assertion = summarize(a)
 	cl := &a.claims
-	rec.Issuer, rec.Subject = cl.Issuer, cl.Subject
-	if cl.JTI != "" {
-		sum := sha256.Sum256([]byte(cl.JTI))
-		rec.JTIHash = hex.EncodeToString(sum[:])
-	}
 	for _, missing := range []struct{ name, value string }{{"iss", cl.Issuer}, {"sub", cl.Subject}} {
 		if missing.value == "" {
-			return nil, errMalformedJWT(fmt.Sprintf("The assertion has no %s claim.", missing.name))
+			return fail("assertion", errMalformedJWT(fmt.Sprintf("The assertion has no %s claim.", missing.name)))
 		}
 	}
 	if len(cl.Audience) == 0 {
-		return nil, errMalformedJWT("The assertion has no aud claim.")
+		return fail("assertion", errMalformedJWT("The assertion has no aud claim."))
 	}
 	if cl.IssuedAt == nil {
-		return nil, newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion has no 'iat' claim.")
+		return fail("time", newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion has no 'iat' claim."))
 	}
 	if cl.Expiry == nil {
-		return nil, errMalformedJWT("The assertion has no exp claim.")
-	}
-	if life := cl.Expiry.Sub(*cl.IssuedAt); life > maxAssertionLifetime {
-		return nil, newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; it must not exceed 25 hours.", life.Round(time.Second)).
-			withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)")
+		return fail("assertion", errMalformedJWT("The assertion has no exp claim."))
 	}
 	now := s.cfg.Now()
+	d.Time = &TimeCheck{Now: now.UTC().Format(time.RFC3339), Result: "valid"}
+	if life := cl.Expiry.Sub(*cl.IssuedAt); life > maxAssertionLifetime {
+		d.Time.Result = fmt.Sprintf("lifetime %s is over 25 h", life.Round(time.Second))
+		return fail("time", newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; it must not exceed 25 hours.", life.Round(time.Second)).
+			withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)"))
+	}
 	skew := s.cfg.ClockSkew
 	notBefore := *cl.IssuedAt
 	if cl.NotBefore != nil {
@@ -69,70 +139,114 @@ func (s *Service) exchange(ctx context.Context, tenantSeg string, req *tokenRequ
 		} else {
 			e.Hint = fmt.Sprintf("the assertion is valid only from %s: check the clocks of the issuer and this service", entraTime(notBefore))
 		}
-		return nil, e
+		d.Time.Result = e.Hint
+		return fail("time", e)
 	}
 	if s.isOwnToken(cl.Issuer, a.kid) {
-		return nil, newError(errInvalidClient, CodeEntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.").
-			withHint("send the platform's token (for example the Kubernetes service-account token file), not an access token from this service")
+		return fail("assertion", newError(errInvalidClient, CodeEntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.").
+			withHint("send the platform's token (for example the Kubernetes service-account token file), not an access token from this service"))
 	}
 
-	c := ti.clients[lowerASCII(req.clientID)]
+	c := ti.clients[lowerASCII(clientID)]
 	if c == nil {
-		return nil, errClientNotFound(req.clientID, tid)
+		d.Reason = fmt.Sprintf("client id %q (as sent) names no managed identity or application in tenant %s", clip(clientID), ti.tenant.ID)
+		return fail("client", errClientNotFound(clip(clientID), ti.tenant.ID).withHint("the client id is looked up in tenant %s only: check AZURE_CLIENT_ID and AZURE_TENANT_ID", ti.tenant.ID))
 	}
-	rec.ClientID = c.clientID
+	ev.client = c
+	d.Client = &ClientSummary{Kind: kindName(c), Name: c.name, ClientID: c.clientID}
 
-	cred, e := matchCredential(c, a)
-	if e != nil {
-		if req.grantType == GrantTokenExchange {
-			e.Err, e.Status = errInvalidRequest, 400 // RFC 8693 §2.2.2: an unacceptable subject_token is invalid_request
-		}
-		return nil, e
+	cred, matchErr, reason := matchCredential(c, a)
+	ev.cred = cred
+	keyIssuer := cl.Issuer
+	if matchErr != nil {
+		d.Check, d.Reason = "credential", reason
+		d.Credentials = explainCredentials(c, a)
+		keyIssuer = hintIssuer(c, cl.Issuer)
 	}
-	rec.CredentialName = cred.Name
-
-	key, err := s.cfg.Keys.Key(ctx, cl.Issuer, a.kid)
+	d.Key = &KeyCheck{Issuer: keyIssuer, KeyID: clip(a.kid)}
+	if keyIssuer == "" {
+		d.Key.Issuer = ""
+		d.Key.Result = "not checked: no credential of this client trusts the token's issuer (or one differing from it only by a trailing '/' or letter case), so its keys are never fetched"
+		return publicMatchError(matchErr, false, cl.Subject)
+	}
+	key, err := s.cfg.Keys.Key(ctx, keyIssuer, a.kid)
 	if err != nil {
+		d.Detail = err.Error()
+		var ke *Error
 		switch {
 		case errors.Is(err, ErrUnknownKID):
-			return nil, newError(errInvalidClient, CodeUnknownKID, "The key used to sign the client assertion (kid '%s') was not found among the signing keys published by issuer '%s'.", a.kid, cl.Issuer).withCause(err).
+			d.Key.Result = "kid not among the issuer's keys"
+			ke = newError(errInvalidClient, CodeUnknownKID, "The key used to sign the client assertion (kid '%s') was not found among the signing keys published by issuer '%s'.", clip(a.kid), clip(cl.Issuer)).withCause(err).
 				withHint("the issuer's JWKS does not list this kid: was its signing key rotated, or is the token from another cluster?")
 		case errors.Is(err, ErrIssuerMetadataInvalid):
-			return nil, errExternalOIDC(CodeExternalOIDCInvalid).withCause(err).withHint("%s", hintFromKeyError(err))
+			d.Key.Result = "keys unavailable: the issuer's metadata is invalid"
+			ke = errExternalOIDC(CodeExternalOIDCInvalid).withCause(err).withHint("%s", nextStep)
 		case ctx.Err() != nil:
-			return nil, errService(err)
+			d.Key.Result = "keys unavailable: the request ended first"
+			ke = errService(err)
 		default:
-			return nil, errExternalOIDC(CodeExternalOIDCFailed).withCause(err).withHint("%s", hintFromKeyError(err))
+			d.Key.Result = "keys unavailable: fetching the issuer's discovery document or keys failed"
+			ke = errExternalOIDC(CodeExternalOIDCFailed).withCause(err).withHint("%s", nextStep)
 		}
+		if matchErr != nil {
+			return publicMatchError(matchErr, false, cl.Subject)
+		}
+		d.Check, d.Reason = "keys", d.Key.Result
+		return ke
 	}
 	if _, err := a.jws.Verify(key); err != nil {
-		return nil, errMalformedJWT("The signature of the client assertion does not verify with the issuer's key.").withCause(err)
-	}
-
-	r := ti.lookupResource(req.resource)
-	if r == nil {
-		e := errResourceNotFound(req.resource, tid)
-		if req.grantType == GrantTokenExchange {
-			e.Err = errInvalidTarget
+		d.Key.Result = "signature does not verify"
+		if matchErr != nil {
+			return publicMatchError(matchErr, false, cl.Subject)
 		}
-		return nil, e
+		d.Check, d.Reason = "signature", "the assertion's signature does not verify with the issuer's key "+clip(a.kid)
+		return errMalformedJWT("The signature of the client assertion does not verify with the issuer's key.").withCause(err).
+			withHint("the token was not signed by the issuer's key for its kid, or was altered: send the platform's token file as it is")
 	}
-	rec.Resource = r.app.AppID
-	tok, err := s.mint(tid, c, r, req.resource, now)
-	if err != nil {
-		return nil, errService(err)
+	d.Key.Result = "signature verified"
+	if matchErr != nil {
+		ev.verified = true
+		if e := publicMatchError(matchErr, true, cl.Subject); e != nil {
+			e.Hint = reason
+			return e
+		}
 	}
-	return tok, nil
+	return nil
 }
 
-// hintFromKeyError gives the key source's reason (which URL failed and
-// why) as the hint; it names no secret.
-func hintFromKeyError(err error) string {
-	msg := err.Error()
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
+// hintIssuer is the issuer whose keys may verify an assertion that matched
+// no credential of c: the token's own issuer when some credential trusts
+// it, else a credential's issuer differing from it only by a trailing '/'
+// or letter case; "" when there is none (its keys are never fetched).
+func hintIssuer(c *client, iss string) string {
+	for i := range c.creds {
+		if c.creds[i].Issuer == iss {
+			return iss
+		}
 	}
-	return msg
+	for i := range c.creds {
+		f := c.creds[i].Issuer
+		if strings.TrimRight(f, "/") == strings.TrimRight(iss, "/") || strings.EqualFold(f, iss) {
+			return f
+		}
+	}
+	return ""
+}
+
+// publicMatchError is a credential mismatch as a caller may see it: with
+// the exact difference once its signature is verified (the hint is set by
+// the caller), else with a hint naming nothing configured — and the
+// subject-case code, which would confirm a configured subject to anyone,
+// only after verification.
+func publicMatchError(e *Error, verified bool, sub string) *Error {
+	if e == nil || verified {
+		return e
+	}
+	if e.Code == CodeSubjectCaseOnly {
+		e = errNoMatchingSubject(sub)
+	}
+	e.Hint = nextStep
+	return e
 }
 
 // isOwnToken reports whether an assertion was issued by this service: its

@@ -59,7 +59,7 @@ func (s *Service) tokenHandler(endpoint int) http.HandlerFunc {
 			req, e = parseTokenRequest(r.Header.Get("Content-Type"), body, r.URL.Query(), endpoint)
 		}
 		if req != nil {
-			rec.GrantType, rec.ClientID = req.grantType, req.clientID
+			rec.GrantType, rec.ClientID = clip(req.grantType), clip(req.clientID)
 			if correlationID == "" {
 				correlationID = req.clientRequestID
 			}
@@ -68,14 +68,15 @@ func (s *Service) tokenHandler(endpoint int) http.HandlerFunc {
 			correlationID = httpx.NewCorrelationID()
 		}
 		rec.CorrelationID = correlationID
-		if e == nil {
-			tok, e = s.exchange(r.Context(), r.PathValue("tenant"), req, &rec)
+		ti := s.dir.load().tenants[lowerASCII(r.PathValue("tenant"))]
+		switch {
+		case ti != nil:
+			rec.TenantID = ti.tenant.ID
+		case e == nil:
+			e = errTenantNotFound(clip(r.PathValue("tenant")))
 		}
-		if rec.TenantID == "" {
-			rec.TenantID = r.PathValue("tenant")
-			if len(rec.TenantID) > 64 {
-				rec.TenantID = rec.TenantID[:64]
-			}
+		if e == nil {
+			tok, e = s.exchange(r.Context(), ti, req, &rec)
 		}
 		grant := "unknown"
 		if req != nil {
@@ -83,14 +84,19 @@ func (s *Service) tokenHandler(endpoint int) http.HandlerFunc {
 		}
 		if e != nil {
 			rec.Result, rec.ErrorCode, rec.Error = store.AuditFailure, e.Code, e.Err
-			s.audit.add(rec)
+			if rec.Reason == "" {
+				rec.Reason = clip(e.Description)
+			}
 			s.metrics.observe(grant, store.AuditFailure, e.Code, time.Since(start))
-			s.log.LogAttrs(r.Context(), levelFor(e), "token request refused",
-				slog.String("correlation_id", correlationID), slog.String("tenant", rec.TenantID),
-				slog.String("client_id", rec.ClientID), slog.String("grant_type", grant),
-				slog.String("assertion_iss", rec.Issuer), slog.String("assertion_sub", rec.Subject),
-				slog.String("error", e.Err), slog.Int("code", e.Code), slog.String("hint", e.Hint),
-				slog.Any("cause", e.cause))
+			if s.unknown.record(ti, e.Code) {
+				s.audit.add(rec)
+				s.log.LogAttrs(r.Context(), levelFor(e), "token request refused",
+					slog.String("correlation_id", correlationID), slog.String("tenant", rec.TenantID),
+					slog.String("client_id", rec.ClientID), slog.String("grant_type", grant),
+					slog.String("assertion_iss", rec.Issuer), slog.String("assertion_sub", rec.Subject),
+					slog.String("error", e.Err), slog.Int("code", e.Code), slog.String("reason", rec.Reason),
+					slog.Any("cause", e.cause))
+			}
 			s.writeError(w, r, e, correlationID)
 			return
 		}
@@ -177,7 +183,7 @@ func (s *Service) metadataHandler(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ti := s.dir.load().tenants[lowerASCII(r.PathValue("tenant"))]
 		if ti == nil {
-			e := errTenantNotFound(r.PathValue("tenant"))
+			e := errTenantNotFound(clip(r.PathValue("tenant")))
 			e.Err = "invalid_tenant"
 			s.writeError(w, r, e, httpx.NewCorrelationID())
 			return
@@ -218,7 +224,7 @@ func (s *Service) metadataHandler(version int) http.HandlerFunc {
 func (s *Service) keysHandler(w http.ResponseWriter, r *http.Request) {
 	if t := r.PathValue("tenant"); t != "" && t != "common" && t != "organizations" {
 		if s.dir.load().tenants[lowerASCII(t)] == nil {
-			e := errTenantNotFound(t)
+			e := errTenantNotFound(clip(t))
 			e.Err = "invalid_tenant"
 			s.writeError(w, r, e, httpx.NewCorrelationID())
 			return

@@ -8,9 +8,11 @@ import (
 // matchCredential finds the federated credential of c that trusts the
 // assertion: issuer, audience and subject compared exactly and case-
 // sensitively (or the credential's claims expression). When none does, the
-// error says which part failed, as Entra's codes do, and the hint names the
-// nearest credential of this same client and the exact difference.
-func matchCredential(c *client, a *assertion) (*credential, *Error) {
+// error says which part failed, as Entra's codes do, in words that name
+// only what the caller sent; reason names the nearest credential of this
+// same client and the exact difference, for admins (and for the caller
+// once its signature is verified).
+func matchCredential(c *client, a *assertion) (cred *credential, e *Error, reason string) {
 	cl := &a.claims
 	var byIssuer []*credential
 	for i := range c.creds {
@@ -19,9 +21,7 @@ func matchCredential(c *client, a *assertion) (*credential, *Error) {
 		}
 	}
 	if len(byIssuer) == 0 {
-		e := newError(errInvalidClient, CodeNoMatchingIssuer, "No matching federated identity record found for presented assertion issuer '%s'. %s", cl.Issuer, ficDocs)
-		e.Hint = issuerHint(c, cl.Issuer)
-		return nil, e
+		return nil, errNoMatchingIssuer(cl.Issuer), issuerHint(c, cl.Issuer)
 	}
 	var byAudience []*credential
 	for _, f := range byIssuer {
@@ -30,35 +30,40 @@ func matchCredential(c *client, a *assertion) (*credential, *Error) {
 		}
 	}
 	if len(byAudience) == 0 {
-		e := newError(errInvalidClient, CodeNoMatchingAudience, "No matching federated identity record found for presented assertion audience '%s'. %s", strings.Join(cl.Audience, ","), ficDocs)
-		e.Hint = audienceHint(byIssuer, cl.Audience)
-		return nil, e
+		return nil, newError(errInvalidClient, CodeNoMatchingAudience, "No matching federated identity record found for presented assertion audience '%s'. %s", clip(strings.Join(cl.Audience, ",")), ficDocs),
+			audienceHint(byIssuer, cl.Audience)
 	}
 	for _, f := range byAudience {
 		if f.expr != nil {
 			if f.expr.Match(a.all) {
-				return f, nil
+				return f, nil, ""
 			}
 			continue
 		}
 		if f.Subject == cl.Subject {
-			return f, nil
+			return f, nil, ""
 		}
 	}
 	for _, f := range byAudience {
 		if f.expr == nil && strings.EqualFold(f.Subject, cl.Subject) {
-			return nil, newError(errInvalidClient, CodeSubjectCaseOnly, "No matching federated identity record found for presented assertion subject '%s'. The subject matches federated identity credential '%s' only when letter case is ignored; subjects are case-sensitive. %s", cl.Subject, f.Name, ficDocs).
-				withHint("subject differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, f.Subject, cl.Subject)
+			return nil, newError(errInvalidClient, CodeSubjectCaseOnly, "No matching federated identity record found for presented assertion subject '%s'. The subject matches a federated identity credential only when letter case is ignored; subjects are case-sensitive. %s", clip(cl.Subject), ficDocs),
+				fmt.Sprintf("subject differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, f.Subject, clip(cl.Subject))
 		}
 	}
-	e := newError(errInvalidClient, CodeNoMatchingSubject, "No matching federated identity record found for presented assertion subject '%s'. %s", cl.Subject, ficDocs)
-	e.Hint = subjectHint(byAudience, cl.Subject)
-	return nil, e
+	return nil, errNoMatchingSubject(cl.Subject), subjectHint(byAudience, cl.Subject)
+}
+
+func errNoMatchingIssuer(iss string) *Error {
+	return newError(errInvalidClient, CodeNoMatchingIssuer, "No matching federated identity record found for presented assertion issuer '%s'. %s", clip(iss), ficDocs)
+}
+
+func errNoMatchingSubject(sub string) *Error {
+	return newError(errInvalidClient, CodeNoMatchingSubject, "No matching federated identity record found for presented assertion subject '%s'. %s", clip(sub), ficDocs)
 }
 
 func issuerHint(c *client, iss string) string {
 	if len(c.creds) == 0 {
-		return fmt.Sprintf("the %s '%s' has no federated identity credentials: create one trusting issuer '%s'", kindName(c), c.name, iss)
+		return fmt.Sprintf("the %s '%s' has no federated identity credentials: create one trusting issuer '%s'", kindName(c), c.name, clip(iss))
 	}
 	norm := func(s string) string { return strings.TrimRight(s, "/") }
 	var best *credential
@@ -67,15 +72,15 @@ func issuerHint(c *client, iss string) string {
 		f := &c.creds[i]
 		switch {
 		case norm(f.Issuer) == norm(iss):
-			return fmt.Sprintf("issuer differs only by a trailing '/': credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, iss)
+			return fmt.Sprintf("issuer differs only by a trailing '/': credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, clip(iss))
 		case strings.EqualFold(f.Issuer, iss):
-			return fmt.Sprintf("issuer differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, iss)
+			return fmt.Sprintf("issuer differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, clip(iss))
 		}
 		if d := levenshtein(f.Issuer, iss); bestDist < 0 || d < bestDist {
 			best, bestDist = f, d
 		}
 	}
-	return fmt.Sprintf("no credential of %s '%s' trusts issuer '%s'; the nearest, '%s', trusts '%s'", kindName(c), c.name, iss, best.Name, best.Issuer)
+	return fmt.Sprintf("no credential of %s '%s' trusts issuer '%s'; the nearest, '%s', trusts '%s'", kindName(c), c.name, clip(iss), best.Name, best.Issuer)
 }
 
 func audienceHint(creds []*credential, auds []string) string {
@@ -83,14 +88,14 @@ func audienceHint(creds []*credential, auds []string) string {
 	for _, a := range auds {
 		for _, g := range creds {
 			if strings.EqualFold(g.Audience(), a) {
-				return fmt.Sprintf("audience differs only in letter case: credential '%s' expects '%s', the token has '%s'", g.Name, g.Audience(), a)
+				return fmt.Sprintf("audience differs only in letter case: credential '%s' expects '%s', the token has '%s'", g.Name, g.Audience(), clip(a))
 			}
 		}
 	}
 	if len(auds) == 0 {
 		return fmt.Sprintf("the token has no aud claim; credential '%s' expects audience '%s'", f.Name, f.Audience())
 	}
-	return fmt.Sprintf("another audience: credential '%s' expects '%s', the token's aud is '%s' (request the platform token with audience '%s')", f.Name, f.Audience(), strings.Join(auds, "','"), f.Audience())
+	return fmt.Sprintf("another audience: credential '%s' expects '%s', the token's aud is '%s' (request the platform token with audience '%s')", f.Name, f.Audience(), clip(strings.Join(auds, "','")), f.Audience())
 }
 
 // k8sSubject splits system:serviceaccount:<namespace>:<name>.
@@ -128,7 +133,7 @@ func subjectHint(creds []*credential, sub string) string {
 	case strings.TrimSpace(best.Subject) == strings.TrimSpace(sub):
 		return fmt.Sprintf("subject differs only in surrounding whitespace from credential '%s'", best.Name)
 	}
-	return fmt.Sprintf("the subject is '%s'; the nearest credential, '%s', expects '%s'", sub, best.Name, best.Subject)
+	return fmt.Sprintf("the subject is '%s'; the nearest credential, '%s', expects '%s'", clip(sub), best.Name, best.Subject)
 }
 
 func kindName(c *client) string {

@@ -55,7 +55,7 @@ func TestMatchCredential(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a := &assertion{claims: assertionClaims{Issuer: tc.iss, Subject: tc.sub, Audience: tc.aud}, all: map[string]any{"sub": tc.sub}}
-			got, e := matchCredential(tc.client, a)
+			got, e, reason := matchCredential(tc.client, a)
 			if tc.wantCode == 0 {
 				if e != nil {
 					t.Fatalf("refused: %v", e)
@@ -71,8 +71,11 @@ func TestMatchCredential(t *testing.T) {
 			if e.Code != tc.wantCode || e.Err != "invalid_client" || e.Status != 401 {
 				t.Fatalf("got %s AADSTS%d (%d), want invalid_client AADSTS%d (401)", e.Err, e.Code, e.Status, tc.wantCode)
 			}
-			if !strings.Contains(e.Hint, tc.wantHint) {
-				t.Fatalf("hint %q lacks %q", e.Hint, tc.wantHint)
+			if !strings.Contains(reason, tc.wantHint) {
+				t.Fatalf("reason %q lacks %q", reason, tc.wantHint)
+			}
+			if e.Hint != "" {
+				t.Fatalf("the public error carries a hint before any verification: %q", e.Hint)
 			}
 		})
 	}

@@ -87,6 +87,7 @@ type Service struct {
 	cfg     Config
 	dir     directoryCache
 	audit   *auditWriter
+	unknown *unknownRequests
 	metrics *metrics
 	log     *slog.Logger
 
@@ -141,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer)}
+	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), unknown: newUnknownRequests(cfg.Registerer, cfg.Logger)}
 	s.dir.store = cfg.Store
 	if err := s.dir.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("sts: %w", err)
