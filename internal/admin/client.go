@@ -279,6 +279,8 @@ func (c *Client) CreateAssignment(ctx context.Context, tid string, a AssignmentR
 // AuditQuery filters ListAudit.
 type AuditQuery struct {
 	ClientID, Result string
+	// CorrelationID finds the records of one exchange (wif audit explain).
+	CorrelationID string
 	Since, Until     time.Time
 	// Max bounds the records returned (0: 100).
 	Max int
@@ -292,6 +294,9 @@ func (c *Client) ListAudit(ctx context.Context, tid string, q AuditQuery) ([]Aud
 	}
 	if q.Result != "" {
 		v.Set("result", q.Result)
+	}
+	if q.CorrelationID != "" {
+		v.Set("correlationId", q.CorrelationID)
 	}
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339))

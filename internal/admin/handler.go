@@ -138,7 +138,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"POST", tenantPath + "/appRoleAssignments", ScopeAssignment, "Assign an app role (by ids or by names)", "Assignment", "Assignment", 201, h.postAssignment},
 		{"DELETE", tenantPath + "/appRoleAssignments/{assignmentId}", ScopeAssignment, "Remove an app role assignment", "", "", 204, h.deleteAssignment},
 
-		{"GET", tenantPath + "/auditLogs", ScopeAudit, "List audited token exchanges, newest first (filter by clientId, result, since, until)", "", "AuditList", 200, h.listAudit},
+		{"GET", tenantPath + "/auditLogs", ScopeAudit, "List audited token exchanges, newest first (filter by clientId, correlationId, result, since, until); refusals carry their reason and diagnosis", "", "AuditList", 200, h.listAudit},
 
 		{"GET", "/admin/directory", ScopeDirectory, "Export the whole directory as a document (YAML with Accept: application/yaml)", "", "Document", 200, h.exportDirectory},
 		{"POST", "/admin/directory", ScopeDirectory, "Apply a directory document (query: dryRun, prune); returns the plan", "Document", "ApplyResult", 200, h.applyDirectory},
@@ -1279,7 +1279,7 @@ func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	f := store.AuditFilter{TenantID: tid, ClientID: canonIfGUID(q.Get("clientId")), Result: q.Get("result"), After: q.Get("$skipToken")}
+	f := store.AuditFilter{TenantID: tid, ClientID: canonIfGUID(q.Get("clientId")), CorrelationID: q.Get("correlationId"), Result: q.Get("result"), After: q.Get("$skipToken")}
 	if f.Result != "" && f.Result != store.AuditSuccess && f.Result != store.AuditFailure {
 		return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "result must be %q or %q, not %q", store.AuditSuccess, store.AuditFailure, f.Result)
 	}
@@ -1307,9 +1307,19 @@ func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	apps, err := h.cfg.Store.ListApplications(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	uris := map[string]string{}
+	for _, a := range apps {
+		if len(a.IdentifierURIs) > 0 {
+			uris[lower(a.AppID)] = a.IdentifierURIs[0]
+		}
+	}
 	out := List[AuditResource]{Value: []AuditResource{}}
 	for _, a := range pg.Records {
-		out.Value = append(out.Value, auditResource(a))
+		out.Value = append(out.Value, auditResource(a, uris[lower(a.Resource)]))
 	}
 	if pg.NextCursor != "" {
 		out.NextLink = nextLink(r, pg.NextCursor)

@@ -1,12 +1,14 @@
 package admin
 
 import (
+	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 // Resource types as ARM names them.
@@ -180,12 +182,27 @@ type AuditResource struct {
 	Error          string    `json:"error,omitempty"`
 	CorrelationID  string    `json:"correlationId,omitempty"`
 	RemoteAddr     string    `json:"remoteAddr,omitempty"`
+	// ResourceURI is the resource application's first identifier URI
+	// (Resource is its appId).
+	ResourceURI string `json:"resourceUri,omitempty"`
+	// Reason is a refusal's one-line explanation.
+	Reason string `json:"reason,omitempty"`
+	// Diagnosis is a refusal's full explanation: what each check found.
+	Diagnosis *sts.Diagnosis `json:"diagnosis,omitempty"`
 }
 
-func auditResource(a store.AuditRecord) AuditResource {
-	return AuditResource{ID: a.ID, Time: a.Time.UTC(), TenantID: a.TenantID, ClientID: a.ClientID, CredentialName: a.CredentialName,
+func auditResource(a store.AuditRecord, resourceURI string) AuditResource {
+	r := AuditResource{ID: a.ID, Time: a.Time.UTC(), TenantID: a.TenantID, ClientID: a.ClientID, CredentialName: a.CredentialName,
 		GrantType: a.GrantType, Resource: a.Resource, Issuer: a.Issuer, Subject: a.Subject, JTIHash: a.JTIHash,
-		Result: a.Result, ErrorCode: a.ErrorCode, Error: a.Error, CorrelationID: a.CorrelationID, RemoteAddr: a.RemoteAddr}
+		Result: a.Result, ErrorCode: a.ErrorCode, Error: a.Error, CorrelationID: a.CorrelationID, RemoteAddr: a.RemoteAddr,
+		ResourceURI: resourceURI, Reason: a.Reason}
+	if a.Diagnosis != "" {
+		var d sts.Diagnosis
+		if json.Unmarshal([]byte(a.Diagnosis), &d) == nil {
+			r.Diagnosis = &d
+		}
+	}
+	return r
 }
 
 // List is a page of a collection, as ARM and Graph return it.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,13 +44,17 @@ func newAuditCommand(streams Streams) *cobra.Command {
 				rs = []admin.AuditResource{}
 			}
 			return af.print(streams.Out, rs, func() table {
-				t := table{headers: []string{"Time", "Result", "ClientId", "Resource", "Subject", "Error"}}
+				t := table{headers: []string{"Time", "Result", "ClientId", "Resource", "Subject", "Error", "Reason", "CorrelationId"}}
 				for _, r := range rs {
 					e := r.Error
 					if r.ErrorCode != 0 {
-						e = fmt.Sprintf("AADSTS%d: %s", r.ErrorCode, r.Error)
+						e = fmt.Sprintf("AADSTS%d %s", r.ErrorCode, r.Error)
 					}
-					t.rows = append(t.rows, []string{r.Time.UTC().Format(time.RFC3339), r.Result, r.ClientID, r.Resource, r.Subject, e})
+					res := r.Resource
+					if r.ResourceURI != "" {
+						res = r.ResourceURI
+					}
+					t.rows = append(t.rows, []string{r.Time.UTC().Format(time.RFC3339), r.Result, r.ClientID, res, r.Subject, e, r.Reason, r.CorrelationID})
 				}
 				return t
 			})
@@ -60,8 +66,138 @@ func newAuditCommand(streams Streams) *cobra.Command {
 	f.StringVar(&since, "since", "", "only exchanges since this time (RFC 3339) or duration ago (e.g. 1h)")
 	f.StringVar(&until, "until", "", "only exchanges until this time (RFC 3339) or duration ago")
 	f.IntVar(&q.Max, "top", 100, "at most this many records")
-	cmd.AddCommand(list)
+	cmd.AddCommand(list, newAuditExplain(streams, af))
 	return cmd
+}
+
+func newAuditExplain(streams Streams, af *adminFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "explain CORRELATION_ID",
+		Short: "Explain an exchange: what each check found and, for a refusal, the exact difference",
+		Long: `Explain an audited exchange, found by the correlation id its caller was given
+(the "Correlation ID" in every error the token endpoint returns): the
+assertion's claims, the identity, each federated credential's verdict on
+issuer, audience and subject (nearest first), the key and signature
+outcome, and the internal cause of a failure. Admins only: it names what
+is configured.`,
+		Example: `  wif audit explain 6e1b8d2c-0000-4000-8000-000000000001
+  wif audit explain 6e1b8d2c-0000-4000-8000-000000000001 -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			rs, err := c.ListAudit(ctx, tid, admin.AuditQuery{CorrelationID: args[0], Max: 20})
+			if err != nil {
+				return err
+			}
+			if len(rs) == 0 {
+				return fmt.Errorf("no audited exchange of tenant %s has correlation id %q (records are kept --audit-retention; requests naming an unknown tenant are not stored)", tid, args[0])
+			}
+			if af.output != "table" || af.query != "" {
+				return af.print(streams.Out, rs, nil)
+			}
+			for i, r := range rs {
+				if i > 0 {
+					fmt.Fprintln(streams.Out)
+				}
+				writeExplanation(streams.Out, r)
+			}
+			return nil
+		},
+	}
+}
+
+// writeExplanation renders one audited exchange for a person.
+func writeExplanation(w io.Writer, r admin.AuditResource) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	outcome := "token issued"
+	if r.Result == "failure" {
+		outcome = fmt.Sprintf("refused: AADSTS%d %s", r.ErrorCode, r.Error)
+	}
+	p("Exchange %s at %s: %s", r.CorrelationID, r.Time.UTC().Format(time.RFC3339), outcome)
+	d := r.Diagnosis
+	if d == nil {
+		if r.Reason != "" {
+			p("  Reason:    %s", r.Reason)
+		}
+		p("  Client:    %s", r.ClientID)
+		if r.CredentialName != "" {
+			p("  Credential: %s", r.CredentialName)
+		}
+		return
+	}
+	if d.Reason != "" {
+		p("  Reason:    %s", d.Reason)
+	}
+	if d.Check != "" {
+		p("  Failed:    the %s check", d.Check)
+	}
+	if c := d.Client; c != nil {
+		p("  Client:    %s %q (%s)", c.Kind, c.Name, c.ClientID)
+	} else if r.ClientID != "" {
+		p("  Client:    %s", r.ClientID)
+	}
+	if a := d.Assertion; a != nil {
+		p("  Assertion: iss %q", a.Issuer)
+		p("             sub %q", a.Subject)
+		p("             aud %q", strings.Join(a.Audience, `", "`))
+		p("             kid %q, iat %s, nbf %s, exp %s", a.KeyID, orDash(a.IssuedAt), orDash(a.NotBefore), orDash(a.Expiry))
+	}
+	if tc := d.Time; tc != nil {
+		p("  Time:      %s (checked at %s)", tc.Result, tc.Now)
+	}
+	if len(d.Credentials) > 0 {
+		p("  Credentials, nearest first:")
+		for _, c := range d.Credentials {
+			mark := "✗"
+			if c.Matched {
+				mark = "✓"
+			}
+			p("    %s %s", mark, c.Name)
+			p("        issuer   %-7s %q", verdict(c.IssuerResult), c.Issuer)
+			p("        audience %-7s %q", verdict(c.AudienceResult), c.Audience)
+			if c.Expression != "" {
+				p("        claims   %-7s %s", verdict(c.SubjectResult), c.Expression)
+			} else {
+				p("        subject  %-7s %q", verdict(c.SubjectResult), c.Subject)
+			}
+			for _, res := range []string{c.IssuerResult, c.AudienceResult, c.SubjectResult} {
+				if res != "match" {
+					p("        → %s", res)
+				}
+			}
+		}
+		if d.OmittedCredentials > 0 {
+			p("    (%d more credentials not shown)", d.OmittedCredentials)
+		}
+	}
+	if k := d.Key; k != nil {
+		where := ""
+		if k.Issuer != "" {
+			where = fmt.Sprintf(" (keys of %q, kid %q)", k.Issuer, k.KeyID)
+		}
+		p("  Key:       %s%s", k.Result, where)
+	}
+	if d.Detail != "" {
+		p("  Detail:    %s", d.Detail)
+	}
+}
+
+func verdict(res string) string {
+	if res == "match" {
+		return "ok"
+	}
+	return "differs"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // parseWhen reads an RFC 3339 time or a duration before now.

@@ -195,7 +195,7 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 		return ke
 	}
 	if _, err := a.jws.Verify(key); err != nil {
-		d.Key.Result = "signature does not verify"
+		d.Key.Result = "signature does not verify: the token was not signed with this issuer's key (forged, altered, or another issuer's)"
 		if matchErr != nil {
 			return publicMatchError(matchErr, false, cl.Subject)
 		}
