@@ -281,7 +281,7 @@ type AuditQuery struct {
 	ClientID, Result string
 	// CorrelationID finds the records of one exchange (wif audit explain).
 	CorrelationID string
-	Since, Until     time.Time
+	Since, Until  time.Time
 	// Max bounds the records returned (0: 100).
 	Max int
 }
