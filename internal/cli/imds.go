@@ -32,6 +32,7 @@ func newIMDSCommandWithEnv(streams Streams, lookup func(string) (string, bool)) 
 	var (
 		listen, identityHeader, clientID, tenantID, tokenFile, authorityHost, caFile, readyFile string
 		exchangeTimeout                                                                         time.Duration
+		allowedHosts                                                                            []string
 		allowNonLoopback                                                                        bool
 	)
 	cmd := &cobra.Command{
@@ -46,6 +47,7 @@ working on workload identity:
   IMDS:        GET http://<listen>/metadata/identity/oauth2/token?api-version=2018-02-01&resource=R
                header Metadata: true  (JS: AZURE_POD_IDENTITY_AUTHORITY_HOST=http://<listen>)
   App Service: IDENTITY_ENDPOINT=http://<listen>/msi/token  IDENTITY_HEADER=<--identity-header>
+               (and 2017-09-01, as az speaks it: MSI_ENDPOINT, header secret: MSI_SECRET)
 
 Tokens are cached per (client id, resource) until 5 minutes before expiry, and
 concurrent requests share one exchange. Configuration comes from the variables
@@ -97,6 +99,7 @@ WIF_<FLAG> override them.`,
 				Logger:          logger,
 				Metrics:         reg,
 				ExchangeTimeout: exchangeTimeout,
+				AllowedHosts:    allowedHosts,
 			})
 			if err != nil {
 				return err
@@ -120,7 +123,8 @@ WIF_<FLAG> override them.`,
 			fmt.Fprintf(streams.ErrOut, "wif imds: listening on %s, exchanging at %s as %s\n", base, sts.Endpoint(), who)
 			fmt.Fprintf(streams.ErrOut, "  IMDS:        AZURE_POD_IDENTITY_AUTHORITY_HOST=%s (path %s, header Metadata: true)\n", base, imds.IMDSTokenPath)
 			if identityHeader != "" {
-				fmt.Fprintf(streams.ErrOut, "  App Service: IDENTITY_ENDPOINT=%s%s and IDENTITY_HEADER set\n", base, imds.AppServiceTokenPath)
+				fmt.Fprintf(streams.ErrOut, "  App Service: IDENTITY_ENDPOINT=%s%s with IDENTITY_HEADER (2019-08-01), and MSI_ENDPOINT=%s%s with MSI_SECRET set to the same secret (2017-09-01: az, msrestazure)\n",
+					base, imds.AppServiceTokenPath, base, imds.AppServiceTokenPath)
 			} else {
 				fmt.Fprintf(streams.ErrOut, "  App Service: disabled (no --identity-header / IDENTITY_HEADER)\n")
 			}
@@ -137,6 +141,7 @@ WIF_<FLAG> override them.`,
 	f.StringVar(&caFile, "ca-file", "", "PEM file of CAs to trust for the token service, besides the system roots")
 	f.StringVar(&readyFile, "ready-file", "", "write the endpoint's base URL to this file once listening")
 	f.DurationVar(&exchangeTimeout, "exchange-timeout", stsclient.DefaultTimeout, "bound on one exchange at the token service")
+	f.StringSliceVar(&allowedHosts, "allowed-host", nil, "a DNS name accepted in the Host header besides IP literals and localhost (repeatable); any other name is refused, so a web page that rebinds its name to this address gets nothing")
 	f.BoolVar(&allowNonLoopback, "allow-non-loopback", false, "allow listening on a non-loopback address (anyone who can reach it can get the workload's tokens over IMDS)")
 	cmd.AddCommand(newIMDSProbeCommand(streams))
 	return cmd

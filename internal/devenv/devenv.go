@@ -143,10 +143,16 @@ func (e Env) Vars() [][2]string {
 		{"AZURE_CLIENT_ID", e.ClientID},
 		{"AZURE_FEDERATED_TOKEN_FILE", e.TokenFile},
 		{"SSL_CERT_FILE", e.CABundle},
+		// Python's requests (so azure-identity for Python, MSAL Python and
+		// the Azure CLI) ignores SSL_CERT_FILE and reads this.
+		{"REQUESTS_CA_BUNDLE", e.CABundle},
 		{"NODE_EXTRA_CA_CERTS", e.CAFile},
 	}
 	if e.IdentityEndpoint != "" {
-		v = append(v, [2]string{"IDENTITY_ENDPOINT", e.IdentityEndpoint}, [2]string{"IDENTITY_HEADER", e.IdentityHeader})
+		// Both of App Service's pairs, as App Service sets them: the
+		// 2019-08-01 one and the 2017-09-01 one az and msrestazure read.
+		v = append(v, [2]string{"IDENTITY_ENDPOINT", e.IdentityEndpoint}, [2]string{"IDENTITY_HEADER", e.IdentityHeader},
+			[2]string{"MSI_ENDPOINT", e.IdentityEndpoint}, [2]string{"MSI_SECRET", e.IdentityHeader})
 	}
 	if e.GatewayURL != "" {
 		v = append(v, [2]string{"WIF_GATEWAY_URL", e.GatewayURL})

@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -94,6 +95,10 @@ type Config struct {
 	ExchangeTimeout time.Duration
 	// MaxCacheEntries bounds the cache (default 256).
 	MaxCacheEntries int
+	// AllowedHosts are DNS names accepted in the Host header besides IP
+	// literals and localhost (e.g. a Service name, when the endpoint is
+	// reached as one). Anything else is refused: DNS rebinding.
+	AllowedHosts []string
 }
 
 // Server answers managed-identity token requests. It is an http.Handler;
@@ -108,6 +113,7 @@ type Server struct {
 	now             func() time.Time
 	refreshBefore   time.Duration
 	exchangeTimeout time.Duration
+	allowedHosts    []string
 
 	mux     *http.ServeMux
 	probes  *httpx.Probes
@@ -149,6 +155,9 @@ func New(cfg Config) (*Server, error) {
 		refreshBefore:   cfg.RefreshBefore,
 		exchangeTimeout: cfg.ExchangeTimeout,
 		probes:          &httpx.Probes{},
+	}
+	for _, h := range cfg.AllowedHosts {
+		s.allowedHosts = append(s.allowedHosts, strings.TrimSuffix(strings.ToLower(h), "."))
 	}
 	if s.appServiceOn {
 		s.identityHeader = sha256.Sum256([]byte(cfg.IdentityHeader))
@@ -203,6 +212,49 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// checkCaller refuses what a browser can send but a workload never does: a
+// Host that is a DNS name (a web page that rebinds its own name to this
+// address would send its name), and a request relayed by a proxy
+// (X-Forwarded-For or Forwarded, as GCP's metadata server refuses them).
+func (s *Server) checkCaller(r *http.Request) *apiError {
+	if len(r.Header.Values("X-Forwarded-For")) > 0 || len(r.Header.Values("Forwarded")) > 0 {
+		return &apiError{status: http.StatusBadRequest, code: "invalid_request",
+			desc: "requests with an X-Forwarded-For or Forwarded header are refused, as IMDS does: call the endpoint directly, not through a proxy"}
+	}
+	if !s.allowedHost(r.Host) {
+		return &apiError{status: http.StatusForbidden, code: "invalid_request",
+			desc: fmt.Sprintf("the Host %q is not accepted: call the endpoint by IP address (as IDENTITY_ENDPOINT and MSI_ENDPOINT name it), as localhost or as 169.254.169.254; a web page that renamed its host to this address (DNS rebinding) is refused this way", sanitize(r.Host, 100))}
+	}
+	return nil
+}
+
+// allowedHost reports whether a Host header names this endpoint the way a
+// workload does: an IP literal (the metadata address included), localhost,
+// or a name given in Config.AllowedHosts.
+func (s *Server) allowedHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" {
+		return true
+	}
+	for _, h := range s.allowedHosts {
+		if host == h {
+			return true
+		}
+	}
+	return false
+}
+
 // NewIdentityHeader returns a random IDENTITY_HEADER value (32 hex digits).
 func NewIdentityHeader() string {
 	var b [16]byte
@@ -228,7 +280,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.EqualFold(p, IMDSTokenPath):
 		s.serveToken(w, r, protoIMDS)
 	case strings.EqualFold(p, AppServiceTokenPath):
-		s.serveToken(w, r, protoAppService)
+		proto := protoAppService
+		switch {
+		case r.Method == http.MethodPost:
+			proto = protoMSIPost
+		case r.URL.Query().Get("api-version") == APIVersion2017:
+			proto = protoAppService2017
+		}
+		s.serveToken(w, r, proto)
 	case p == "/healthz" || p == "/readyz" || p == "/metrics":
 		s.mux.ServeHTTP(w, r)
 	case strings.EqualFold(p, "/metadata") || len(p) > len("/metadata/") && strings.EqualFold(p[:len("/metadata/")], "/metadata/"):
@@ -245,6 +304,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request, p protocol) {
+	if e := s.checkCaller(r); e != nil {
+		writeError(w, e)
+		s.metrics.requests.WithLabelValues(string(p), strconv.Itoa(e.status)).Inc()
+		return
+	}
 	status := s.token(w, r, p)
 	s.metrics.requests.WithLabelValues(string(p), strconv.Itoa(status)).Inc()
 }
@@ -255,22 +319,26 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, p protocol) int {
 		writeError(w, e)
 		return e.status
 	}
-	if p == protoAppService {
+	if p == protoAppService || p == protoAppService2017 {
+		header, variable := IdentityHeaderName, "IDENTITY_HEADER"
+		if p == protoAppService2017 {
+			header, variable = SecretHeaderName, "MSI_SECRET"
+		}
 		if !s.appServiceOn {
 			return fail(&apiError{status: http.StatusUnauthorized, code: "unauthorized",
 				desc: "the App Service endpoint is disabled: wif imds was started without an identity header (--identity-header or IDENTITY_HEADER), so no request can prove it comes from the workload"})
 		}
-		got := r.Header.Values(IdentityHeaderName)
+		got := r.Header.Values(header)
 		if len(got) == 0 {
 			return fail(&apiError{status: http.StatusUnauthorized, code: "unauthorized",
-				desc: "the " + IdentityHeaderName + " header is missing: send the value of IDENTITY_HEADER in it"})
+				desc: "the " + header + " header is missing: send the value of " + variable + " in it"})
 		}
 		// Compare digests so neither the content nor the length of the
 		// secret leaks through timing.
 		sum := sha256.Sum256([]byte(got[0]))
 		if len(got) != 1 || subtle.ConstantTimeCompare(sum[:], s.identityHeader[:]) != 1 {
 			return fail(&apiError{status: http.StatusUnauthorized, code: "unauthorized",
-				desc: "the " + IdentityHeaderName + " header does not match this endpoint's IDENTITY_HEADER"})
+				desc: "the " + header + " header does not match this endpoint's " + variable})
 		}
 	}
 	req, aerr := parseTokenRequest(r, p, s.clientID)

@@ -2,6 +2,7 @@ package imds
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,9 +14,21 @@ type protocol string
 
 const (
 	protoIMDS       protocol = "imds"       // GET /metadata/identity/oauth2/token, Metadata: true
-	protoAppService protocol = "appservice" // GET /msi/token, X-IDENTITY-HEADER
-	protoOther      protocol = "other"      // anything else (404)
+	protoAppService protocol = "appservice" // GET /msi/token?api-version=2019-08-01, X-IDENTITY-HEADER
+	// protoAppService2017 is App Service's older protocol, which az and
+	// every msrestazure client speak: GET $MSI_ENDPOINT?api-version=2017-09-01
+	// &resource=R[&clientid=ID], header secret: $MSI_SECRET.
+	protoAppService2017 protocol = "appservice2017"
+	// protoMSIPost is the form POST msrestazure sends to MSI_ENDPOINT
+	// outside App Service (the VM extension's and Cloud Shell's protocol):
+	// resource=R[&client_id=ID], header Metadata: true.
+	protoMSIPost protocol = "msipost"
+	protoOther   protocol = "other" // anything else (404)
 )
+
+// APIVersion2017 is the App Service protocol version that az and the
+// msrestazure library send.
+const APIVersion2017 = "2017-09-01"
 
 // Paths served.
 const (
@@ -32,7 +45,11 @@ const (
 const (
 	maxResourceLen = 1024
 	maxClientIDLen = 128
+	maxFormBody    = 16 << 10
 )
+
+// SecretHeaderName carries MSI_SECRET on App Service 2017-09-01 requests.
+const SecretHeaderName = "Secret"
 
 // tokenRequest is a parsed, validated token request.
 type tokenRequest struct {
@@ -47,34 +64,48 @@ type tokenRequest struct {
 var identityParams = []string{"object_id", "principal_id", "msi_res_id", "mi_res_id"}
 
 // singleParams may appear at most once.
-var singleParams = []string{"resource", "client_id", "api-version", "object_id", "principal_id", "msi_res_id", "mi_res_id"}
+var singleParams = []string{"resource", "client_id", "clientid", "api-version", "object_id", "principal_id", "msi_res_id", "mi_res_id"}
 
 // parseTokenRequest validates a token request's method, headers and query.
 // The App Service identity header is checked by the caller, before this.
 // configuredClientID is the workload's client id ("" = take client_id from
 // the request).
 func parseTokenRequest(r *http.Request, p protocol, configuredClientID string) (tokenRequest, *apiError) {
-	if r.Method != http.MethodGet {
+	want := http.MethodGet
+	if p == protoMSIPost {
+		want = http.MethodPost
+	}
+	if r.Method != want {
 		return tokenRequest{}, &apiError{status: http.StatusMethodNotAllowed, code: "invalid_request",
 			desc: fmt.Sprintf("method %s is not allowed on the token endpoint; use GET", sanitize(r.Method, 16))}
 	}
-	if p == protoIMDS {
+	if p == protoIMDS || p == protoMSIPost {
 		// Like IMDS itself: the header proves the caller meant to ask the
-		// metadata service, and a forwarded request is refused, so a
-		// server-side request forgery cannot obtain tokens.
+		// metadata service, so a server-side request forgery cannot obtain
+		// tokens (forwarded requests and foreign Host names are refused
+		// before, by checkCaller).
 		if v := r.Header.Values("Metadata"); len(v) != 1 || !strings.EqualFold(strings.TrimSpace(v[0]), "true") {
 			return tokenRequest{}, &apiError{status: http.StatusBadRequest, code: "invalid_request",
 				desc: "Required metadata header not specified: send the header 'Metadata: true' (it protects the endpoint from server-side request forgery)"}
-		}
-		if len(r.Header.Values("X-Forwarded-For")) > 0 {
-			return tokenRequest{}, &apiError{status: http.StatusBadRequest, code: "invalid_request",
-				desc: "requests with an X-Forwarded-For header are refused, as IMDS does: call the endpoint directly, not through a proxy"}
 		}
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return tokenRequest{}, &apiError{status: http.StatusBadRequest, code: "invalid_request",
 			desc: fmt.Sprintf("the query string is malformed (%v); send resource=<URL-encoded resource>", err)}
+	}
+	if p == protoMSIPost {
+		if q, err = readForm(r); err != nil {
+			return tokenRequest{}, &apiError{status: http.StatusBadRequest, code: "invalid_request",
+				desc: fmt.Sprintf("the request body is not a form of at most %d bytes (%v); send resource=<URL-encoded resource> as application/x-www-form-urlencoded", maxFormBody, err)}
+		}
+	}
+	if p == protoAppService2017 && q.Get("clientid") != "" {
+		if q.Get("client_id") != "" {
+			return tokenRequest{}, &apiError{status: http.StatusBadRequest, code: "invalid_request",
+				desc: "both clientid and client_id are given; give one"}
+		}
+		q.Set("client_id", q.Get("clientid"))
 	}
 	for _, name := range singleParams {
 		if n := len(q[name]); n > 1 {
@@ -161,4 +192,22 @@ func sanitize(s string, max int) string {
 		s = s[:max] + "..."
 	}
 	return strings.ToValidUTF8(s, "?")
+}
+
+// readForm reads a bounded application/x-www-form-urlencoded body.
+func readForm(r *http.Request) (url.Values, error) {
+	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+		return nil, fmt.Errorf("Content-Type is %q", sanitize(r.Header.Get("Content-Type"), 64))
+	}
+	if r.Body == nil {
+		return url.Values{}, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxFormBody+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxFormBody {
+		return nil, fmt.Errorf("it is larger")
+	}
+	return url.ParseQuery(string(body))
 }

@@ -48,7 +48,12 @@ type imdsToken struct {
 	TokenType    string `json:"token_type"`
 }
 
-// appServiceToken is the App Service (api-version 2019-08-01) token response.
+// appService2017Time is the layout of expires_on in App Service's
+// 2017-09-01 answers.
+const appService2017Time = "01/02/2006 15:04:05 -07:00"
+
+// appServiceToken is the App Service token response (api-version
+// 2019-08-01, and 2017-09-01 with expires_on as a date).
 type appServiceToken struct {
 	AccessToken string `json:"access_token"`
 	ExpiresOn   string `json:"expires_on"`
@@ -94,9 +99,17 @@ func writeToken(w http.ResponseWriter, p protocol, req tokenRequest, tok *stscli
 	if tokenType == "" {
 		tokenType = "Bearer"
 	}
-	if p == protoAppService {
+	switch p {
+	case protoAppService:
 		writeJSON(w, http.StatusOK, appServiceToken{
 			AccessToken: tok.AccessToken, ExpiresOn: expiresOn, Resource: req.resource,
+			TokenType: tokenType, ClientID: req.clientID,
+		})
+		return
+	case protoAppService2017:
+		// 2017-09-01 gives expires_on as a UTC date, "MM/DD/YYYY HH:MM:SS +00:00".
+		writeJSON(w, http.StatusOK, appServiceToken{
+			AccessToken: tok.AccessToken, ExpiresOn: tok.ExpiresOn.UTC().Format(appService2017Time), Resource: req.resource,
 			TokenType: tokenType, ClientID: req.clientID,
 		})
 		return

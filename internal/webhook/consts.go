@@ -53,6 +53,11 @@ const (
 	EnvAuthorityHost     = "AZURE_AUTHORITY_HOST"
 	EnvIdentityEndpoint  = "IDENTITY_ENDPOINT"
 	EnvIdentityHeader    = "IDENTITY_HEADER"
+	// EnvMSIEndpoint and EnvMSISecret are App Service's older pair (api-
+	// version 2017-09-01), which az and msrestazure clients read; App
+	// Service sets both pairs, to the same endpoint and secret.
+	EnvMSIEndpoint = "MSI_ENDPOINT"
+	EnvMSISecret   = "MSI_SECRET"
 	EnvProxyPort         = "PROXY_PORT"
 	VolumeNamePrefix     = "azure-workload-identity-reserved-"
 	TokenFileRelPath     = "token/azure-identity-token"

@@ -131,6 +131,8 @@ func (c *Config) Mutate(pod *corev1.Pod, namespace string, sa *corev1.ServiceAcc
 					addEnv(ct, []corev1.EnvVar{
 						{Name: EnvIdentityEndpoint, Value: sidecar.endpoint},
 						{Name: EnvIdentityHeader, Value: sidecar.header},
+						{Name: EnvMSIEndpoint, Value: sidecar.endpoint},
+						{Name: EnvMSISecret, Value: sidecar.header},
 					})
 				}
 			}

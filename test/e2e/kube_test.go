@@ -344,7 +344,8 @@ func TestKubernetes(t *testing.T) {
 		vol := webhook.VolumeName("sidecar")
 		check(t, "sidecar env", sc.Env, wantEnv(corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header}))
 		check(t, "sidecar mounts", sc.VolumeMounts, wantMount(vol))
-		appEnv := wantEnv(corev1.EnvVar{Name: "IDENTITY_ENDPOINT", Value: "http://127.0.0.1:8123/msi/token"}, corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header})
+		appEnv := wantEnv(corev1.EnvVar{Name: "IDENTITY_ENDPOINT", Value: "http://127.0.0.1:8123/msi/token"}, corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header},
+			corev1.EnvVar{Name: "MSI_ENDPOINT", Value: "http://127.0.0.1:8123/msi/token"}, corev1.EnvVar{Name: "MSI_SECRET", Value: header})
 		check(t, "init env", got.Spec.InitContainers[1].Env, appEnv)
 		check(t, "app env", got.Spec.Containers[0].Env, appEnv)
 		check(t, "containers", names(got.Spec.Containers), []string{"app"})
@@ -368,7 +369,8 @@ func TestKubernetes(t *testing.T) {
 		header := sc.Env[len(sc.Env)-1].Value
 		check(t, "sidecar env", sc.Env, append(append([]corev1.EnvVar(nil), legacyEnv...), corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header}))
 		check(t, "app env", got.Spec.Containers[1].Env, append(append([]corev1.EnvVar(nil), legacyEnv...),
-			corev1.EnvVar{Name: "IDENTITY_ENDPOINT", Value: "http://127.0.0.1:8000/msi/token"}, corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header}))
+			corev1.EnvVar{Name: "IDENTITY_ENDPOINT", Value: "http://127.0.0.1:8000/msi/token"}, corev1.EnvVar{Name: "IDENTITY_HEADER", Value: header},
+			corev1.EnvVar{Name: "MSI_ENDPOINT", Value: "http://127.0.0.1:8000/msi/token"}, corev1.EnvVar{Name: "MSI_SECRET", Value: header}))
 		// Init containers run before a regular sidecar: no IDENTITY_* there.
 		check(t, "init env", got.Spec.InitContainers[0].Env, legacyEnv)
 		check(t, "app mounts", got.Spec.Containers[1].VolumeMounts, []corev1.VolumeMount{{Name: vol, ReadOnly: true, MountPath: "/var/run/secrets/azure/tokens"}})
