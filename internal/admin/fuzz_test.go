@@ -66,6 +66,7 @@ func FuzzAdminJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		tg := targets[int(which)%len(targets)]
 		r := httptest.NewRequest(tg.method, tg.path, strings.NewReader(string(body)))
+		r.Header.Set("Content-Type", "application/json")
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code >= 500 {
@@ -104,7 +105,9 @@ func TestCannotDropAssignedRole(t *testing.T) {
 	h := fuzzHandler(t)
 	do := func(method, path, body string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(method, path, strings.NewReader(body)))
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(w, r)
 		return w
 	}
 	app := "/admin/tenants/" + fuzzTenant + "/applications/44444444-4444-4444-8444-444444444444"

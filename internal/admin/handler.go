@@ -203,6 +203,10 @@ func (h *Handler) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
 		defer func() { h.requests.WithLabelValues(opID, strconv.Itoa(w.status)).Inc() }()
+		if err := browserGuard(r, write, rt.request != ""); err != nil {
+			writeError(w, err)
+			return
+		}
 		op := Operation{Scope: rt.scope, Write: write, TenantID: r.PathValue("tenantId")}
 		if op.Scope == ScopeDirectory && r.Method == http.MethodPost && boolQuery(r, "dryRun") {
 			op.Write = false
@@ -225,6 +229,43 @@ func (h *Handler) wrap(rt route) http.Handler {
 	})
 }
 
+// browserGuard refuses what a web page in an admin's browser could make the
+// browser send (cross-site request forgery — above all against wif dev,
+// whose loopback admin API needs no token): a request whose Origin is not
+// this server's own, one a browser marks as cross-site, and a write whose
+// body is not declared JSON (or YAML for a directory document). A page can
+// send a "simple" POST without a preflight only as text/plain, form data
+// or no Content-Type at all; application/json makes the browser ask first,
+// and the API answers no preflight.
+func browserGuard(r *http.Request, write, hasBody bool) *apiError {
+	if o := r.Header.Get("Origin"); o != "" && o != "https://"+r.Host && o != "http://"+r.Host {
+		return errorf(http.StatusForbidden, CodeAuthorization, "cross-origin requests are refused: the admin API is for the wif CLI and API clients, not for web pages (Origin %q)", clipText(o, 100))
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return errorf(http.StatusForbidden, CodeAuthorization, "cross-site requests are refused: the admin API is for the wif CLI and API clients, not for web pages")
+	}
+	if !write || !hasBody {
+		return nil
+	}
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json") ||
+		(r.URL.Path == "/admin/directory" && (mt == "application/yaml" || mt == "application/x-yaml" || mt == "text/yaml"))) {
+		return nil
+	}
+	if ct == "" {
+		return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the request has no Content-Type: send the body as application/json (a directory document may also be application/yaml)")
+	}
+	return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the request body must be application/json (a directory document may also be application/yaml), not %q", clipText(ct, 100))
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 // statusWriter remembers the status code written, for metrics.
 type statusWriter struct {
 	http.ResponseWriter
@@ -243,12 +284,6 @@ func boolQuery(r *http.Request, name string) bool {
 
 // decode reads a JSON body strictly into v.
 func (h *Handler) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return errorf(http.StatusUnsupportedMediaType, CodeUnsupportedMedia, "the request body must be application/json, not %q", ct)
-		}
-	}
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
