@@ -47,17 +47,17 @@ const (
 
 // Names and paths of what is injected.
 const (
-	EnvClientID          = "AZURE_CLIENT_ID"
-	EnvTenantID          = "AZURE_TENANT_ID"
-	EnvFederatedToken    = "AZURE_FEDERATED_TOKEN_FILE" // #nosec G101 -- an env var name
-	EnvAuthorityHost     = "AZURE_AUTHORITY_HOST"
-	EnvIdentityEndpoint  = "IDENTITY_ENDPOINT"
-	EnvIdentityHeader    = "IDENTITY_HEADER"
+	EnvClientID         = "AZURE_CLIENT_ID"
+	EnvTenantID         = "AZURE_TENANT_ID"
+	EnvFederatedToken   = "AZURE_FEDERATED_TOKEN_FILE" // #nosec G101 -- an env var name
+	EnvAuthorityHost    = "AZURE_AUTHORITY_HOST"
+	EnvIdentityEndpoint = "IDENTITY_ENDPOINT"
+	EnvIdentityHeader   = "IDENTITY_HEADER"
 	// EnvMSIEndpoint and EnvMSISecret are App Service's older pair (api-
 	// version 2017-09-01), which az and msrestazure clients read; App
 	// Service sets both pairs, to the same endpoint and secret.
-	EnvMSIEndpoint = "MSI_ENDPOINT"
-	EnvMSISecret   = "MSI_SECRET"
+	EnvMSIEndpoint       = "MSI_ENDPOINT"
+	EnvMSISecret         = "MSI_SECRET"
 	EnvProxyPort         = "PROXY_PORT"
 	VolumeNamePrefix     = "azure-workload-identity-reserved-"
 	TokenFileRelPath     = "token/azure-identity-token"
