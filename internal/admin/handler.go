@@ -467,6 +467,11 @@ func (h *Handler) putTenant(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		// Every tenant has the admin resource, so its identities can be
+		// given admin roles and ask for tokens for it (az, the CLI).
+		if _, err := EnsureAdminApp(ctx, h.cfg.Store, tid); err != nil {
+			return err
+		}
 		return respond(w, http.StatusCreated, ETag(t.Version), tenantResource(t))
 	} else if err != nil {
 		return err

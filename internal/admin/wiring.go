@@ -51,17 +51,24 @@ type ServiceConfig struct {
 //		}})
 func NewForTokenService(c ServiceConfig) (*Handler, error) {
 	return NewHandler(Config{
-		Store: c.Store,
-		Authorizer: &TokenAuthorizer{
-			Verify:         NewVerifier(c.VerifySignature, Issuers(c.PublicURL, c.EntraIssuerNames), nil),
-			Directory:      c.Store,
-			AllowLoopback:  c.AllowLoopback,
-			OperatorTenant: c.OperatorTenant,
-		},
+		Store:      c.Store,
+		Authorizer: NewTokenAuthorizer(c),
 		OnChange:   c.OnChange,
 		Logger:     c.Logger,
 		Registerer: c.Registerer,
 	})
+}
+
+// NewTokenAuthorizer is the authorizer NewForTokenService uses, for other
+// surfaces of the token service that authenticate admin tokens the same
+// way (the Resource Manager endpoints).
+func NewTokenAuthorizer(c ServiceConfig) *TokenAuthorizer {
+	return &TokenAuthorizer{
+		Verify:         NewVerifier(c.VerifySignature, Issuers(c.PublicURL, c.EntraIssuerNames), nil),
+		Directory:      c.Store,
+		AllowLoopback:  c.AllowLoopback,
+		OperatorTenant: c.OperatorTenant,
+	}
 }
 
 var _ http.Handler = (*Handler)(nil)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
@@ -74,6 +75,11 @@ func Seed(ctx context.Context, st store.Store, issuerURL string) (SeedResult, er
 	res, err := apply.Apply(ctx, st, Document(tenantID, issuerURL), apply.Options{})
 	if err != nil {
 		return SeedResult{}, fmt.Errorf("seed the dev directory: %w", err)
+	}
+	// The admin resource, as every tenant has it: az asks for a token for
+	// it (the Resource Manager audience of /metadata/endpoints).
+	if _, err := admin.EnsureAdminApp(ctx, st, tenantID); err != nil {
+		return SeedResult{}, fmt.Errorf("seed: %w", err)
 	}
 	mis, err := st.ListManagedIdentities(ctx, tenantID, store.IdentityFilter{ResourceGroup: ResourceGroup})
 	if err != nil {

@@ -576,6 +576,22 @@ func TestDiscovery(t *testing.T) {
 	if st != 200 || m["issuer"] != base+"/" || m["token_endpoint"] != base+"/oauth2/token" {
 		t.Errorf("v1 metadata: %d %v", st, m)
 	}
+	// The multi-tenant documents, as Entra serves them: {tenantid} in the
+	// issuer, the segment itself in the endpoints.
+	for _, seg := range []string{"common", "organizations", "consumers"} {
+		st, m = get("/" + seg + "/v2.0/.well-known/openid-configuration")
+		if st != 200 || m["issuer"] != env.URL+"/{tenantid}/v2.0" || m["token_endpoint"] != env.URL+"/"+seg+"/oauth2/v2.0/token" ||
+			m["jwks_uri"] != env.URL+"/"+seg+"/discovery/v2.0/keys" || m["authorization_endpoint"] != env.URL+"/"+seg+"/oauth2/v2.0/authorize" {
+			t.Errorf("%s v2 metadata: %d %v", seg, st, m)
+		}
+		st, m = get("/" + seg + "/.well-known/openid-configuration")
+		if st != 200 || m["issuer"] != env.URL+"/{tenantid}/" || m["token_endpoint"] != env.URL+"/"+seg+"/oauth2/token" {
+			t.Errorf("%s v1 metadata: %d %v", seg, st, m)
+		}
+		if st, m = get("/" + seg + "/discovery/v2.0/keys"); st != 200 || m["keys"] == nil {
+			t.Errorf("%s keys: %d %v", seg, st, m)
+		}
+	}
 	st, m = get("/common/discovery/instance?api-version=1.1&authorization_endpoint=" + url.QueryEscape(base+"/oauth2/v2.0/authorize"))
 	if st != 200 || m["tenant_discovery_endpoint"] != base+"/v2.0/.well-known/openid-configuration" || m["api-version"] != "1.1" {
 		t.Errorf("instance discovery: %d %v", st, m)

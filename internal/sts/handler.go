@@ -181,15 +181,25 @@ type metadata struct {
 
 func (s *Service) metadataHandler(version int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		ti := s.dir.load().tenants[lowerASCII(r.PathValue("tenant"))]
-		if ti == nil {
-			e := errTenantNotFound(clip(r.PathValue("tenant")))
-			e.Err = "invalid_tenant"
-			s.writeError(w, r, e, httpx.NewCorrelationID())
-			return
+		seg := r.PathValue("tenant")
+		// /common, /organizations and /consumers answer as Entra's do:
+		// their issuer holds the placeholder {tenantid} (MSAL and az ask
+		// for them before they know the tenant).
+		tid := ""
+		switch lowerASCII(seg) {
+		case "common", "organizations", "consumers":
+			seg, tid = lowerASCII(seg), "{tenantid}"
+		default:
+			ti := s.dir.load().tenants[lowerASCII(seg)]
+			if ti == nil {
+				e := errTenantNotFound(clip(seg))
+				e.Err = "invalid_tenant"
+				s.writeError(w, r, e, httpx.NewCorrelationID())
+				return
+			}
+			seg, tid = ti.tenant.ID, ti.tenant.ID
 		}
-		tid := ti.tenant.ID
-		base := s.cfg.PublicURL + "/" + tid
+		base := s.cfg.PublicURL + "/" + seg
 		host := strings.TrimPrefix(s.cfg.PublicURL, "https://")
 		m := metadata{
 			TokenEndpointAuthMethodsSupported: []string{"private_key_jwt"},
@@ -222,7 +232,7 @@ func (s *Service) metadataHandler(version int) http.HandlerFunc {
 }
 
 func (s *Service) keysHandler(w http.ResponseWriter, r *http.Request) {
-	if t := r.PathValue("tenant"); t != "" && t != "common" && t != "organizations" {
+	if t := r.PathValue("tenant"); t != "" && t != "common" && t != "organizations" && t != "consumers" {
 		if s.dir.load().tenants[lowerASCII(t)] == nil {
 			e := errTenantNotFound(clip(t))
 			e.Err = "invalid_tenant"

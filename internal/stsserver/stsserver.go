@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/arm"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/store"
@@ -156,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // mountAdmin adds the admin API, authorised by tokens of this same
 // service for api://wif-admin.
 func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Service, reg prometheus.Registerer) error {
-	ah, err := admin.NewForTokenService(admin.ServiceConfig{
+	sc := admin.ServiceConfig{
 		Store: cfg.Store, PublicURL: cfg.PublicURL, EntraIssuerNames: cfg.EntraIssuerNames,
 		VerifySignature: keys.Verify, OperatorTenant: cfg.AdminOperatorTenant, AllowLoopback: cfg.AdminAllowLoopback,
 		OnChange: func() {
@@ -165,11 +166,19 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 			}
 		},
 		Logger: cfg.Logger, Registerer: reg,
-	})
+	}
+	ah, err := admin.NewForTokenService(sc)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
 	}
 	ah.Mount(mux)
+	// Resource Manager's discovery surface on the same host, authenticated
+	// as the admin API is: what az and the Terraform providers read first.
+	rm, err := arm.New(arm.Config{Store: cfg.Store, Identify: admin.NewTokenAuthorizer(sc), PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	rm.Mount(mux)
 	return nil
 }
 

@@ -1,0 +1,273 @@
+// Package arm serves the part of Azure Resource Manager's surface that
+// Azure tools need before they manage anything, on the token service's own
+// host: the cloud's endpoint metadata (GET /metadata/endpoints, which
+// `az cloud register --endpoint-resource-manager` and the Terraform
+// providers' environment loader read), and the subscriptions and tenants
+// the caller's token may see (GET /subscriptions, GET /tenants, which
+// `az login` lists). Requests are authenticated as the admin API's are
+// (bearer tokens of this service for api://wif-admin, the cloud's
+// Resource Manager audience), what each caller sees follows its admin
+// roles, and errors have ARM's shape.
+package arm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/httpx"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// Audience is the Resource Manager audience the metadata names: tokens for
+// it are the admin API's tokens.
+const Audience = admin.AdminResource
+
+// CloudName is the name wif's cloud metadata gives itself.
+const CloudName = "wif"
+
+// Identifier authenticates a request (admin.TokenAuthorizer.Identify).
+type Identifier interface {
+	Identify(r *http.Request) (admin.Caller, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	// Store is the directory (required).
+	Store store.DirectoryStore
+	// Identify authenticates callers (required).
+	Identify Identifier
+	// PublicURL is the token service's URL, the login endpoint and the
+	// Resource Manager endpoint at once (no trailing '/').
+	PublicURL string
+	Logger    *slog.Logger
+}
+
+// Handler serves the endpoints.
+type Handler struct{ cfg Config }
+
+// New checks cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Store == nil || cfg.Identify == nil || cfg.PublicURL == "" {
+		return nil, errors.New("arm: Store, Identify and PublicURL are required")
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// Mount registers the endpoints on mux.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("GET /metadata/endpoints", h.endpoints)
+	mux.HandleFunc("GET /subscriptions", h.subscriptions)
+	mux.HandleFunc("GET /tenants", h.tenants)
+}
+
+// listForm reports whether a metadata API version answers a list of clouds
+// (2019-05-01 and later); older ones (2015-01-01, which az sends) answer
+// one object.
+func listForm(version string) bool { return version >= "2019-05-01" }
+
+// authentication is the metadata's authentication block.
+type authentication struct {
+	LoginEndpoint    string   `json:"loginEndpoint"`
+	Audiences        []string `json:"audiences"`
+	Tenant           string   `json:"tenant,omitempty"`
+	IdentityProvider string   `json:"identityProvider,omitempty"`
+}
+
+func (h *Handler) endpoints(w http.ResponseWriter, r *http.Request) {
+	version, ok := apiVersion(w, r)
+	if !ok {
+		return
+	}
+	base := h.cfg.PublicURL + "/"
+	if !listForm(version) {
+		// The 2015-01-01 shape msrestazure reads in az cloud register.
+		writeJSON(w, r, http.StatusOK, map[string]any{
+			"galleryEndpoint": "",
+			"graphEndpoint":   base,
+			"portalEndpoint":  "",
+			"authentication":  authentication{LoginEndpoint: base, Audiences: []string{Audience}},
+		})
+		return
+	}
+	writeJSON(w, r, http.StatusOK, []map[string]any{{
+		"name":                     CloudName,
+		"resourceManager":          base,
+		"authentication":           authentication{LoginEndpoint: base, Audiences: []string{Audience}, Tenant: "common", IdentityProvider: "AAD"},
+		"graph":                    base,
+		"graphAudience":            base,
+		"microsoftGraphResourceId": base,
+		"portal":                   "",
+		"suffixes":                 map[string]string{},
+	}})
+}
+
+// subscription is ARM's subscription object.
+type subscription struct {
+	ID                   string            `json:"id"`
+	AuthorizationSource  string            `json:"authorizationSource"`
+	ManagedByTenants     []string          `json:"managedByTenants"`
+	SubscriptionID       string            `json:"subscriptionId"`
+	TenantID             string            `json:"tenantId"`
+	DisplayName          string            `json:"displayName"`
+	State                string            `json:"state"`
+	SubscriptionPolicies map[string]string `json:"subscriptionPolicies"`
+}
+
+type count struct {
+	Type  string `json:"type"`
+	Value int    `json:"value"`
+}
+
+// subscriptions lists the subscriptions of the caller's tenant that hold
+// its managed identities, when the caller may read them (an admin role in
+// that tenant); empty otherwise — a valid answer (az login then needs
+// --allow-no-subscriptions).
+func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
+	if _, ok := apiVersion(w, r); !ok {
+		return
+	}
+	c, ok := h.identify(w, r)
+	if !ok {
+		return
+	}
+	tenants, err := h.visibleTenants(r, c)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := []subscription{}
+	for _, t := range tenants {
+		mis, err := h.cfg.Store.ListManagedIdentities(r.Context(), t.ID, store.IdentityFilter{})
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		seen := map[string]bool{}
+		for _, m := range mis {
+			if seen[m.SubscriptionID] {
+				continue
+			}
+			seen[m.SubscriptionID] = true
+			out = append(out, subscription{
+				ID: "/subscriptions/" + m.SubscriptionID, AuthorizationSource: "RoleBased", ManagedByTenants: []string{},
+				SubscriptionID: m.SubscriptionID, TenantID: t.ID, DisplayName: t.DisplayName + " " + m.SubscriptionID[:8], State: "Enabled",
+				SubscriptionPolicies: map[string]string{"locationPlacementId": "Public_2014-09-01", "quotaId": "Internal_2014-09-01", "spendingLimit": "Off"},
+			})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TenantID+out[i].SubscriptionID < out[j].TenantID+out[j].SubscriptionID })
+	writeJSON(w, r, http.StatusOK, map[string]any{"value": out, "count": count{Type: "Total", Value: len(out)}})
+}
+
+// tenants lists the caller's tenant (every tenant for an operator admin or
+// wif dev's loopback caller).
+func (h *Handler) tenants(w http.ResponseWriter, r *http.Request) {
+	if _, ok := apiVersion(w, r); !ok {
+		return
+	}
+	c, ok := h.identify(w, r)
+	if !ok {
+		return
+	}
+	var ts []directory.Tenant
+	if c.Unrestricted || c.Operator && admin.Allowed(c.Roles, c.TenantID, true, admin.Operation{Scope: admin.ScopeTenant}) == nil {
+		all, err := h.cfg.Store.ListTenants(r.Context())
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		ts = all
+	} else if t, err := h.cfg.Store.GetTenant(r.Context(), c.TenantID); err == nil {
+		ts = []directory.Tenant{t}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		h.fail(w, r, err)
+		return
+	}
+	out := []map[string]any{}
+	for _, t := range ts {
+		out = append(out, map[string]any{"id": "/tenants/" + t.ID, "tenantId": t.ID, "tenantCategory": "Home", "displayName": t.DisplayName, "domains": []string{}})
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"value": out, "count": count{Type: "Total", Value: len(out)}})
+}
+
+// visibleTenants are the tenants whose subscriptions the caller may see:
+// its own, when it may read managed identities there (every tenant for wif
+// dev's loopback caller).
+func (h *Handler) visibleTenants(r *http.Request, c admin.Caller) ([]directory.Tenant, error) {
+	if c.Unrestricted {
+		return h.cfg.Store.ListTenants(r.Context())
+	}
+	if admin.Allowed(c.Roles, c.TenantID, c.Operator, admin.Operation{Scope: admin.ScopeIdentity, TenantID: c.TenantID}) != nil {
+		return nil, nil
+	}
+	t, err := h.cfg.Store.GetTenant(r.Context(), c.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []directory.Tenant{t}, nil
+}
+
+func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (admin.Caller, bool) {
+	c, err := h.cfg.Identify.Identify(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer authorization_uri="%s/common/oauth2/authorize", error="invalid_token", error_description="the access token is missing or invalid"`, h.cfg.PublicURL))
+		writeError(w, r, http.StatusUnauthorized, "AuthenticationFailed", strings.TrimPrefix(err.Error(), admin.ErrUnauthenticated.Error()+": "))
+		return admin.Caller{}, false
+	}
+	return c, true
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, http.StatusServiceUnavailable, "ServiceUnavailable", "the directory is unavailable; retry after a short wait")
+		return
+	}
+	h.cfg.Logger.Error("resource manager request failed", "path", r.URL.Path, "error", err)
+	writeError(w, r, http.StatusInternalServerError, "InternalServerError", "the request failed; see the server log")
+}
+
+// apiVersion requires the api-version query parameter, as ARM does.
+func apiVersion(w http.ResponseWriter, r *http.Request) (string, bool) {
+	v := r.URL.Query().Get("api-version")
+	if v == "" {
+		writeError(w, r, http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+		return "", false
+	}
+	return v, true
+}
+
+func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	writeJSON(w, r, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// writeJSON writes v with ARM's request id headers (the caller's
+// x-ms-correlation-request-id echoed when it is sane).
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	h := w.Header()
+	id := httpx.NewCorrelationID()
+	corr := r.Header.Get("x-ms-correlation-request-id")
+	if !directory.IsGUID(corr) {
+		corr = id
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("x-ms-request-id", id)
+	h.Set("x-ms-correlation-request-id", corr)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
