@@ -166,7 +166,9 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 			})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].TenantID+out[i].SubscriptionID < out[j].TenantID+out[j].SubscriptionID })
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].TenantID+out[i].SubscriptionID < out[j].TenantID+out[j].SubscriptionID
+	})
 	writeJSON(w, r, http.StatusOK, map[string]any{"value": out, "count": count{Type: "Total", Value: len(out)}})
 }
 
