@@ -212,8 +212,14 @@ func TestUnknownRequestsAreCountedNotStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	unknown := 0
+	unknown, largest := 0, 0
 	for _, r := range page.Records {
+		size := 0
+		for _, f := range []string{r.ID, r.TenantID, r.ClientID, r.CredentialName, r.GrantType, r.Resource, r.Issuer, r.Subject, r.JTIHash,
+			r.Result, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis} {
+			size += len(f)
+		}
+		largest = max(largest, size)
 		if r.ErrorCode == sts.CodeClientNotFound {
 			unknown++
 		}
@@ -229,6 +235,12 @@ func TestUnknownRequestsAreCountedNotStored(t *testing.T) {
 			t.Fatalf("a diagnosis is %d bytes", len(r.Diagnosis))
 		}
 	}
+	// The README's bound: a stored refusal is at most 6 KiB, whatever the
+	// caller sent (64 KiB bodies here).
+	if largest > 6<<10 {
+		t.Errorf("the largest stored refusal is %d bytes, over the 6 KiB bound", largest)
+	}
+	t.Logf("largest stored refusal: %d bytes", largest)
 	// At most the sampler's burst (60) of 300 unknown-client refusals.
 	if unknown == 0 || unknown > 61 {
 		t.Errorf("%d unknown-client refusals stored of 300", unknown)
