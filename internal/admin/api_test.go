@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -411,6 +412,18 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 				t.Errorf("operationId %q of %s %s is empty or also used by %s", op.OperationID, method, path, prev)
 			}
 			ids[op.OperationID] = method + " " + path
+		}
+	}
+	// Every schema reference resolves.
+	var whole struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	_ = json.Unmarshal(r.body, &whole)
+	for _, m := range regexp.MustCompile(`"#/components/schemas/([A-Za-z]+)"`).FindAllStringSubmatch(string(r.body), -1) {
+		if _, ok := whole.Components.Schemas[m[1]]; !ok {
+			t.Errorf("the OpenAPI document refers to schema %s, which it does not define", m[1])
 		}
 	}
 	for _, p := range h.Patterns() {

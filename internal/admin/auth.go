@@ -52,6 +52,9 @@ const (
 	ScopeIdentCred  Scope = "identityCredential"
 	ScopeAssignment Scope = "appRoleAssignment"
 	ScopeAudit      Scope = "audit"
+	// ScopeKeys is the token service's signing keys: the whole
+	// installation's, so only the operator tenant's directory admins.
+	ScopeKeys Scope = "signingKeys"
 )
 
 // Operation is one admin request as the authorizer sees it.
@@ -87,6 +90,8 @@ type Caller struct {
 	// OperatorTenant is the installation's operator tenant ("" if none),
 	// to judge what other identities' roles are worth.
 	OperatorTenant string
+	// ClientID is the token's client (appid/azp), for the audit log.
+	ClientID string
 }
 
 // Claims are the claims of an admin token the authorizer uses.
@@ -204,7 +209,7 @@ func (a *TokenAuthorizer) Identify(r *http.Request) (Caller, error) {
 		return Caller{}, fmt.Errorf("%w: the bearer token's audience %q is not %s: ask for scope %s/.default", ErrUnauthenticated, c.Audience, AdminResource, AdminResource)
 	}
 	operator := a.OperatorTenant != "" && strings.EqualFold(c.TenantID, a.OperatorTenant)
-	return Caller{TenantID: c.TenantID, Operator: operator, Roles: c.Roles, OperatorTenant: a.OperatorTenant}, nil
+	return Caller{TenantID: c.TenantID, Operator: operator, Roles: c.Roles, OperatorTenant: a.OperatorTenant, ClientID: c.ClientID()}, nil
 }
 
 func (a *TokenAuthorizer) audienceOK(ctx context.Context, c Claims) bool {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wif-project/wif/internal/jose"
 	"io"
 	"net/http"
 	"net/url"
@@ -370,4 +371,36 @@ func (c *Client) PutAppCredential(ctx context.Context, tid, appID string, f AppC
 func (c *Client) DeleteAppCredential(ctx context.Context, tid, appID, name string) error {
 	_, err := c.Do(ctx, http.MethodDelete, appCredPath(tid, appID, name), nil, nil, nil)
 	return err
+}
+
+// ListKeys lists the token service's signing keys.
+func (c *Client) ListKeys(ctx context.Context) ([]jose.KeyInfo, error) {
+	var out KeyList
+	_, err := c.Do(ctx, http.MethodGet, "/admin/signingKeys", nil, nil, &out)
+	return out.Value, err
+}
+
+// RotateKey starts a key rotation now (immediate: the new key signs at once).
+func (c *Client) RotateKey(ctx context.Context, immediate bool) (jose.KeyInfo, error) {
+	var out jose.KeyInfo
+	path := "/admin/signingKeys/rotate"
+	if immediate {
+		path += "?immediate=true"
+	}
+	_, err := c.Do(ctx, http.MethodPost, path, nil, nil, &out)
+	return out, err
+}
+
+// RetireKey retires a signing key: no longer published, its tokens refused.
+func (c *Client) RetireKey(ctx context.Context, kid string) (jose.KeyInfo, error) {
+	var out jose.KeyInfo
+	_, err := c.Do(ctx, http.MethodPost, "/admin/signingKeys/"+url.PathEscape(kid)+"/retire", nil, nil, &out)
+	return out, err
+}
+
+// RewrapKeys seals every signing key anew with the key-encryption key kekID.
+func (c *Client) RewrapKeys(ctx context.Context, kekID string) (jose.RewrapResult, error) {
+	var out jose.RewrapResult
+	_, err := c.Do(ctx, http.MethodPost, "/admin/signingKeys/rewrap", nil, RewrapRequest{KEKID: kekID}, &out)
+	return out, err
 }

@@ -54,6 +54,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Registerer receives the API's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// Keys operates the token service's signing keys (nil: the key
+	// endpoints answer 501).
+	Keys KeyOperator
 }
 
 // Handler serves the admin API under /admin/.
@@ -139,6 +142,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"DELETE", tenantPath + "/appRoleAssignments/{assignmentId}", ScopeAssignment, "Remove an app role assignment", "", "", 204, h.deleteAssignment},
 
 		{"GET", tenantPath + "/auditLogs", ScopeAudit, "List audited token exchanges, newest first (filter by clientId, correlationId, result, since, until); refusals carry their reason and diagnosis", "", "AuditList", 200, h.listAudit},
+
+		{"GET", "/admin/signingKeys", ScopeKeys, "List the token service's signing keys (state: next, active, retiring, retired)", "", "KeyInfoList", 200, h.listKeys},
+		{"POST", "/admin/signingKeys/rotate", ScopeKeys, "Start a key rotation now: a next key is published at once and signs after the pre-publication period, or at once with immediate=true", "", "KeyInfo", 201, h.rotateKey},
+		{"POST", "/admin/signingKeys/{kid}/retire", ScopeKeys, "Retire a signing key: no longer published, tokens it signed are refused", "", "KeyInfo", 200, h.retireKey},
+		{"POST", "/admin/signingKeys/rewrap", ScopeKeys, "Seal every signing key anew with the key-encryption key the server seals with (kekId)", "RewrapRequest", "RewrapResult", 200, h.rewrapKeys},
 
 		{"GET", "/admin/directory", ScopeDirectory, "Export the whole directory as a document (YAML with Accept: application/yaml)", "", "Document", 200, h.exportDirectory},
 		{"POST", "/admin/directory", ScopeDirectory, "Apply a directory document (query: dryRun, prune); returns the plan", "Document", "ApplyResult", 200, h.applyDirectory},

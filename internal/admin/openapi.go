@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/jose"
 )
 
 // schemaTypes names the OpenAPI component schemas, generated from the wire
@@ -22,6 +23,9 @@ func schemaTypes() map[string]reflect.Type {
 		"Audit":              reflect.TypeFor[AuditResource](),
 		"Document":           reflect.TypeFor[apply.Document](),
 		"ApplyResult":        reflect.TypeFor[ApplyResult](),
+		"KeyInfo":            reflect.TypeFor[jose.KeyInfo](),
+		"RewrapRequest":      reflect.TypeFor[RewrapRequest](),
+		"RewrapResult":       reflect.TypeFor[jose.RewrapResult](),
 		"Error":              reflect.TypeFor[ErrorBody](),
 	}
 }
@@ -123,7 +127,7 @@ func ref(name string) map[string]any { return map[string]any{"$ref": "#/componen
 
 func responseSchema(name string) map[string]any {
 	if item, ok := strings.CutSuffix(name, "List"); ok {
-		if item == "Tenant" || item == "Application" || item == "Identity" || item == "IdentityCredential" || item == "AppCredential" || item == "Assignment" || item == "Audit" {
+		if _, known := schemaTypes()[item]; known {
 			return map[string]any{"type": "object", "properties": map[string]any{
 				"value":    map[string]any{"type": "array", "items": ref(item)},
 				"nextLink": map[string]any{"type": "string"}}}

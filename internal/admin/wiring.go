@@ -34,6 +34,8 @@ type ServiceConfig struct {
 	Logger   *slog.Logger
 	// Registerer receives the API's metrics (nil: not registered).
 	Registerer prometheus.Registerer
+	// Keys operates the signing keys (the token service's *jose.Manager).
+	Keys KeyOperator
 }
 
 // NewForTokenService builds the admin API as the token service serves it:
@@ -56,6 +58,7 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 		OnChange:   c.OnChange,
 		Logger:     c.Logger,
 		Registerer: c.Registerer,
+		Keys:       c.Keys,
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/store/memory"
 	"github.com/wif-project/wif/internal/sts"
@@ -75,7 +76,7 @@ func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 		TLS:          tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		DisableAdmin: true, // mounted below with the test's own hooks
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
-			h, err := admin.NewHandler(admin.Config{Store: st,
+			h, err := admin.NewHandler(admin.Config{Store: st, Keys: lazyKeys{func() *jose.Manager { return srv.Keys }},
 				Authorizer: &admin.TokenAuthorizer{AllowLoopback: loopback, Directory: st, OperatorTenant: e.Tenant,
 					Verify: admin.NewVerifier(func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) }, admin.Issuers("https://"+ln.Addr().String(), false), nil)},
 				OnChange: func() { _ = svc.DirectoryChanged(context.Background()) }})
@@ -96,6 +97,21 @@ func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 		<-done
 	})
 	return e
+}
+
+// lazyKeys is the token service's key manager, known only once
+// stsserver.New has returned (the admin API is mounted inside it).
+type lazyKeys struct{ m func() *jose.Manager }
+
+func (k lazyKeys) Keys(ctx context.Context) ([]jose.KeyInfo, error) { return k.m().Keys(ctx) }
+func (k lazyKeys) Rotate(ctx context.Context, now bool) (jose.KeyInfo, error) {
+	return k.m().Rotate(ctx, now)
+}
+func (k lazyKeys) Retire(ctx context.Context, kid string) (jose.KeyInfo, error) {
+	return k.m().Retire(ctx, kid)
+}
+func (k lazyKeys) Rewrap(ctx context.Context, id string) (jose.RewrapResult, error) {
+	return k.m().Rewrap(ctx, id)
 }
 
 // env is the environment the CLI sees: the server, its CA and the tenant.

@@ -59,7 +59,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newTokenCommand(streams),
 		newDevCommand(streams),
 		newIMDSCommand(streams),
-		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
+		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newKeysCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
 		newWebhookCommand(streams),
 		newClusterCommand(streams),
 	}

@@ -37,6 +37,7 @@ type serveFlags struct {
 	directoryFile    string
 	tokenLifetime    time.Duration
 	kekFile          string
+	previousKEKFiles []string
 	entraIssuerNames bool
 	readyFile        string
 	trustCAFiles     []string
@@ -75,6 +76,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.directoryFile, "directory", "", "a directory YAML file applied (idempotently) at start")
 	fl.DurationVar(&f.tokenLifetime, "token-lifetime", time.Hour, "lifetime of issued access tokens (10m to 24h)")
 	fl.StringVar(&f.kekFile, "key-encryption-key-file", "", "file holding a 32-byte key (raw or base64) that encrypts signing keys at rest")
+	fl.StringSliceVar(&f.previousKEKFiles, "previous-key-encryption-key-file", nil, "while replacing the key-encryption key: a previous one, still accepted to open keys (repeatable; see wif keys rewrap)")
 	fl.BoolVar(&f.entraIssuerNames, "entra-issuer-names", false, "issue v1 tokens with Entra's issuer https://sts.windows.net/{tid}/ (so production APIM policies run unedited)")
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
@@ -158,6 +160,14 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 			return err
 		}
 	}
+	var previousKEKs [][]byte
+	for _, p := range f.previousKEKFiles {
+		k, err := jose.LoadKEK(p, logger)
+		if err != nil {
+			return err
+		}
+		previousKEKs = append(previousKEKs, k)
+	}
 	ln, err := httpx.Listen(f.listen)
 	if err != nil {
 		return err
@@ -176,7 +186,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		return err
 	}
 	srv, err := stsserver.New(ctx, stsserver.Config{
-		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek,
+		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek, PreviousKEKs: previousKEKs,
 		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
 	})

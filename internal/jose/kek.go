@@ -120,6 +120,52 @@ func newKEK(k []byte) (*kek, error) {
 	return &kek{id: KEKID(k), aead: aead}, nil
 }
 
+// keyring is the key-encryption key that seals new keys and every key-
+// encryption key accepted to open stored ones: the sealing key and, while a
+// key-encryption key is being replaced, the previous ones (Options.
+// PreviousKEKs), so replicas can run with both until every key is sealed
+// anew (Manager.Rewrap).
+type keyring struct {
+	sealer *kek // nil: keys are stored in the clear
+	byID   map[string]*kek
+}
+
+func newKeyring(current []byte, previous [][]byte) (*keyring, error) {
+	r := &keyring{byID: map[string]*kek{}}
+	if current != nil {
+		k, err := newKEK(current)
+		if err != nil {
+			return nil, err
+		}
+		r.sealer, r.byID[k.id] = k, k
+	}
+	for i, p := range previous {
+		k, err := newKEK(p)
+		if err != nil {
+			return nil, fmt.Errorf("previous key-encryption key %d: %w", i+1, err)
+		}
+		r.byID[k.id] = k
+	}
+	if len(previous) > 0 && r.sealer == nil {
+		return nil, errors.New("previous key-encryption keys are given but no current one: give the key that seals from now on too")
+	}
+	return r, nil
+}
+
+// ids lists the accepted key-encryption keys, the sealing one first.
+func (r *keyring) ids() []string {
+	var out []string
+	if r.sealer != nil {
+		out = append(out, r.sealer.id)
+	}
+	for id := range r.byID {
+		if r.sealer == nil || id != r.sealer.id {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // seal encrypts plaintext with a random nonce and kid as additional data,
 // so a sealed key cannot be moved to another kid. The result is
 // version || nonce || ciphertext+tag.

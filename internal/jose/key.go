@@ -1,6 +1,7 @@
 package jose
 
 import (
+	"strings"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -147,7 +148,7 @@ func recordFingerprint(r store.SigningKey) string {
 // hashes to the kid) and, when needPrivate, opens its private key with k.
 // Problems with the private key are kept in openErr rather than returned,
 // so the public key is still published; a bad certificate is an error.
-func parseKey(r store.SigningKey, k *kek, needPrivate bool) (*key, error) {
+func parseKey(r store.SigningKey, ring *keyring, needPrivate bool) (*key, error) {
 	if r.Algorithm != algorithm {
 		return nil, fmt.Errorf("signing key %s: algorithm %q is not supported (only %s)", r.ID, r.Algorithm, algorithm)
 	}
@@ -194,22 +195,16 @@ func parseKey(r store.SigningKey, k *kek, needPrivate bool) (*key, error) {
 		X5tS256: kk.x5tS256,
 	}
 	if needPrivate {
-		kk.openErr = kk.open(r, k)
+		kk.openErr = kk.open(r, ring)
 	}
 	return kk, nil
 }
 
 // open decrypts and parses the private key and builds the cached signers.
-func (kk *key) open(r store.SigningKey, k *kek) error {
-	der := r.PrivateKey
-	if err := kekMismatch(r.ID, r.KEKID, k); err != nil {
+func (kk *key) open(r store.SigningKey, ring *keyring) error {
+	der, err := openPrivate(r, ring)
+	if err != nil {
 		return err
-	}
-	if r.KEKID != "" {
-		var err error
-		if der, err = k.open(r.ID, r.PrivateKey); err != nil {
-			return err
-		}
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
@@ -237,16 +232,29 @@ func (kk *key) open(r store.SigningKey, k *kek) error {
 	return nil
 }
 
-// kekMismatch says why a key sealed under kekID cannot be opened with k,
-// or returns nil if it can (or is not sealed).
-func kekMismatch(kid, kekID string, k *kek) error {
-	switch {
-	case kekID == "":
-		return nil
-	case k == nil:
-		return fmt.Errorf("signing key %s is sealed with key-encryption key %s, but no key-encryption key is configured: start wif with the key-encryption key file (--key-encryption-key-file) this store was created with", kid, kekID)
-	case kekID != k.id:
-		return fmt.Errorf("signing key %s was sealed with key-encryption key %s, but key-encryption key %s is configured: start wif with the key-encryption key file this store was created with", kid, kekID, k.id)
+// openPrivate returns a stored key's PKCS#8 private key, unsealed with the
+// key-encryption key it was sealed with.
+func openPrivate(r store.SigningKey, ring *keyring) ([]byte, error) {
+	if err := kekMismatch(r.ID, r.KEKID, ring); err != nil {
+		return nil, err
 	}
-	return nil
+	if r.KEKID == "" {
+		return r.PrivateKey, nil
+	}
+	return ring.byID[r.KEKID].open(r.ID, r.PrivateKey)
+}
+
+// kekMismatch says why a key sealed under kekID cannot be opened with the
+// ring, or returns nil if it can (or is not sealed).
+func kekMismatch(kid, kekID string, ring *keyring) error {
+	switch {
+	case kekID == "" || ring.byID[kekID] != nil:
+		return nil
+	case ring.sealer == nil:
+		return fmt.Errorf("signing key %s is sealed with key-encryption key %s, but no key-encryption key is configured: start wif with the key-encryption key file (--key-encryption-key-file) this store was created with", kid, kekID)
+	}
+	if ids := ring.ids(); len(ids) > 1 {
+		return fmt.Errorf("signing key %s was sealed with key-encryption key %s, but the configured key-encryption keys are %s: start wif with the key-encryption key file this store was created with (while replacing it, as --previous-key-encryption-key-file)", kid, kekID, strings.Join(ids, ", "))
+	}
+	return fmt.Errorf("signing key %s was sealed with key-encryption key %s, but key-encryption key %s is configured: start wif with the key-encryption key file this store was created with (while replacing it, as --previous-key-encryption-key-file)", kid, kekID, ring.sealer.id)
 }

@@ -64,9 +64,14 @@ const (
 	// DefaultMaxTokenLifetime is the longest access-token lifetime the
 	// token service issues (its configurable maximum).
 	DefaultMaxTokenLifetime = 24 * time.Hour
-	// DefaultReloadInterval is how often Run reloads the keys from the
-	// store and does the maintenance.
+	// DefaultReloadInterval is how often Run does the maintenance (creates,
+	// cleans up) from what the store holds.
 	DefaultReloadInterval = time.Minute
+	// DefaultRefreshInterval is how often Run reloads the published keys,
+	// so a key another replica created is in this replica's JWKS within
+	// seconds; a token naming a kid this replica does not know reloads at
+	// once (at most once a second).
+	DefaultRefreshInterval = 5 * time.Second
 	// ExpiryMargin is how much longer than MaxTokenLifetime a retired key
 	// stays published: more than the clock skew validators allow (5 min)
 	// and the reload interval of other replicas.
@@ -85,6 +90,10 @@ type Options struct {
 	// keys are stored sealed with AES-256-GCM; when nil they are stored in
 	// the clear, and NewManager logs a warning.
 	KEK []byte
+	// PreviousKEKs are key-encryption keys that still open stored keys
+	// while KEK replaces them: run every replica with both, then Rewrap,
+	// then drop them.
+	PreviousKEKs [][]byte
 	// RotationPeriod is how long each key signs (default 30 days, at least
 	// 1 h).
 	RotationPeriod time.Duration
@@ -95,9 +104,12 @@ type Options struct {
 	// signs (default 24 h): a retired key stays published that long plus
 	// ExpiryMargin.
 	MaxTokenLifetime time.Duration
-	// ReloadInterval is how often Run reloads the store and maintains the
-	// keys (default 1 min; at most PrePublish/4).
+	// ReloadInterval is how often Run maintains the keys (default 1 min;
+	// at most PrePublish/4).
 	ReloadInterval time.Duration
+	// RefreshInterval is how often Run reloads the keys to publish what
+	// other replicas created (default 5 s; at most ReloadInterval).
+	RefreshInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Logger receives the warnings and key events (default: discard).
@@ -110,7 +122,7 @@ type Options struct {
 // PublicKey and IsOwnKey read an immutable snapshot and take no lock.
 type Manager struct {
 	store   store.KeyStore
-	kek     *kek
+	ring    *keyring
 	opts    Options
 	now     func() time.Time
 	log     *slog.Logger
@@ -119,8 +131,12 @@ type Manager struct {
 	keys atomic.Pointer[keySet]
 	jwks atomic.Pointer[jwksDoc]
 
-	tickMu   sync.Mutex      // serialises Tick
+	tickMu   sync.Mutex      // serialises Tick and reloads
 	reported map[string]bool // problems already logged, by fingerprint; under tickMu
+
+	// lastOnDemand is when an unknown kid last made Verify reload (unix
+	// nanoseconds), so a flood of unknown kids reloads at most once a second.
+	lastOnDemand atomic.Int64
 }
 
 // NewManager loads the keys from the store and, when none is active (a new
@@ -140,6 +156,9 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.ReloadInterval == 0 {
 		opts.ReloadInterval = DefaultReloadInterval
 	}
+	if opts.RefreshInterval == 0 {
+		opts.RefreshInterval = min(DefaultRefreshInterval, opts.ReloadInterval)
+	}
 	var errs []error
 	if opts.Store == nil {
 		errs = append(errs, errors.New("jose: Store is required"))
@@ -153,15 +172,15 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.MaxTokenLifetime <= 0 {
 		errs = append(errs, fmt.Errorf("jose: maximum token lifetime %s must be positive", opts.MaxTokenLifetime))
 	}
+	if opts.RefreshInterval <= 0 || opts.RefreshInterval > opts.ReloadInterval {
+		errs = append(errs, fmt.Errorf("jose: refresh interval %s must be positive and at most the reload interval %s", opts.RefreshInterval, opts.ReloadInterval))
+	}
 	if opts.ReloadInterval <= 0 || opts.ReloadInterval > opts.PrePublish/4 {
 		errs = append(errs, fmt.Errorf("jose: reload interval %s must be positive and at most a quarter of the pre-publication period %s, so every replica sees a new key long before it signs", opts.ReloadInterval, opts.PrePublish))
 	}
-	var k *kek
-	if opts.KEK != nil {
-		var err error
-		if k, err = newKEK(opts.KEK); err != nil {
-			errs = append(errs, fmt.Errorf("jose: %w", err))
-		}
+	ring, err := newKeyring(opts.KEK, opts.PreviousKEKs)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("jose: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -176,12 +195,12 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jose: %w", err)
 	}
-	opts.KEK = nil // kept only inside the AEAD
+	opts.KEK, opts.PreviousKEKs = nil, nil // kept only inside the AEADs
 	m := &Manager{
-		store: opts.Store, kek: k, opts: opts, now: opts.Now, log: opts.Logger,
+		store: opts.Store, ring: ring, opts: opts, now: opts.Now, log: opts.Logger,
 		metrics: met, reported: map[string]bool{},
 	}
-	if k == nil {
+	if ring.sealer == nil {
 		m.log.Warn("SIGNING KEYS ARE STORED UNENCRYPTED: anyone who can read the store (database file, backup, replica) can mint access tokens for every tenant. Configure a key-encryption key (--key-encryption-key-file) so they are sealed with AES-256-GCM.")
 	}
 
@@ -200,7 +219,7 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	// quietly go on with new keys.
 	for _, kk := range set.keys {
 		if kk.priv == nil && kk.openErr == nil {
-			if err := kekMismatch(kk.id, kk.kekID, k); err != nil {
+			if err := kekMismatch(kk.id, kk.kekID, ring); err != nil {
 				msgs = append(msgs, err)
 			}
 		}
@@ -208,10 +227,13 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if len(msgs) > 0 {
 		return nil, fmt.Errorf("jose: cannot use the stored signing keys: %w", errors.Join(msgs...))
 	}
-	if k != nil {
+	if ring.sealer != nil {
 		for _, kk := range set.keys {
-			if kk.kekID == "" && now.Before(kk.times.retire) {
-				m.log.Warn("a signing key is stored unencrypted although a key-encryption key is configured; keys created from now on are sealed, and this one leaves the store when it expires", "kid", kk.id, "expires", kk.times.expire)
+			switch {
+			case kk.kekID == "" && now.Before(kk.times.retire):
+				m.log.Warn("a signing key is stored unencrypted although a key-encryption key is configured; keys created from now on are sealed: run `wif keys rewrap` to seal it too", "kid", kk.id, "expires", kk.times.expire)
+			case kk.kekID != "" && kk.kekID != ring.sealer.id:
+				m.log.Warn("a signing key is sealed with a previous key-encryption key: run `wif keys rewrap` once every replica has the new one, then drop --previous-key-encryption-key-file", "kid", kk.id, "sealed_with", kk.kekID, "current", ring.sealer.id)
 			}
 		}
 	}
@@ -225,11 +247,14 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	return m, nil
 }
 
-// Run calls Tick every ReloadInterval until ctx ends, logging failures
-// (the last loaded keys stay in use), and returns nil.
+// Run reloads the keys every RefreshInterval and calls Tick every
+// ReloadInterval until ctx ends, logging failures (the last loaded keys
+// stay in use), and returns nil.
 func (m *Manager) Run(ctx context.Context) error {
 	t := time.NewTicker(m.opts.ReloadInterval)
 	defer t.Stop()
+	r := time.NewTicker(m.opts.RefreshInterval)
+	defer r.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,9 +263,26 @@ func (m *Manager) Run(ctx context.Context) error {
 			if err := m.Tick(ctx); err != nil && ctx.Err() == nil {
 				m.log.Warn("signing-key maintenance failed; the last loaded keys stay in use", "error", err)
 			}
+		case <-r.C:
+			if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+				m.log.Debug("reloading the signing keys failed; the last loaded keys stay in use", "error", err)
+			}
 		}
 	}
 }
+
+// Refresh reloads the keys from the store, so keys other replicas created
+// or changed are published (and signed with) here too.
+func (m *Manager) Refresh(ctx context.Context) error {
+	m.tickMu.Lock()
+	defer m.tickMu.Unlock()
+	_, _, err := m.reload(ctx, m.now())
+	m.updateMetrics()
+	return err
+}
+
+// errDecided: another replica made the key decision first.
+var errDecided = errors.New("another replica created the key first")
 
 // Tick reloads the keys from the store and maintains them at the current
 // time: deletes expired keys and duplicate successors, creates the
@@ -282,7 +324,7 @@ func (m *Manager) tick(ctx context.Context) error {
 	for _, r := range recs {
 		// From the records: an expired key is deleted even if it no
 		// longer parses.
-		if !now.Before(m.expiry(r)) {
+		if !now.Before(m.deleteAt(r)) {
 			if err := del(r.ID, "expired"); err != nil {
 				return err
 			}
@@ -309,11 +351,24 @@ func (m *Manager) tick(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	rec, err := newSigningKey(now.UTC().Truncate(time.Second), s, m.kek)
+	rec, err := newSigningKey(now.UTC().Truncate(time.Second), s, m.ring.sealer)
 	if err != nil {
 		return err
 	}
-	if err := m.store.CreateSigningKey(ctx, rec); err != nil {
+	// The decision is made again inside the store's key lock, on what it
+	// holds then: replicas deciding at once create one key, not one each.
+	err = m.store.CreateSigningKeyIf(ctx, rec, func(existing []store.SigningKey) error {
+		cur, _ := m.load(existing, now, set)
+		if _, _, still := m.nextSchedule(cur, now); !still {
+			return errDecided
+		}
+		return nil
+	})
+	if errors.Is(err, errDecided) {
+		_, _, err = m.reload(ctx, now)
+		return err
+	}
+	if err != nil {
 		return fmt.Errorf("store new signing key %s: %w", rec.ID, err)
 	}
 	m.metrics.created.WithLabelValues(reason).Inc()
@@ -363,10 +418,22 @@ func (m *Manager) nextSchedule(set *keySet, now time.Time) (schedule, string, bo
 // expiry is when a stored key leaves the JWKS: its ExpireAt, or later if
 // MaxTokenLifetime is now longer than when the key was created.
 func (m *Manager) expiry(r store.SigningKey) time.Time {
+	if !r.RevokedAt.IsZero() {
+		return r.RevokedAt // retired by an operator: unpublished at once
+	}
 	if e := r.RetireAt.Add(m.opts.MaxTokenLifetime + ExpiryMargin); e.After(r.ExpireAt) {
 		return e
 	}
 	return r.ExpireAt
+}
+
+// deleteAt is when a stored key's record is deleted: at its expiry, or
+// RetainRetired after an operator retired it.
+func (m *Manager) deleteAt(r store.SigningKey) time.Time {
+	if !r.RevokedAt.IsZero() {
+		return r.RevokedAt.Add(RetainRetired)
+	}
+	return m.expiry(r)
 }
 
 func (m *Manager) schedule(publish, activate, retire time.Time) schedule {
@@ -379,12 +446,16 @@ func (m *Manager) reload(ctx context.Context, now time.Time) (*keySet, []store.S
 	if err != nil {
 		return nil, nil, fmt.Errorf("load signing keys: %w", err)
 	}
-	set, problems := m.load(recs, now, m.keys.Load())
+	prev := m.keys.Load()
+	set, problems := m.load(recs, now, prev)
 	for _, p := range problems {
 		if !m.reported[p.fingerprint] {
 			m.reported[p.fingerprint] = true
 			m.log.Error("cannot use a stored signing key", "kid", p.kid, "error", p.err)
 		}
+	}
+	if prev != nil && sameKeys(prev, set) {
+		return prev, recs, nil // nothing changed: keep the cached JWKS
 	}
 	m.keys.Store(set)
 	return set, recs, nil
@@ -426,7 +497,7 @@ func (m *Manager) load(recs []store.SigningKey, now time.Time, prev *keySet) (*k
 		}
 		if kk == nil {
 			var err error
-			if kk, err = parseKey(r, m.kek, needPrivate); err != nil {
+			if kk, err = parseKey(r, m.ring, needPrivate); err != nil {
 				problems = append(problems, problem{kid: r.ID, fingerprint: fp, err: err})
 				continue
 			}
@@ -475,6 +546,19 @@ func (m *Manager) updateMetrics() {
 	} else {
 		m.metrics.nextRotation.Set(0)
 	}
+}
+
+// sameKeys reports whether two snapshots hold the same parsed keys.
+func sameKeys(a, b *keySet) bool {
+	if len(a.keys) != len(b.keys) {
+		return false
+	}
+	for i := range a.keys {
+		if a.keys[i] != b.keys[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // keySet is an immutable snapshot of the stored keys.
@@ -559,6 +643,19 @@ func (m *Manager) Ready() error {
 	return nil
 }
 
+// refreshOnDemand reloads the keys now, unless that was done less than a
+// second ago; it reports whether it reloaded.
+func (m *Manager) refreshOnDemand() bool {
+	now := time.Now().UnixNano()
+	last := m.lastOnDemand.Load()
+	if now-last < int64(time.Second) || !m.lastOnDemand.CompareAndSwap(last, now) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return m.Refresh(ctx) == nil
+}
+
 // ActiveKeyID returns the kid of the key that signs now ("" if none).
 func (m *Manager) ActiveKeyID() string {
 	if kk := m.keys.Load().signerAt(m.now()); kk != nil {
@@ -596,6 +693,10 @@ func (m *Manager) Verify(token string) ([]byte, error) {
 	}
 	kid := jws.Signatures[0].Header.KeyID
 	pub, ok := m.PublicKey(kid)
+	if !ok && m.refreshOnDemand() {
+		// Another replica may have created this key moments ago.
+		pub, ok = m.PublicKey(kid)
+	}
 	if !ok {
 		return nil, fmt.Errorf("verify token: kid %q is not a published signing key", kid)
 	}

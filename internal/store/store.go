@@ -174,12 +174,27 @@ type SigningKey struct {
 	// ExpireAt: the key leaves the JWKS (later than RetireAt by more than
 	// the longest token lifetime).
 	ExpireAt time.Time
+	// RevokedAt, when set, is when an operator retired the key: it left
+	// the JWKS then, whatever ExpireAt says, and tokens it signed are
+	// refused.
+	RevokedAt time.Time
 }
 
-// KeyStore persists signing keys.
+// KeyStore persists signing keys. Writes to the keys are serialised across
+// every process sharing the store (a PostgreSQL advisory lock, SQLite's
+// write lock), so replicas that decide at once decide one after the other.
 type KeyStore interface {
 	// CreateSigningKey fails with ErrAlreadyExists for a known ID.
 	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// CreateSigningKeyIf creates k unless check — run inside the creating
+	// transaction, with every stored key, while other key writers wait —
+	// returns an error, which is returned as it is. Replicas decide on a
+	// new key with it, so concurrent starts converge on one.
+	CreateSigningKeyIf(ctx context.Context, k SigningKey, check func(existing []SigningKey) error) error
+	// UpdateSigningKey changes a stored key (its times, or its private key
+	// sealed anew) in a compare-and-swap closure, under the same lock;
+	// the ID cannot change. ErrNotFound when absent.
+	UpdateSigningKey(ctx context.Context, id string, update func(*SigningKey) error) (SigningKey, error)
 	// ListSigningKeys returns every stored key, oldest first.
 	ListSigningKeys(ctx context.Context) ([]SigningKey, error)
 	// DeleteSigningKey removes a key; ErrNotFound if absent.

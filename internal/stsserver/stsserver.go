@@ -43,6 +43,8 @@ type Config struct {
 	// KEK is the key-encryption key for signing keys at rest (nil: keys
 	// stored in the clear, with a warning).
 	KEK []byte
+	// PreviousKEKs still open keys while KEK replaces them.
+	PreviousKEKs [][]byte
 	// TokenLifetime of access tokens (default 1 h).
 	TokenLifetime time.Duration
 	// EntraIssuerNames: v1 tokens carry iss https://sts.windows.net/{tid}/.
@@ -101,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	reg := httpx.NewRegistry()
 	keys, err := jose.NewManager(ctx, jose.Options{
-		Store: cfg.Store, KEK: cfg.KEK, MaxTokenLifetime: max(cfg.TokenLifetime, 24*time.Hour),
+		Store: cfg.Store, KEK: cfg.KEK, PreviousKEKs: cfg.PreviousKEKs, MaxTokenLifetime: max(cfg.TokenLifetime, 24*time.Hour),
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {
@@ -165,7 +167,7 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 				cfg.Logger.Warn("reloading the directory after an admin change failed; the next refresh retries", "error", err)
 			}
 		},
-		Logger: cfg.Logger, Registerer: reg,
+		Logger: cfg.Logger, Registerer: reg, Keys: keys,
 	}
 	ah, err := admin.NewForTokenService(sc)
 	if err != nil {

@@ -861,6 +861,62 @@ func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error 
 	return nil
 }
 
+// CreateSigningKeyIf implements store.KeyStore.
+func (s *Store) CreateSigningKeyIf(ctx context.Context, k store.SigningKey, check func([]store.SigningKey) error) error {
+	if k.ID == "" {
+		return fmt.Errorf("create signing key: %w", &directory.ValidationError{Field: "id", Rule: "is required"})
+	}
+	k = rules.SigningKey(k)
+	unlock, err := s.write(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := check(s.keyList()); err != nil {
+		return err
+	}
+	if _, ok := s.keys[k.ID]; ok {
+		return fmt.Errorf("create signing key %s: %w", k.ID, store.ErrAlreadyExists)
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = s.now()
+	}
+	s.keys[k.ID] = k
+	return nil
+}
+
+// UpdateSigningKey implements store.KeyStore.
+func (s *Store) UpdateSigningKey(ctx context.Context, id string, update func(*store.SigningKey) error) (store.SigningKey, error) {
+	unlock, err := s.write(ctx)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	defer unlock()
+	old, ok := s.keys[id]
+	if !ok {
+		return store.SigningKey{}, fmt.Errorf("update signing key %s: %w", id, store.ErrNotFound)
+	}
+	k := rules.SigningKey(old)
+	if err := update(&k); err != nil {
+		return store.SigningKey{}, err
+	}
+	if k.ID != id {
+		return store.SigningKey{}, fmt.Errorf("update signing key %s: %w", id, &directory.ValidationError{Field: "id", Rule: "cannot change", Value: k.ID})
+	}
+	k = rules.SigningKey(k)
+	s.keys[id] = k
+	return rules.SigningKey(k), nil
+}
+
+func (s *Store) keyList() []store.SigningKey {
+	out := make([]store.SigningKey, 0, len(s.keys))
+	for _, k := range s.keys {
+		out = append(out, rules.SigningKey(k))
+	}
+	rules.SortSigningKeys(out)
+	return out
+}
+
 // ListSigningKeys implements store.KeyStore.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 	unlock, err := s.read(ctx)
@@ -868,13 +924,9 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 		return nil, err
 	}
 	defer unlock()
-	out := make([]store.SigningKey, 0, len(s.keys))
-	for _, k := range s.keys {
-		out = append(out, rules.SigningKey(k))
-	}
-	rules.SortSigningKeys(out)
-	return out, nil
+	return s.keyList(), nil
 }
+
 
 // DeleteSigningKey implements store.KeyStore.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {

@@ -82,7 +82,11 @@ var dialect = &sqlbase.Dialect{
 	UniqueViolation: uniqueViolation,
 	ForUpdate:       " FOR UPDATE",
 	MigrationLock:   fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
+	KeyLock:         fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", keyLockKey),
 }
+
+// keyLockKey is the advisory lock held while signing keys are written.
+const keyLockKey = migrationLockKey + 1
 
 // uniqueViolation recognises SQLSTATE 23505 and names the clash the way
 // SQLite does ("table.col1, table.col2"), from the error's detail

@@ -38,6 +38,9 @@ func mustOpen(t testing.TB, path string, opts Options) *Store {
 func fill(t testing.TB, s store.Store) (directory.ManagedIdentity, directory.Application) {
 	t.Helper()
 	mi, app := fillDirectory(t, s)
+	if err := s.CreateSigningKey(ctxT(t), testKey); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.AppendAudit(ctxT(t), []store.AuditRecord{{TenantID: mi.TenantID, ClientID: mi.ClientID, Result: store.AuditSuccess},
 		{TenantID: mi.TenantID, Result: store.AuditFailure, ErrorCode: 700213, Reason: "subject differs", Diagnosis: `{"check":"credential"}`}}); err != nil {
 		t.Fatal(err)
@@ -77,9 +80,11 @@ func fillDirectory(t testing.TB, s store.Store) (directory.ManagedIdentity, dire
 		TenantID: ten.ID, ID: directory.NewID(), PrincipalID: mi.PrincipalID, ResourceAppID: app.AppID, AppRoleID: app.AppRoles[0].ID,
 	})
 	check(err)
-	check(s.CreateSigningKey(ctx, store.SigningKey{ID: "kid-1", Algorithm: "RS256", PrivateKey: []byte("sealed"), KEKID: "kek", Certificate: []byte("der"), CreatedAt: time.Now(), PublishAt: time.Now()}))
 	return mi, app
 }
+
+var testKey = store.SigningKey{ID: "kid-1", Algorithm: "RS256", PrivateKey: []byte("sealed"), KEKID: "kek", Certificate: []byte("der"),
+	CreatedAt: time.UnixMicro(1_700_000_000_000_000).UTC(), PublishAt: time.UnixMicro(1_700_000_000_000_000).UTC()}
 
 type everything struct {
 	Snap  store.Snapshot
@@ -171,6 +176,11 @@ func fillAsVersion1(t *testing.T, s *Store) {
 	t.Helper()
 	mi, _ := fillDirectory(t, s)
 	w, _ := s.DB()
+	if _, err := w.ExecContext(ctxT(t), `INSERT INTO signing_keys (id, algorithm, private_key, kek_id, certificate, created_us, publish_us, activate_us, retire_us, expire_us)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0)`, testKey.ID, testKey.Algorithm, testKey.PrivateKey, testKey.KEKID, testKey.Certificate,
+		testKey.CreatedAt.UnixMicro(), testKey.PublishAt.UnixMicro()); err != nil {
+		t.Fatal(err)
+	}
 	for i, res := range []string{store.AuditSuccess, store.AuditFailure} {
 		if _, err := w.ExecContext(ctxT(t), `INSERT INTO audit_log (id, time_us, tenant_id, client_id, credential_name, grant_type, resource,
 			issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr) VALUES (?, ?, ?, ?, '', 'client_credentials', '', 'https://i', 's', '', ?, ?, '', ?, '')`,
@@ -180,12 +190,15 @@ func fillAsVersion1(t *testing.T, s *Store) {
 	}
 }
 
-// noAudit is a store whose audit log reads as empty.
+// noAudit is a store whose audit log and signing keys read as empty: an
+// old schema cannot answer today's queries of them.
 type noAudit struct{ *Store }
 
 func (noAudit) ListAudit(context.Context, store.AuditFilter) (store.AuditPage, error) {
 	return store.AuditPage{}, nil
 }
+
+func (noAudit) ListSigningKeys(context.Context) ([]store.SigningKey, error) { return nil, nil }
 
 func (s *Store) withoutAudit() store.Store { return noAudit{s} }
 
@@ -222,6 +235,10 @@ func TestMigratesOldSchema(t *testing.T) {
 			after := readAll(t, s)
 			audit := after.Audit
 			after.Audit = store.AuditPage{}
+			if len(after.Keys) != 1 || after.Keys[0].ID != testKey.ID || string(after.Keys[0].PrivateKey) != "sealed" || !after.Keys[0].RevokedAt.IsZero() {
+				t.Errorf("signing keys after the upgrade: %+v", after.Keys)
+			}
+			after.Keys = nil
 			if !reflect.DeepEqual(before, after) {
 				t.Errorf("data changed across the upgrade:\n got  %+v\n want %+v", after, before)
 			}

@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,6 +101,7 @@ func RunConcurrencyTests(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"CredentialLimitUnderRace", testConcurrentCredentialLimit},
 		{"SameNameUnderRace", testConcurrentSameName},
 		{"DeletePreconditionUnderRace", testDeletePreconditionRace},
+		{"FirstSigningKeyUnderRace", testConcurrentFirstKey},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1437,6 +1439,82 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	got = val(s.ListSigningKeys(ctx)).must(t)
 	if len(got) != 2 || got[0].ID != "key-a" || got[1].ID != "key-c" {
 		t.Errorf("keys after delete: %v", got)
+	}
+
+	// CreateSigningKeyIf: the check sees every stored key and can refuse.
+	refuse := errors.New("a key exists")
+	var seen []string
+	err := s.CreateSigningKeyIf(ctx, mk("key-d", base.Add(3*time.Hour)), func(ks []store.SigningKey) error {
+		for _, k := range ks {
+			seen = append(seen, k.ID)
+		}
+		return refuse
+	})
+	if !errors.Is(err, refuse) || strings.Join(seen, ",") != "key-a,key-c" {
+		t.Errorf("CreateSigningKeyIf refused: %v, check saw %v", err, seen)
+	}
+	noErr(t, s.CreateSigningKeyIf(ctx, mk("key-d", base.Add(3*time.Hour)), func([]store.SigningKey) error { return nil }))
+	wantErr(t, s.CreateSigningKeyIf(ctx, mk("key-d", base), func([]store.SigningKey) error { return nil }), store.ErrAlreadyExists)
+
+	// UpdateSigningKey changes times and the sealed key, not the id.
+	newRetire := base.Add(5 * time.Hour)
+	upd := val(s.UpdateSigningKey(ctx, "key-a", func(k *store.SigningKey) error {
+		k.RetireAt, k.ExpireAt, k.PrivateKey, k.KEKID, k.RevokedAt = newRetire, newRetire, []byte("resealed"), "kek-2", newRetire.In(newYork)
+		return nil
+	})).must(t)
+	if !upd.RetireAt.Equal(newRetire) || string(upd.PrivateKey) != "resealed" || upd.KEKID != "kek-2" || !upd.RevokedAt.Equal(newRetire) || upd.RevokedAt.Location() != time.UTC {
+		t.Errorf("UpdateSigningKey returned %+v", upd)
+	}
+	for _, g := range val(s.ListSigningKeys(ctx)).must(t) {
+		if g.ID == "key-a" && (!g.RetireAt.Equal(newRetire) || string(g.PrivateKey) != "resealed" || g.KEKID != "kek-2" || !g.CreatedAt.Equal(k1.CreatedAt) || !g.RevokedAt.Equal(newRetire)) {
+			t.Errorf("key-a after update: %+v", g)
+		}
+	}
+	_, err = s.UpdateSigningKey(ctx, "key-a", func(k *store.SigningKey) error { k.ID = "other"; return nil })
+	var ve *directory.ValidationError
+	if !errors.As(err, &ve) {
+		t.Errorf("UpdateSigningKey changing the id: %v, want a validation error", err)
+	}
+	_, err = s.UpdateSigningKey(ctx, "missing", func(*store.SigningKey) error { return nil })
+	wantErr(t, err, store.ErrNotFound)
+	_, err = s.UpdateSigningKey(ctx, "key-a", func(*store.SigningKey) error { return refuse })
+	if !errors.Is(err, refuse) {
+		t.Errorf("UpdateSigningKey with a failing closure: %v", err)
+	}
+}
+
+// testConcurrentFirstKey races writers that each create a key only if
+// none exists, as replicas starting together on an empty store do: exactly
+// one may succeed.
+func testConcurrentFirstKey(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	const n = 8
+	var wg sync.WaitGroup
+	var created, refused atomic.Int32
+	errNone := errors.New("a key exists")
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := store.SigningKey{ID: fmt.Sprintf("race-%d", i), Algorithm: "RS256", PrivateKey: []byte("x"), CreatedAt: time.Now(), PublishAt: time.Now()}
+			switch err := s.CreateSigningKeyIf(ctx, k, func(ks []store.SigningKey) error {
+				if len(ks) > 0 {
+					return errNone
+				}
+				return nil
+			}); {
+			case err == nil:
+				created.Add(1)
+			case errors.Is(err, errNone):
+				refused.Add(1)
+			default:
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if created.Load() != 1 || refused.Load() != n-1 || len(val(s.ListSigningKeys(ctx)).must(t)) != 1 {
+		t.Errorf("%d created, %d refused, %d stored; want 1, %d, 1", created.Load(), refused.Load(), len(val(s.ListSigningKeys(ctx)).must(t)), n-1)
 	}
 }
 

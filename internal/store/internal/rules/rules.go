@@ -162,6 +162,7 @@ func SigningKey(k store.SigningKey) store.SigningKey {
 	k.ActivateAt = Time(k.ActivateAt)
 	k.RetireAt = Time(k.RetireAt)
 	k.ExpireAt = Time(k.ExpireAt)
+	k.RevokedAt = Time(k.RevokedAt)
 	return k
 }
 

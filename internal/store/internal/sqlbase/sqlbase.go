@@ -50,6 +50,10 @@ type Dialect struct {
 	// MigrationLock is run first in the migration transaction, to keep
 	// replicas that start together from migrating at once.
 	MigrationLock string
+	// KeyLock is run first in every transaction that writes signing keys,
+	// to serialise key decisions across processes ("" where the write
+	// transaction itself is exclusive, as SQLite's BEGIN IMMEDIATE).
+	KeyLock string
 }
 
 // Rebind rewrites '?' placeholders for the dialect. The queries of this
@@ -1022,10 +1026,14 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 
 // ---- signing keys
 
-const keyCols = `id, algorithm, private_key, kek_id, certificate, created_us, publish_us, activate_us, retire_us, expire_us`
+const keyCols = `id, algorithm, private_key, kek_id, certificate, created_us, publish_us, activate_us, retire_us, expire_us, revoked_us`
 
 // CreateSigningKey implements store.KeyStore.
 func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	return s.createSigningKey(ctx, k, nil)
+}
+
+func (s *Store) createSigningKey(ctx context.Context, k store.SigningKey, check func([]store.SigningKey) error) error {
 	if k.ID == "" {
 		return fmt.Errorf("create signing key: %w", &directory.ValidationError{Field: "id", Rule: "is required"})
 	}
@@ -1033,48 +1041,127 @@ func (s *Store) CreateSigningKey(ctx context.Context, k store.SigningKey) error 
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.now()
 	}
-	if k.Certificate == nil {
-		k.Certificate = []byte{}
-	}
-	if k.PrivateKey == nil {
-		k.PrivateKey = []byte{}
-	}
-	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO signing_keys (`+keyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	k = normalizeKey(k)
+	return s.keyTx(ctx, func(tx *sql.Tx) error {
+		if check != nil {
+			existing, err := s.listKeys(ctx, tx, "")
+			if err != nil {
+				return err
+			}
+			if err := check(existing); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO signing_keys (`+keyCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			k.ID, k.Algorithm, k.PrivateKey, k.KEKID, k.Certificate, rules.Micros(k.CreatedAt), rules.Micros(k.PublishAt),
-			rules.Micros(k.ActivateAt), rules.Micros(k.RetireAt), rules.Micros(k.ExpireAt)); err != nil {
+			rules.Micros(k.ActivateAt), rules.Micros(k.RetireAt), rules.Micros(k.ExpireAt), rules.Micros(k.RevokedAt)); err != nil {
 			return s.dbErr("create signing key "+k.ID, err)
 		}
 		return nil
 	})
 }
 
+// keyTx runs fn in a write transaction that holds the key lock, so key
+// writers in every process sharing the database run one after the other.
+func (s *Store) keyTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		if s.d.KeyLock != "" {
+			if _, err := tx.ExecContext(ctx, s.d.KeyLock); err != nil {
+				return fmt.Errorf("%s: lock signing keys: %w", s.d.Name, err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// CreateSigningKeyIf implements store.KeyStore.
+func (s *Store) CreateSigningKeyIf(ctx context.Context, k store.SigningKey, check func([]store.SigningKey) error) error {
+	return s.createSigningKey(ctx, k, check)
+}
+
+// UpdateSigningKey implements store.KeyStore.
+func (s *Store) UpdateSigningKey(ctx context.Context, id string, update func(*store.SigningKey) error) (store.SigningKey, error) {
+	var out store.SigningKey
+	err := s.keyTx(ctx, func(tx *sql.Tx) error {
+		keys, err := s.listKeys(ctx, tx, `WHERE id = ?`+s.d.ForUpdate, id)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return notFound("update signing key %s", id)
+		}
+		k := keys[0]
+		if err := update(&k); err != nil {
+			return err
+		}
+		if k.ID != id {
+			return fmt.Errorf("update signing key %s: %w", id, &directory.ValidationError{Field: "id", Rule: "cannot change", Value: k.ID})
+		}
+		k = normalizeKey(rules.SigningKey(k))
+		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE signing_keys SET algorithm = ?, private_key = ?, kek_id = ?, certificate = ?, publish_us = ?, activate_us = ?, retire_us = ?, expire_us = ?, revoked_us = ? WHERE id = ?`),
+			k.Algorithm, k.PrivateKey, k.KEKID, k.Certificate, rules.Micros(k.PublishAt), rules.Micros(k.ActivateAt), rules.Micros(k.RetireAt), rules.Micros(k.ExpireAt), rules.Micros(k.RevokedAt), id); err != nil {
+			return s.dbErr("update signing key "+id, err)
+		}
+		out = k
+		return nil
+	})
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	return denormalizeKey(out), nil
+}
+
+// normalizeKey stores empty byte fields as empty, not NULL.
+func normalizeKey(k store.SigningKey) store.SigningKey {
+	if k.Certificate == nil {
+		k.Certificate = []byte{}
+	}
+	if k.PrivateKey == nil {
+		k.PrivateKey = []byte{}
+	}
+	return k
+}
+
+func denormalizeKey(k store.SigningKey) store.SigningKey {
+	if len(k.Certificate) == 0 {
+		k.Certificate = nil
+	}
+	if len(k.PrivateKey) == 0 {
+		k.PrivateKey = nil
+	}
+	return k
+}
+
 // ListSigningKeys implements store.KeyStore.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+keyCols+` FROM signing_keys ORDER BY created_us, id`)
+	return s.listKeys(ctx, s.r, "")
+}
+
+// listKeys reads the keys matching where (with args), oldest first.
+func (s *Store) listKeys(ctx context.Context, q queryer, where string, args ...any) ([]store.SigningKey, error) {
+	order := ` ORDER BY created_us, id`
+	if strings.Contains(where, "FOR UPDATE") {
+		order = "" // FOR UPDATE comes last; one row by id needs no order
+	}
+	rows, err := q.QueryContext(ctx, s.sql(`SELECT `+keyCols+` FROM signing_keys `+where+order), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %s: %w", s.d.Name, err)
 	}
 	return collect(rows, func(sc scanner) (store.SigningKey, error) {
 		var k store.SigningKey
-		var c, p, a, r, e int64
-		if err := sc.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.KEKID, &k.Certificate, &c, &p, &a, &r, &e); err != nil {
+		var c, p, a, r, e, v int64
+		if err := sc.Scan(&k.ID, &k.Algorithm, &k.PrivateKey, &k.KEKID, &k.Certificate, &c, &p, &a, &r, &e, &v); err != nil {
 			return k, err
 		}
 		k.CreatedAt, k.PublishAt, k.ActivateAt, k.RetireAt, k.ExpireAt = rules.FromMicros(c), rules.FromMicros(p), rules.FromMicros(a), rules.FromMicros(r), rules.FromMicros(e)
-		if len(k.Certificate) == 0 {
-			k.Certificate = nil
-		}
-		if len(k.PrivateKey) == 0 {
-			k.PrivateKey = nil
-		}
-		return k, nil
+		k.RevokedAt = rules.FromMicros(v)
+		return denormalizeKey(k), nil
 	}, "list signing keys")
 }
 
 // DeleteSigningKey implements store.KeyStore.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
-	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+	return s.keyTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.sql(`DELETE FROM signing_keys WHERE id = ?`), id)
 		if err != nil {
 			return s.dbErr("delete signing key "+id, err)
