@@ -16,8 +16,8 @@ import (
 
 	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/directory"
-	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/httpx"
+	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/store/memory"
 	"github.com/wif-project/wif/internal/sts"
 	"github.com/wif-project/wif/internal/stsserver"

@@ -1,7 +1,6 @@
 package jose
 
 import (
-	"strings"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -12,6 +11,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"

@@ -34,9 +34,9 @@ const RetainRetired = 30 * 24 * time.Hour
 
 // KeyInfo describes a stored signing key; it holds no key material.
 type KeyInfo struct {
-	KeyID     string `json:"kid"`
-	Algorithm string `json:"algorithm"`
-	State     string `json:"state"`
+	KeyID     string    `json:"kid"`
+	Algorithm string    `json:"algorithm"`
+	State     string    `json:"state"`
 	CreatedAt time.Time `json:"createdAt"`
 	// PublishedSince is when the key entered the JWKS.
 	PublishedSince time.Time `json:"publishedSince"`

@@ -927,7 +927,6 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]store.SigningKey, error)
 	return s.keyList(), nil
 }
 
-
 // DeleteSigningKey implements store.KeyStore.
 func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 	unlock, err := s.write(ctx)
