@@ -95,6 +95,9 @@ func toAPIError(err error, logger *slog.Logger, r *http.Request) *apiError {
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the request did not finish in time; retry")
+	case store.IsUnavailable(err):
+		logger.Warn("admin request failed: the store is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the directory store is unavailable; retry after a short wait (nothing was changed)")
 	}
 	id := httpx.NewCorrelationID()
 	logger.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "correlationId", id, "err", err)
@@ -116,6 +119,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer resource="`+AdminResource+`", error="invalid_token"`)
+	}
+	if e.status == http.StatusServiceUnavailable {
+		// az, the Azure SDKs and controllers back off and retry on 503
+		// with Retry-After; they treat a 500 as a bug.
+		w.Header().Set("Retry-After", "5")
 	}
 	writeJSON(w, e.status, ErrorBody{Error: e.body})
 }

@@ -234,7 +234,7 @@ func (h *Handler) identify(w http.ResponseWriter, r *http.Request) (admin.Caller
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
+	if r.Context().Err() != nil || store.IsUnavailable(err) {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, r, http.StatusServiceUnavailable, "ServiceUnavailable", "the directory is unavailable; retry after a short wait")
 		return

@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,10 @@ type serveFlags struct {
 	trustCAFiles     []string
 	logLevel         string
 	auditRetention   time.Duration
+	auditSpoolDir    string
+	auditSpoolMax    int64
+	auditRefuseFull  bool
+	maxStaleness     time.Duration
 	bootstrapIssuer  string
 	bootstrapSubject string
 	bootstrapTenant  string
@@ -81,6 +87,10 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
+	fl.StringVar(&f.auditSpoolDir, "audit-spool-dir", "", "where audit records wait (fsync'd) while the store cannot take them, replayed when it can (default: <sqlite file>.audit-spool, or wif-audit-spool in the temporary directory; give a persistent volume in a pod)")
+	fl.Int64Var(&f.auditSpoolMax, "audit-spool-max-bytes", 256<<20, "bound on the audit spool; when reached, records are dropped and counted, or exchanges refused with --audit-refuse-when-full")
+	fl.BoolVar(&f.auditRefuseFull, "audit-refuse-when-full", false, "refuse exchanges (503) while the store is down and the audit spool full, rather than issue tokens that are not audited")
+	fl.DurationVar(&f.maxStaleness, "max-directory-staleness", time.Hour, "how long to serve exchanges from a directory that cannot be refreshed from the store (store unreachable) before refusing them with 503; 0: no bound")
 	fl.StringVar(&f.bootstrapIssuer, "bootstrap-admin-issuer", "", "create (idempotently) an admin identity trusting this issuer, so a pipeline can manage the directory with its own federated identity")
 	fl.StringVar(&f.bootstrapSubject, "bootstrap-admin-subject", "", "with --bootstrap-admin-issuer: the subject the admin identity trusts")
 	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
@@ -188,7 +198,9 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	srv, err := stsserver.New(ctx, stsserver.Config{
 		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek, PreviousKEKs: previousKEKs,
 		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
-		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
+		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
+		MaxDirectoryStaleness: f.maxStaleness,
+		IssuerHTTPClient:      issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
 	})
 	if err != nil {
 		return err
@@ -287,4 +299,22 @@ func applyDirectoryFile(ctx context.Context, st store.DirectoryStore, path strin
 	}
 	logger.Info("directory file applied", "file", path, "changes", res.Applied)
 	return nil
+}
+
+// spoolDir is --audit-spool-dir, or its default: beside a SQLite file, in
+// the temporary directory for PostgreSQL (named after the store, so
+// replicas on one host keep apart), none for the memory store (it never
+// refuses a write).
+func spoolDir(f serveFlags) string {
+	switch {
+	case f.auditSpoolDir != "":
+		return f.auditSpoolDir
+	case strings.HasPrefix(f.storeURL, "memory:"):
+		return ""
+	case strings.HasPrefix(f.storeURL, "sqlite:"):
+		path, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(f.storeURL, "sqlite:"), "//"), "?")
+		return path + ".audit-spool"
+	}
+	sum := sha256.Sum256([]byte(f.storeURL + "|" + f.listen))
+	return filepath.Join(os.TempDir(), "wif-audit-spool-"+hex.EncodeToString(sum[:6]))
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
@@ -160,6 +161,21 @@ func (ti *tenantIndex) lookupResource(name string) *resource {
 type directoryCache struct {
 	store store.DirectoryStore
 	cur   atomic.Pointer[dirIndex]
+	// lastOK is when the store last answered a refresh (unix ns).
+	lastOK atomic.Int64
+	now    func() time.Time
+}
+
+func (d *directoryCache) result(err error) error {
+	if err == nil {
+		d.lastOK.Store(d.now().UnixNano())
+	}
+	return err
+}
+
+// age is how long ago the store last answered a refresh.
+func (d *directoryCache) age() time.Duration {
+	return d.now().Sub(time.Unix(0, d.lastOK.Load()))
 }
 
 func (d *directoryCache) load() *dirIndex { return d.cur.Load() }
@@ -170,20 +186,20 @@ func (d *directoryCache) refresh(ctx context.Context, force bool) error {
 	if cur := d.cur.Load(); cur != nil && !force {
 		rev, err := d.store.Revision(ctx)
 		if err != nil {
-			return fmt.Errorf("read directory revision: %w", err)
+			return d.result(fmt.Errorf("read directory revision: %w", err))
 		}
 		if rev == cur.revision {
-			return nil
+			return d.result(nil)
 		}
 	}
 	snap, err := d.store.Snapshot(ctx)
 	if err != nil {
-		return fmt.Errorf("load directory snapshot: %w", err)
+		return d.result(fmt.Errorf("load directory snapshot: %w", err))
 	}
 	idx, err := buildIndex(snap)
 	if err != nil {
 		return err
 	}
 	d.cur.Store(idx)
-	return nil
+	return d.result(nil)
 }

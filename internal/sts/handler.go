@@ -76,6 +76,9 @@ func (s *Service) tokenHandler(endpoint int) http.HandlerFunc {
 			e = errTenantNotFound(clip(r.PathValue("tenant")))
 		}
 		if e == nil {
+			e = s.refusal()
+		}
+		if e == nil {
 			tok, e = s.exchange(r.Context(), ti, req, &rec)
 		}
 		grant := "unknown"

@@ -10,8 +10,10 @@ import (
 type metrics struct {
 	exchanges    *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
-	auditDropped prometheus.Counter
-	revision     prometheus.Gauge
+	auditDropped  prometheus.Counter
+	auditSpooled  prometheus.Counter
+	auditReplayed prometheus.Counter
+	revision      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -29,13 +31,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "wif_sts_audit_dropped_total",
 			Help: "Audit records dropped because the queue was full, the service had stopped, or the store refused them.",
 		}),
+		auditSpooled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wif_sts_audit_spooled_total",
+			Help: "Audit records written to the local spool because the store did not take them.",
+		}),
+		auditReplayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wif_sts_audit_replayed_total",
+			Help: "Spooled audit records written to the store once it was back.",
+		}),
 		revision: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wif_sts_directory_revision",
 			Help: "Directory revision served from memory.",
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.revision)
+		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.auditSpooled, m.auditReplayed, m.revision)
 	}
 	return m
 }

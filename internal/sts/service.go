@@ -77,6 +77,18 @@ type Config struct {
 	// AuditBuffer is the number of audit records queued before new ones are
 	// dropped (default 65536).
 	AuditBuffer int
+	// AuditSpoolDir, when set, is where audit records the store cannot take
+	// wait (fsync'd) until it can; empty: such records are lost.
+	AuditSpoolDir string
+	// AuditSpoolMaxBytes bounds the spool (default 256 MiB).
+	AuditSpoolMaxBytes int64
+	// AuditRefuseWhenFull makes the token endpoint refuse exchanges (503)
+	// while the spool is full, rather than issue tokens it cannot audit.
+	AuditRefuseWhenFull bool
+	// MaxDirectoryStaleness, when positive, is how long the replica keeps
+	// serving a directory it cannot refresh from the store; after that it
+	// refuses exchanges (503) until the store is back.
+	MaxDirectoryStaleness time.Duration
 	Now         func() time.Time
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer
@@ -143,11 +155,35 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), unknown: newUnknownRequests(cfg.Registerer, cfg.Logger)}
-	s.dir.store = cfg.Store
+	s.dir.store, s.dir.now = cfg.Store, cfg.Now
 	if err := s.dir.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("sts: %w", err)
 	}
-	s.audit = newAuditWriter(cfg.Store, cfg.AuditBuffer, cfg.Logger, s.metrics)
+	var sp *spool
+	if cfg.AuditSpoolDir != "" {
+		if cfg.AuditSpoolMaxBytes == 0 {
+			cfg.AuditSpoolMaxBytes = 256 << 20
+		}
+		var err error
+		if sp, err = openSpool(cfg.AuditSpoolDir, cfg.AuditSpoolMaxBytes); err != nil {
+			return nil, fmt.Errorf("sts: %w", err)
+		}
+		if reg := cfg.Registerer; reg != nil {
+			reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "wif_sts_audit_spool_bytes", Help: "Bytes of audit records waiting in the local spool for the store.",
+			}, func() float64 { return float64(sp.size()) }))
+		}
+		if n := sp.size(); n > 0 {
+			cfg.Logger.Warn("the audit spool holds records of an earlier run; they are written to the store first", "dir", cfg.AuditSpoolDir, "bytes", n)
+		}
+	}
+	if reg := cfg.Registerer; reg != nil {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "wif_sts_directory_age_seconds", Help: "Seconds since the directory was last refreshed from the store (grows while the store is unreachable).",
+		}, func() float64 { return s.dir.age().Seconds() }))
+	}
+	s.cfg = cfg
+	s.audit = newAuditWriter(cfg.Store, cfg.AuditBuffer, sp, cfg.Logger, s.metrics)
 	return s, nil
 }
 
@@ -195,6 +231,21 @@ func (s *Service) pruneAudit(ctx context.Context) {
 	case n > 0:
 		s.log.Info("pruned the audit log", "records", n, "older_than", s.cfg.AuditRetention.String())
 	}
+}
+
+// refusal is why the token endpoint refuses every exchange now (nil when
+// it does not): a directory staler than allowed, or an audit spool that is
+// full under AuditRefuseWhenFull.
+func (s *Service) refusal() *Error {
+	if b := s.cfg.MaxDirectoryStaleness; b > 0 {
+		if age := s.dir.age(); age > b {
+			return errService(fmt.Errorf("the directory could not be refreshed for %s, longer than the staleness bound %s", age.Round(time.Second), b))
+		}
+	}
+	if s.cfg.AuditRefuseWhenFull && s.audit.full.Load() {
+		return errService(errors.New("the store is unavailable and the audit spool is full: exchanges are refused rather than not audited (--audit-refuse-when-full)"))
+	}
+	return nil
 }
 
 // DirectoryChanged reloads the directory at once. The admin API calls it

@@ -51,6 +51,12 @@ type Config struct {
 	EntraIssuerNames bool
 	// AuditRetention is how long audit records are kept (default 30 days).
 	AuditRetention time.Duration
+	// AuditSpoolDir, AuditSpoolMaxBytes, AuditRefuseWhenFull and
+	// MaxDirectoryStaleness: see sts.Config.
+	AuditSpoolDir         string
+	AuditSpoolMaxBytes    int64
+	AuditRefuseWhenFull   bool
+	MaxDirectoryStaleness time.Duration
 	// IssuerHTTPClient fetches external issuers' metadata and keys (for
 	// example one trusting a cluster's CA). Nil: system roots.
 	IssuerHTTPClient *http.Client
@@ -125,7 +131,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	svc, err = sts.New(ctx, sts.Config{
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
-		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
+		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
+		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness,
+		Now:                   cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {
 		s.Trust.Close()
@@ -136,6 +144,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	svc.Mount(mux)
 	var probes httpx.Probes
+	// Not ready while the store does not answer: a load balancer sends new
+	// callers elsewhere; this replica still answers exchanges from the
+	// loaded directory, up to MaxDirectoryStaleness (liveness stays true).
 	probes.AddReadiness("store", func(ctx context.Context) error {
 		_, err := cfg.Store.Revision(ctx)
 		return err

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +46,13 @@ type Env struct {
 	TenantID   string
 	// Issuer is an external OIDC issuer the service can fetch keys from.
 	Issuer *Issuer
+
+	stop func(testing.TB)
 }
+
+// Stop stops the token service now (as a clean shutdown: queued audit
+// records are written); the test's cleanup would otherwise.
+func (e *Env) Stop(t testing.TB) { e.stop(t) }
 
 // Option changes how Start builds the environment.
 type Option func(*options)
@@ -56,6 +63,10 @@ type options struct {
 	entraIssuerNames bool
 	tenantID         string
 	logger           *slog.Logger
+	spoolDir         string
+	spoolMax         int64
+	refuseFull       bool
+	maxStale         time.Duration
 	now              func() time.Time
 }
 
@@ -73,6 +84,22 @@ func WithTenantID(id string) Option { return func(o *options) { o.tenantID = id 
 
 // WithLogger sends the service's logs to l.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithAuditSpool gives the service an audit spool in dir (bounded to max
+// bytes; 0: the default), as wif serve has.
+func WithAuditSpool(dir string, max int64) Option {
+	return func(o *options) { o.spoolDir, o.spoolMax = dir, max }
+}
+
+// WithAuditRefuseWhenFull makes the service refuse exchanges while its
+// audit spool is full.
+func WithAuditRefuseWhenFull() Option { return func(o *options) { o.refuseFull = true } }
+
+// WithMaxDirectoryStaleness bounds how long the service serves a directory
+// it cannot refresh.
+func WithMaxDirectoryStaleness(d time.Duration) Option {
+	return func(o *options) { o.maxStale = d }
+}
 
 // WithClock sets the service's clock.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
@@ -118,6 +145,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	srv, err := stsserver.New(ctx, stsserver.Config{
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient,
+		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
 		Logger: o.logger, Now: o.now,
 	})
 	if err != nil {
@@ -128,12 +156,16 @@ func Start(t testing.TB, opts ...Option) *Env {
 	env.Server, env.URL = srv, srv.URL
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("token service stopped with: %v", err)
-		}
-	})
+	var once sync.Once
+	env.stop = func(t testing.TB) {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("token service stopped with: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() { env.stop(t) })
 	pool := ca.Pool()
 	pool.AddCert(issuer.Server.Certificate())
 	env.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -297,4 +329,26 @@ func (e *Env) Token(t testing.TB, clientID, scope string) string {
 // String describes the environment in test logs.
 func (e *Env) String() string {
 	return fmt.Sprintf("wif token service at %s, tenant %s", e.URL, e.TenantID)
+}
+
+// Get fetches path from the service and returns the status and body.
+func (e *Env) Get(t testing.TB, path string) (int, string) {
+	t.Helper()
+	resp, err := e.HTTPClient.Get(e.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Metrics returns the service's /metrics page.
+func (e *Env) Metrics(t testing.TB) string {
+	t.Helper()
+	code, body := e.Get(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	return body
 }
