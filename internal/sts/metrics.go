@@ -8,8 +8,8 @@ import (
 )
 
 type metrics struct {
-	exchanges    *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
+	exchanges     *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
 	auditDropped  prometheus.Counter
 	auditSpooled  prometheus.Counter
 	auditReplayed prometheus.Counter

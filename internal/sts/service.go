@@ -89,9 +89,9 @@ type Config struct {
 	// serving a directory it cannot refresh from the store; after that it
 	// refuses exchanges (503) until the store is back.
 	MaxDirectoryStaleness time.Duration
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	Now                   func() time.Time
+	Logger                *slog.Logger
+	Registerer            prometheus.Registerer
 }
 
 // Service is the token service.
