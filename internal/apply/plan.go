@@ -106,7 +106,13 @@ type Options struct {
 	// assignment's id) and a true answer keeps it. The admin API uses it so
 	// a document cannot prune away the admin API's own access.
 	Keep func(kind Kind, key string) bool
+	// BatchSize is how many changes share one store transaction when the
+	// store can batch (store.Batcher; default 1000).
+	BatchSize int
 }
+
+// DefaultBatchSize is Options.BatchSize's default.
+const DefaultBatchSize = 1000
 
 // Result is what Apply did.
 type Result struct {
@@ -128,11 +134,53 @@ func Apply(ctx context.Context, s store.DirectoryStore, doc *Document, opts Opti
 	if opts.DryRun {
 		return res, nil
 	}
-	for _, c := range p.Changes {
-		if err := c.do(ctx, s); err != nil {
-			return res, fmt.Errorf("%s %s %s: %w", c.Action, c.Kind, c.Name, err)
+	b, ok := s.(store.Batcher)
+	if !ok {
+		for _, c := range p.Changes {
+			if err := c.do(ctx, s); err != nil {
+				return res, fmt.Errorf("%s %s %s: %w", c.Action, c.Kind, c.Name, err)
+			}
+			res.Applied++
 		}
-		res.Applied++
+		return res, nil
+	}
+	size := opts.BatchSize
+	if size <= 0 {
+		size = DefaultBatchSize
+	}
+	run := func(changes []Change) (int, error) {
+		failed := -1
+		err := b.Batch(ctx, func(ctx context.Context) error {
+			for i, c := range changes {
+				if err := c.do(ctx, s); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		return failed, err
+	}
+	for start := 0; start < len(p.Changes); start += size {
+		batch := p.Changes[start:min(start+size, len(p.Changes))]
+		failed, err := run(batch)
+		if err == nil {
+			res.Applied += len(batch)
+			continue
+		}
+		if failed < 0 { // the commit failed: nothing of the batch is kept
+			return res, fmt.Errorf("apply %d changes from %s %s %s: %w", len(batch), batch[0].Action, batch[0].Kind, batch[0].Name, err)
+		}
+		// The batch was rolled back: keep the changes before the failing
+		// one, then report it, as the change-by-change apply would.
+		if failed > 0 {
+			if _, perr := run(batch[:failed]); perr != nil {
+				return res, fmt.Errorf("apply %d changes from %s %s %s: %w", failed, batch[0].Action, batch[0].Kind, batch[0].Name, perr)
+			}
+			res.Applied += failed
+		}
+		c := batch[failed]
+		return res, fmt.Errorf("%s %s %s: %w", c.Action, c.Kind, c.Name, err)
 	}
 	return res, nil
 }

@@ -122,6 +122,14 @@ func CheckPreconditions(version int64, pre []Precondition) error {
 	return nil
 }
 
+// Batcher is implemented by stores that can run several directory writes
+// in one transaction (one commit, one fsync): fn's context carries the
+// transaction, and every write made with it joins it. When fn returns an
+// error nothing it wrote is kept. wif apply writes in batches with it.
+type Batcher interface {
+	Batch(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
 // IdentityRef names a managed identity the way ARM does.
 type IdentityRef struct {
 	SubscriptionID string

@@ -133,11 +133,45 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// writeTx runs fn in a write transaction; directory writes (dir) first
-// advance the revision, which in PostgreSQL also serialises them.
+// batchKey carries a Batch's transaction in a context.
+type batchKey struct{ s *Store }
+
+// Batch implements store.Batcher: fn's writes share one transaction.
+func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, nested := ctx.Value(batchKey{s}).(*sql.Tx); nested {
+		return fn(ctx)
+	}
+	tx, err := s.d.BeginWrite(ctx, s.w)
+	if err != nil {
+		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := fn(context.WithValue(ctx, batchKey{s}, tx)); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// writeTx runs fn in a write transaction (a Batch's, when ctx carries
+// one); directory writes (dir) first advance the revision, which in
+// PostgreSQL also serialises them.
 func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if tx, ok := ctx.Value(batchKey{s}).(*sql.Tx); ok {
+		if dir {
+			if _, err := tx.ExecContext(ctx, `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+				return fmt.Errorf("%s: advance revision: %w", s.d.Name, err)
+			}
+		}
+		return fn(tx)
 	}
 	tx, err := s.d.BeginWrite(ctx, s.w)
 	if err != nil {
