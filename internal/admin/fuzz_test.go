@@ -101,7 +101,9 @@ func TestWrongMethodIsJSON405(t *testing.T) {
 	}
 }
 
-func TestCannotDropAssignedRole(t *testing.T) {
+// TestRemovingWhatIsInUse: an app role, application or identity in use is
+// removed with what uses it, or refused with refuseIfInUse.
+func TestRemovingWhatIsInUse(t *testing.T) {
 	h := fuzzHandler(t)
 	do := func(method, path, body string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
@@ -121,11 +123,39 @@ func TestCannotDropAssignedRole(t *testing.T) {
 	if w := do("PATCH", app, `{"appRoles":[{"value":"Data.Read"}]}`); w.Code != 200 {
 		t.Fatalf("drop unassigned: %d %s", w.Code, w.Body)
 	}
-	w := do("PUT", app, `{"displayName":"api","identifierUris":["api://api"],"appRoles":[]}`)
+	w := do("PUT", app+"?refuseIfInUse=true", `{"displayName":"api","identifierUris":["api://api"],"appRoles":[]}`)
 	var eb ErrorBody
 	_ = json.Unmarshal(w.Body.Bytes(), &eb)
 	if w.Code != 409 || eb.Error.Code != CodeConflict || !strings.Contains(eb.Error.Message, `app role "Data.Read"`) {
+		t.Fatalf("drop assigned with refuseIfInUse: %d %s", w.Code, w.Body)
+	}
+	// Without the flag the role goes, and its assignment with it.
+	if w := do("PUT", app, `{"displayName":"api","identifierUris":["api://api"],"appRoles":[]}`); w.Code != 200 {
 		t.Fatalf("drop assigned: %d %s", w.Code, w.Body)
+	}
+	if w := do("GET", "/admin/tenants/"+fuzzTenant+"/appRoleAssignments", ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"value": []`) {
+		t.Fatalf("assignments after dropping the role: %d %s", w.Code, w.Body)
+	}
+	// Deleting an identity that has an assignment: refused with the flag,
+	// done (with its assignments) without.
+	if w := do("PUT", app, `{"displayName":"api","identifierUris":["api://api"],"appRoles":[{"value":"Data.Read"}]}`); w.Code != 200 {
+		t.Fatal(w.Body)
+	}
+	if w := do("POST", "/admin/tenants/"+fuzzTenant+"/appRoleAssignments", `{"principal":"mi1","resource":"api://api","role":"Data.Read"}`); w.Code != 201 {
+		t.Fatal(w.Body)
+	}
+	mi := IdentityPath(fuzzTenant, "00000000-0000-0000-0000-000000000000", "rg", "mi1")
+	if w := do("DELETE", mi+"?refuseIfInUse=true", ""); w.Code != 409 || !strings.Contains(w.Body.String(), "0 federated credential(s) and 1 role assignment(s)") {
+		t.Fatalf("delete an assigned identity with refuseIfInUse: %d %s", w.Code, w.Body)
+	}
+	if w := do("DELETE", app+"?refuseIfInUse=true", ""); w.Code != 409 || !strings.Contains(w.Body.String(), "1 role assignment(s)") {
+		t.Fatalf("delete an assigned resource with refuseIfInUse: %d %s", w.Code, w.Body)
+	}
+	if w := do("DELETE", mi, ""); w.Code != 204 {
+		t.Fatalf("delete the identity: %d %s", w.Code, w.Body)
+	}
+	if w := do("GET", "/admin/tenants/"+fuzzTenant+"/appRoleAssignments", ""); !strings.Contains(w.Body.String(), `"value": []`) {
+		t.Fatalf("assignments after deleting the identity: %s", w.Body)
 	}
 }
 

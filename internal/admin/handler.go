@@ -692,9 +692,13 @@ func (h *Handler) putApp(w http.ResponseWriter, r *http.Request) error {
 	return respond(w, 200, ETag(a.Version), applicationResource(a))
 }
 
-// checkAssignedRoles refuses to drop an app role that is still assigned,
-// as Entra does: the assignments would dangle. Remove them first.
+// checkAssignedRoles, with refuseIfInUse=true, refuses to drop an app role
+// that is still assigned, as Entra does. Without it the store removes the
+// role's assignments with it.
 func (h *Handler) checkAssignedRoles(r *http.Request, a *directory.Application, old []directory.AppRole) error {
+	if !boolQuery(r, "refuseIfInUse") {
+		return nil
+	}
 	kept := map[string]bool{}
 	for _, role := range a.AppRoles {
 		kept[lower(role.ID)] = true
@@ -720,7 +724,7 @@ func (h *Handler) checkAssignedRoles(r *http.Request, a *directory.Application, 
 			}
 		}
 		if n > 0 {
-			return errorf(http.StatusConflict, CodeConflict, "app role %q (%s) is assigned to %d principal(s); remove those assignments first (wif role list), then the role", role.Value, role.ID, n)
+			return errorf(http.StatusConflict, CodeConflict, "app role %q (%s) is assigned to %d principal(s) and refuseIfInUse is set; remove those assignments first (wif role list), or drop refuseIfInUse to remove them with the role", role.Value, role.ID, n)
 		}
 	}
 	return nil
@@ -792,6 +796,9 @@ func (h *Handler) deleteApp(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := h.mayChangePrincipal(r, tid, a.ServicePrincipalID, appName(a)); err != nil {
+		return err
+	}
+	if err := h.refuseIfInUse(r, tid, a.AppID, appName(a), a.AppID, a.ServicePrincipalID); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.DeleteApplication(r.Context(), tid, appID, ifMatchDelete(r)); err != nil {
@@ -1112,6 +1119,9 @@ func (h *Handler) deleteIdentity(w http.ResponseWriter, r *http.Request) error {
 		return identityNotFound(err, ref)
 	}
 	if err := h.mayChangePrincipal(r, tid, m.PrincipalID, identityName(m)); err != nil {
+		return err
+	}
+	if err := h.refuseIfInUse(r, tid, m.ClientID, identityName(m), "", m.PrincipalID); err != nil {
 		return err
 	}
 	if err := h.cfg.Store.DeleteManagedIdentity(r.Context(), tid, ref, ifMatchDelete(r)); err != nil {
@@ -1486,4 +1496,34 @@ func identityName(m directory.ManagedIdentity) string {
 
 func appName(a directory.Application) string {
 	return fmt.Sprintf("application %q (%s)", a.DisplayName, a.AppID)
+}
+
+// refuseIfInUse, with refuseIfInUse=true, refuses to delete an application
+// or identity that still has federated credentials or role assignments (as
+// the principal, or for an application as the resource). Without it the
+// store deletes them with it.
+func (h *Handler) refuseIfInUse(r *http.Request, tid, clientID, what, resourceAppID, principalID string) error {
+	if !boolQuery(r, "refuseIfInUse") {
+		return nil
+	}
+	fs, err := h.cfg.Store.ListFederatedCredentials(r.Context(), tid, clientID)
+	if err != nil {
+		return err
+	}
+	gs, err := h.cfg.Store.ListAppRoleAssignments(r.Context(), tid, store.AssignmentFilter{PrincipalID: principalID})
+	if err != nil {
+		return err
+	}
+	n := len(gs)
+	if resourceAppID != "" {
+		to, err := h.cfg.Store.ListAppRoleAssignments(r.Context(), tid, store.AssignmentFilter{ResourceAppID: resourceAppID})
+		if err != nil {
+			return err
+		}
+		n += len(to)
+	}
+	if len(fs) > 0 || n > 0 {
+		return errorf(http.StatusConflict, CodeConflict, "%s has %d federated credential(s) and %d role assignment(s) and refuseIfInUse is set; remove them first, or drop refuseIfInUse to delete them with it", what, len(fs), n)
+	}
+	return nil
 }

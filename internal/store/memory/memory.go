@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -354,6 +355,14 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 		func(a directory.Application) error {
 			if u, clash := s.uriClash(a); clash {
 				return fmt.Errorf("update application %s: identifier URI %q is used by another application of the tenant: %w", appID, u, store.ErrAlreadyExists)
+			}
+			// Assignments of roles the application no longer has go with them.
+			for _, id := range rules.DroppedRoles(s.apps[a.AppID], a) {
+				for k, g := range s.assigns {
+					if g.ResourceAppID == a.AppID && strings.EqualFold(g.AppRoleID, id) {
+						delete(s.assigns, k)
+					}
+				}
 			}
 			s.apps[a.AppID] = a
 			return nil

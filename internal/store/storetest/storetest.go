@@ -83,6 +83,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CallerCannotMutateStoredState", testNoAliasing},
 		{"ContextCancelled", testContextCancelled},
 		{"DeletePreconditions", testDeletePreconditions},
+		{"RemovingAppRoleRemovesItsAssignments", testRemoveRole},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -2056,5 +2057,37 @@ func testDeletePreconditionRace(t *testing.T, s store.Store) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the racing update never finished")
+	}
+}
+
+// testRemoveRole: an application that loses an app role loses the role
+// assignments naming it, in the same write, and keeps the others.
+func testRemoveRole(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	res := mkApp(t, s, ten.ID, "res", "api://res")
+	mi := mkMI(t, s, ten.ID, "caller")
+	if len(res.AppRoles) < 2 {
+		t.Fatalf("fixture application has %d roles, want 2", len(res.AppRoles))
+	}
+	a0 := val(s.CreateAppRoleAssignment(ctx, assignFixture(ten.ID, mi.PrincipalID, res, 0))).must(t)
+	a1 := val(s.CreateAppRoleAssignment(ctx, assignFixture(ten.ID, mi.PrincipalID, res, 1))).must(t)
+	before := rev(t, s)
+	val(s.UpdateApplication(ctx, ten.ID, res.AppID, func(a *directory.Application) error {
+		a.AppRoles = a.AppRoles[1:]
+		return nil
+	})).must(t)
+	gs := val(s.ListAppRoleAssignments(ctx, ten.ID, store.AssignmentFilter{ResourceAppID: res.AppID})).must(t)
+	if len(gs) != 1 || gs[0].ID != a1.ID {
+		t.Fatalf("assignments after removing role 0: %+v; want only %s (not %s)", gs, a1.ID, a0.ID)
+	}
+	if rev(t, s) <= before {
+		t.Error("the revision did not move")
+	}
+	snap := val(s.Snapshot(ctx)).must(t)
+	for _, g := range snap.AppRoleAssignments {
+		if g.ID == a0.ID {
+			t.Error("the snapshot still holds the removed role's assignment")
+		}
 	}
 }

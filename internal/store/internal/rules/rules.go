@@ -448,3 +448,19 @@ func AssignmentPrecheck(a directory.AppRoleAssignment) error {
 		ID: a.AppRoleID, IsEnabled: true, AllowedMemberTypes: []string{directory.MemberTypeApplication},
 	}}})
 }
+
+// DroppedRoles lists the ids of the app roles old has and updated has not:
+// their assignments are deleted with them.
+func DroppedRoles(old, updated directory.Application) []string {
+	kept := map[string]bool{}
+	for _, r := range updated.AppRoles {
+		kept[strings.ToLower(r.ID)] = true
+	}
+	var out []string
+	for _, r := range old.AppRoles {
+		if !kept[strings.ToLower(r.ID)] {
+			out = append(out, strings.ToLower(r.ID))
+		}
+	}
+	return out
+}

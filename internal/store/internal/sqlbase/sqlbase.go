@@ -535,6 +535,12 @@ func (s *Store) UpdateApplication(ctx context.Context, tenantID, appID string, u
 		if err := s.insertURIs(ctx, tx, a); err != nil {
 			return fmt.Errorf("update application %s: %w", appID, err)
 		}
+		// Assignments of roles the application no longer has go with them.
+		for _, id := range rules.DroppedRoles(old, a) {
+			if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM app_role_assignments WHERE resource_app_id = ? AND app_role_id = ?`), a.AppID, id); err != nil {
+				return s.dbErr("update application "+appID, err)
+			}
+		}
 		out = a
 		return nil
 	})
