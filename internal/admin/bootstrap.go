@@ -90,6 +90,17 @@ var ErrBootstrapTenant = errors.New("name the tenant the admin identity belongs 
 // the TokenAuthorizer's OperatorTenant for that admin to manage every
 // tenant; otherwise it administers tid alone.
 func Bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject string) (directory.ManagedIdentity, error) {
+	// Replicas starting together bootstrap at once; a step another did
+	// first fails with ErrAlreadyExists, and the next round finds it done.
+	for attempt := 1; ; attempt++ {
+		mi, err := bootstrap(ctx, s, tid, issuer, subject)
+		if err == nil || attempt == 5 || !(errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrConflict)) {
+			return mi, err
+		}
+	}
+}
+
+func bootstrap(ctx context.Context, s store.DirectoryStore, tid, issuer, subject string) (directory.ManagedIdentity, error) {
 	var none directory.ManagedIdentity
 	if tid == "" {
 		ts, err := s.ListTenants(ctx)

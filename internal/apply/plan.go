@@ -185,6 +185,21 @@ func Apply(ctx context.Context, s store.DirectoryStore, doc *Document, opts Opti
 	return res, nil
 }
 
+// Converge applies doc until the store holds it, planning again when a
+// change loses a race with another writer (ErrAlreadyExists, ErrConflict):
+// for replicas that apply the same document as they start together. It
+// returns the changes this caller made.
+func Converge(ctx context.Context, s store.DirectoryStore, doc *Document, opts Options) (int, error) {
+	applied := 0
+	for attempt := 1; ; attempt++ {
+		res, err := Apply(ctx, s, doc, opts)
+		applied += res.Applied
+		if err == nil || attempt == 5 || !(errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrConflict)) {
+			return applied, err
+		}
+	}
+}
+
 // MakePlan compares doc with the store's directory and returns the changes
 // that would make them match (deleting unmentioned objects only with
 // opts.Prune, and never those opts.Keep protects; opts.DryRun is ignored). Problems that only the store can reveal (an assignment naming an

@@ -49,6 +49,8 @@ type serveFlags struct {
 	auditSpoolMax    int64
 	auditRefuseFull  bool
 	maxStaleness     time.Duration
+	keyRotation      time.Duration
+	keyPrePublish    time.Duration
 	bootstrapIssuer  string
 	bootstrapSubject string
 	bootstrapTenant  string
@@ -90,6 +92,10 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.auditSpoolDir, "audit-spool-dir", "", "where audit records wait (fsync'd) while the store cannot take them, replayed when it can (default: <sqlite file>.audit-spool, or wif-audit-spool in the temporary directory; give a persistent volume in a pod)")
 	fl.Int64Var(&f.auditSpoolMax, "audit-spool-max-bytes", 256<<20, "bound on the audit spool; when reached, records are dropped and counted, or exchanges refused with --audit-refuse-when-full")
 	fl.BoolVar(&f.auditRefuseFull, "audit-refuse-when-full", false, "refuse exchanges (503) while the store is down and the audit spool full, rather than issue tokens that are not audited")
+	fl.DurationVar(&f.keyRotation, "key-rotation-period", 0, "how long each signing key signs (default 30 days; drills and tests)")
+	fl.DurationVar(&f.keyPrePublish, "key-pre-publish", 0, "how long a new signing key is published before it signs (default 48 h; drills and tests)")
+	_ = fl.MarkHidden("key-rotation-period")
+	_ = fl.MarkHidden("key-pre-publish")
 	fl.DurationVar(&f.maxStaleness, "max-directory-staleness", time.Hour, "how long to serve exchanges from a directory that cannot be refreshed from the store (store unreachable) before refusing them with 503; 0: no bound")
 	fl.StringVar(&f.bootstrapIssuer, "bootstrap-admin-issuer", "", "create (idempotently) an admin identity trusting this issuer, so a pipeline can manage the directory with its own federated identity")
 	fl.StringVar(&f.bootstrapSubject, "bootstrap-admin-subject", "", "with --bootstrap-admin-issuer: the subject the admin identity trusts")
@@ -199,8 +205,8 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		Store: st, Listener: ln, TLS: tlsConfig, PublicURL: publicURL, KEK: kek, PreviousKEKs: previousKEKs,
 		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
-		MaxDirectoryStaleness: f.maxStaleness,
-		IssuerHTTPClient:      issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
+		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
+		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
 	})
 	if err != nil {
 		return err
@@ -293,11 +299,13 @@ func applyDirectoryFile(ctx context.Context, st store.DirectoryStore, path strin
 	if err != nil {
 		return fmt.Errorf("--directory %s: %w", path, err)
 	}
-	res, err := apply.Apply(ctx, st, doc, apply.Options{})
+	// Replicas starting together apply the same file at once: Converge
+	// plans again when another replica's write came first.
+	n, err := apply.Converge(ctx, st, doc, apply.Options{})
 	if err != nil {
 		return fmt.Errorf("--directory %s: %w", path, err)
 	}
-	logger.Info("directory file applied", "file", path, "changes", res.Applied)
+	logger.Info("directory file applied", "file", path, "changes", n)
 	return nil
 }
 

@@ -166,8 +166,8 @@ func NewManager(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.RotationPeriod < time.Hour {
 		errs = append(errs, fmt.Errorf("jose: rotation period %s is too short: it must be at least 1h", opts.RotationPeriod))
 	}
-	if opts.PrePublish < time.Minute || opts.PrePublish >= opts.RotationPeriod {
-		errs = append(errs, fmt.Errorf("jose: pre-publication period %s must be at least 1m and shorter than the rotation period %s", opts.PrePublish, opts.RotationPeriod))
+	if opts.PrePublish < 4*time.Second || opts.PrePublish >= opts.RotationPeriod {
+		errs = append(errs, fmt.Errorf("jose: pre-publication period %s must be at least 4s and shorter than the rotation period %s", opts.PrePublish, opts.RotationPeriod))
 	}
 	if opts.MaxTokenLifetime <= 0 {
 		errs = append(errs, fmt.Errorf("jose: maximum token lifetime %s must be positive", opts.MaxTokenLifetime))

@@ -1048,7 +1048,7 @@ func TestOptionsValidation(t *testing.T) {
 		want []string
 	}{
 		{"no store", Options{}, []string{"Store is required"}},
-		{"short rotation", Options{Store: st, RotationPeriod: time.Minute, PrePublish: 30 * time.Second}, []string{"rotation period 1m0s is too short", "pre-publication period 30s must be at least 1m"}},
+		{"short rotation", Options{Store: st, RotationPeriod: time.Minute, PrePublish: 2 * time.Second}, []string{"rotation period 1m0s is too short", "pre-publication period 2s must be at least 4s"}},
 		{"pre-publish too long", Options{Store: st, RotationPeriod: 24 * time.Hour, PrePublish: 24 * time.Hour}, []string{"shorter than the rotation period 24h0m0s"}},
 		{"reload too slow", Options{Store: st, PrePublish: time.Hour, ReloadInterval: 20 * time.Minute}, []string{"reload interval 20m0s must be positive and at most a quarter"}},
 		{"negative lifetime", Options{Store: st, MaxTokenLifetime: -time.Hour}, []string{"maximum token lifetime -1h0m0s must be positive"}},

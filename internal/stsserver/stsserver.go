@@ -45,6 +45,9 @@ type Config struct {
 	KEK []byte
 	// PreviousKEKs still open keys while KEK replaces them.
 	PreviousKEKs [][]byte
+	// KeyRotationPeriod and KeyPrePublish override the signing keys'
+	// schedule (jose's defaults: 30 days, 48 h): for drills and tests.
+	KeyRotationPeriod, KeyPrePublish time.Duration
 	// TokenLifetime of access tokens (default 1 h).
 	TokenLifetime time.Duration
 	// EntraIssuerNames: v1 tokens carry iss https://sts.windows.net/{tid}/.
@@ -108,10 +111,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.TokenLifetime = time.Hour
 	}
 	reg := httpx.NewRegistry()
-	keys, err := jose.NewManager(ctx, jose.Options{
+	ko := jose.Options{
 		Store: cfg.Store, KEK: cfg.KEK, PreviousKEKs: cfg.PreviousKEKs, MaxTokenLifetime: max(cfg.TokenLifetime, 24*time.Hour),
+		RotationPeriod: cfg.KeyRotationPeriod, PrePublish: cfg.KeyPrePublish,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
-	})
+	}
+	if cfg.KeyPrePublish > 0 {
+		// A short pre-publication (tests, drills) needs maintenance often
+		// enough to create each successor in time.
+		ko.ReloadInterval = min(jose.DefaultReloadInterval, cfg.KeyPrePublish/4)
+	}
+	keys, err := jose.NewManager(ctx, ko)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
