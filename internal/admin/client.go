@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/sts"
 	"io"
 	"net/http"
 	"net/url"
@@ -402,5 +403,19 @@ func (c *Client) RetireKey(ctx context.Context, kid string) (jose.KeyInfo, error
 func (c *Client) RewrapKeys(ctx context.Context, kekID string) (jose.RewrapResult, error) {
 	var out jose.RewrapResult
 	_, err := c.Do(ctx, http.MethodPost, "/admin/signingKeys/rewrap", nil, RewrapRequest{KEKID: kekID}, &out)
+	return out, err
+}
+
+// TestIdentityCredentials dry-runs an exchange of assertion for an identity.
+func (c *Client) TestIdentityCredentials(ctx context.Context, tid, sub, rg, identity, assertion string) (sts.TestResult, error) {
+	var out sts.TestResult
+	_, err := c.Do(ctx, http.MethodPost, IdentityPath(tid, sub, rg, identity)+"/testFederatedCredentials", nil, TestRequest{Assertion: assertion}, &out)
+	return out, err
+}
+
+// TestAppCredentials dry-runs an exchange of assertion for an application.
+func (c *Client) TestAppCredentials(ctx context.Context, tid, appID, assertion string) (sts.TestResult, error) {
+	var out sts.TestResult
+	_, err := c.Do(ctx, http.MethodPost, TenantPath(tid)+"/applications/"+url.PathEscape(appID)+"/testFederatedCredentials", nil, TestRequest{Assertion: assertion}, &out)
 	return out, err
 }

@@ -9,6 +9,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 // Limits of the admin API.
@@ -57,6 +59,14 @@ type Config struct {
 	// Keys operates the token service's signing keys (nil: the key
 	// endpoints answer 501).
 	Keys KeyOperator
+	// Tester runs the credential dry-run (the token service; nil: 501).
+	Tester CredentialTester
+}
+
+// CredentialTester runs every check of an exchange without issuing a
+// token (*sts.Service implements it).
+type CredentialTester interface {
+	TestAssertion(ctx context.Context, tenantID, clientID, assertion string) (sts.TestResult, error)
 }
 
 // Handler serves the admin API under /admin/.
@@ -125,6 +135,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"GET", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Get an application's federated identity credential", "", "AppCredential", 200, h.getAppCred},
 		{"PUT", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Create or update an application's federated identity credential", "AppCredential", "AppCredential", 200, h.putAppCred},
 		{"DELETE", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Delete an application's federated identity credential", "", "", 204, h.deleteAppCred},
+		{"POST", appPath + "/testFederatedCredentials", ScopeAppCred, "Dry-run an exchange of an assertion for this application: every check's verdict, no token issued", "TestRequest", "TestResult", 200, h.testAppCreds},
 
 		{"GET", tenantPath + "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities", ScopeIdentity, "List the identities of a subscription", "", "IdentityList", 200, h.listIdentities},
 		{"GET", identityBase, ScopeIdentity, "List the identities of a resource group", "", "IdentityList", 200, h.listIdentities},
@@ -136,6 +147,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"GET", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Get an identity's federated identity credential", "", "IdentityCredential", 200, h.getIdentityCred},
 		{"PUT", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Create or update an identity's federated identity credential", "IdentityCredential", "IdentityCredential", 200, h.putIdentityCred},
 		{"DELETE", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Delete an identity's federated identity credential", "", "", 204, h.deleteIdentityCred},
+		{"POST", identityPath + "/testFederatedCredentials", ScopeIdentCred, "Dry-run an exchange of an assertion for this identity: every check's verdict, no token issued", "TestRequest", "TestResult", 200, h.testIdentityCreds},
 
 		{"GET", tenantPath + "/appRoleAssignments", ScopeAssignment, "List app role assignments (filter by principalId, resourceAppId)", "", "AssignmentList", 200, h.listAssignments},
 		{"POST", tenantPath + "/appRoleAssignments", ScopeAssignment, "Assign an app role (by ids or by names)", "Assignment", "Assignment", 201, h.postAssignment},
@@ -203,15 +215,14 @@ func (h *Handler) Patterns() []string {
 }
 
 func (h *Handler) wrap(rt route) http.Handler {
-	write := rt.method != http.MethodGet
-	if rt.pattern == "/admin/directory" && rt.method == http.MethodPost {
-		write = true
-	}
+	// A dry-run reads: it changes nothing.
+	write := rt.method != http.MethodGet && !strings.HasSuffix(rt.pattern, "/testFederatedCredentials")
 	opID := operationID(rt)
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
 		defer func() { h.requests.WithLabelValues(opID, strconv.Itoa(w.status)).Inc() }()
-		if err := browserGuard(r, write, rt.request != ""); err != nil {
+		// Every request with a body must declare it JSON, reads (dry runs) too.
+		if err := browserGuard(r, rt.method != http.MethodGet, rt.request != ""); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -245,14 +256,14 @@ func (h *Handler) wrap(rt route) http.Handler {
 // send a "simple" POST without a preflight only as text/plain, form data
 // or no Content-Type at all; application/json makes the browser ask first,
 // and the API answers no preflight.
-func browserGuard(r *http.Request, write, hasBody bool) *apiError {
+func browserGuard(r *http.Request, hasMethodBody, hasBody bool) *apiError {
 	if o := r.Header.Get("Origin"); o != "" && o != "https://"+r.Host && o != "http://"+r.Host {
 		return errorf(http.StatusForbidden, CodeAuthorization, "cross-origin requests are refused: the admin API is for the wif CLI and API clients, not for web pages (Origin %q)", clipText(o, 100))
 	}
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 		return errorf(http.StatusForbidden, CodeAuthorization, "cross-site requests are refused: the admin API is for the wif CLI and API clients, not for web pages")
 	}
-	if !write || !hasBody {
+	if !hasMethodBody || !hasBody {
 		return nil
 	}
 	ct := r.Header.Get("Content-Type")
@@ -1526,4 +1537,53 @@ func (h *Handler) refuseIfInUse(r *http.Request, tid, clientID, what, resourceAp
 		return errorf(http.StatusConflict, CodeConflict, "%s has %d federated credential(s) and %d role assignment(s) and refuseIfInUse is set; remove them first, or drop refuseIfInUse to delete them with it", what, len(fs), n)
 	}
 	return nil
+}
+
+// TestRequest is the body of a credential dry-run.
+type TestRequest struct {
+	// Assertion is the platform token to try (a JWT), as the workload
+	// would send it.
+	Assertion string `json:"assertion"`
+}
+
+func (h *Handler) testIdentityCreds(w http.ResponseWriter, r *http.Request) error {
+	tid, m, err := h.identityFor(r)
+	if err != nil {
+		return err
+	}
+	return h.testCreds(w, r, tid, m.ClientID)
+}
+
+func (h *Handler) testAppCreds(w http.ResponseWriter, r *http.Request) error {
+	tid, appID, err := h.appID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := h.cfg.Store.GetApplication(r.Context(), tid, appID); err != nil {
+		return notFound(err, "application %s in tenant %s", appID, tid)
+	}
+	return h.testCreds(w, r, tid, appID)
+}
+
+func (h *Handler) testCreds(w http.ResponseWriter, r *http.Request, tid, clientID string) error {
+	if h.cfg.Tester == nil {
+		return errorf(http.StatusNotImplemented, CodeBadRequest, "this server has no token endpoint to dry-run against")
+	}
+	var in TestRequest
+	if err := h.decode(w, r, &in); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.Assertion) == "" {
+		return &directory.ValidationError{Field: "assertion", Rule: "is required: the platform token (a JWT) to try"}
+	}
+	res, err := h.cfg.Tester.TestAssertion(r.Context(), tid, clientID, in.Assertion)
+	if errors.Is(err, sts.ErrUnknownTenant) {
+		// The store has the tenant but the token service has not loaded
+		// it yet: a moment after it was created.
+		return errorf(http.StatusServiceUnavailable, CodeUnavailable, "the token service has not loaded tenant %s yet; retry", tid)
+	}
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, "", res)
 }

@@ -95,6 +95,7 @@ func startEnv(t *testing.T) *env {
 				Store: st, PublicURL: publicURL, OperatorTenant: e.TenantA,
 				// srv is set once New returns, before any request.
 				VerifySignature: func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) },
+				Tester:          svc,
 				OnChange: func() {
 					e.changes.Add(1)
 					_ = svc.DirectoryChanged(context.Background())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 // schemaTypes names the OpenAPI component schemas, generated from the wire
@@ -26,6 +27,8 @@ func schemaTypes() map[string]reflect.Type {
 		"KeyInfo":            reflect.TypeFor[jose.KeyInfo](),
 		"RewrapRequest":      reflect.TypeFor[RewrapRequest](),
 		"RewrapResult":       reflect.TypeFor[jose.RewrapResult](),
+		"TestRequest":        reflect.TypeFor[TestRequest](),
+		"TestResult":         reflect.TypeFor[sts.TestResult](),
 		"Error":              reflect.TypeFor[ErrorBody](),
 	}
 }

@@ -36,6 +36,8 @@ type ServiceConfig struct {
 	Registerer prometheus.Registerer
 	// Keys operates the signing keys (the token service's *jose.Manager).
 	Keys KeyOperator
+	// Tester runs credential dry-runs (the token service's *sts.Service).
+	Tester CredentialTester
 }
 
 // NewForTokenService builds the admin API as the token service serves it:
@@ -59,6 +61,7 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 		Logger:     c.Logger,
 		Registerer: c.Registerer,
 		Keys:       c.Keys,
+		Tester:     c.Tester,
 	})
 }
 

@@ -120,7 +120,27 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 	addID(del)
 	del.Flags().StringVarP(&name, "federated-credential-id", "n", "", "credential name")
 	_ = del.MarkFlagRequired("federated-credential-id")
-	cmd.AddCommand(create, show, list, del)
+	var assertionFile string
+	test := &cobra.Command{
+		Use:   "test",
+		Short: "Dry-run an exchange of a platform token for the application: every check's verdict; no token is issued",
+		Args:  cobra.NoArgs,
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
+			assertion, err := readAssertionFile(streams, assertionFile)
+			if err != nil {
+				return err
+			}
+			res, err := c.TestAppCredentials(ctx, tid, appID, assertion)
+			if err != nil {
+				return err
+			}
+			return printTest(streams, af, res, "application "+appID)
+		}),
+	}
+	addID(test)
+	test.Flags().StringVar(&assertionFile, "assertion-file", "", "file holding the platform token to try (- for standard input)")
+	_ = test.MarkFlagRequired("assertion-file")
+	cmd.AddCommand(create, show, list, del, test)
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 func newAuditCommand(streams Streams) *cobra.Command {
@@ -118,8 +119,7 @@ func writeExplanation(w io.Writer, r admin.AuditResource) {
 		outcome = fmt.Sprintf("refused: AADSTS%d %s", r.ErrorCode, r.Error)
 	}
 	p("Exchange %s at %s: %s", r.CorrelationID, r.Time.UTC().Format(time.RFC3339), outcome)
-	d := r.Diagnosis
-	if d == nil {
+	if r.Diagnosis == nil {
 		if r.Reason != "" {
 			p("  Reason:    %s", r.Reason)
 		}
@@ -129,6 +129,12 @@ func writeExplanation(w io.Writer, r admin.AuditResource) {
 		}
 		return
 	}
+	writeDiagnosis(w, r.Diagnosis, r.ClientID)
+}
+
+// writeDiagnosis renders what each check of an exchange found.
+func writeDiagnosis(w io.Writer, d *sts.Diagnosis, clientID string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 	if d.Reason != "" {
 		p("  Reason:    %s", d.Reason)
 	}
@@ -137,8 +143,8 @@ func writeExplanation(w io.Writer, r admin.AuditResource) {
 	}
 	if c := d.Client; c != nil {
 		p("  Client:    %s %q (%s)", c.Kind, c.Name, c.ClientID)
-	} else if r.ClientID != "" {
-		p("  Client:    %s", r.ClientID)
+	} else if clientID != "" {
+		p("  Client:    %s", clientID)
 	}
 	if a := d.Assertion; a != nil {
 		p("  Assertion: iss %q", a.Issuer)

@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 // identityFlags name an identity the way az does.
@@ -233,8 +236,89 @@ func newFederatedCredentialCommand(streams Streams, af *adminFlags) *cobra.Comma
 		Use:   "federated-credential",
 		Short: "Manage an identity's federated identity credentials (like az identity federated-credential)",
 	}
-	cmd.AddCommand(newFICCreate(streams, af), newFICShow(streams, af), newFICList(streams, af), newFICDelete(streams, af))
+	cmd.AddCommand(newFICCreate(streams, af), newFICShow(streams, af), newFICList(streams, af), newFICDelete(streams, af),
+		newFICTest(streams, af))
 	return cmd
+}
+
+func newFICTest(streams Streams, af *adminFlags) *cobra.Command {
+	var id identityFlags
+	var file string
+	cmd := &cobra.Command{
+		Use:   "test",
+		Short: "Dry-run an exchange of a platform token for the identity: every check's verdict and the exact differences; no token is issued",
+		Long: `Dry-run an exchange of a platform token (a Kubernetes service-account token, a
+CI job's OIDC token) for the identity, as the token endpoint would run it: the
+token's form and times, each federated credential's issuer, audience and
+subject (or claims expression), the issuer's keys and the signature. Every
+verdict is printed, with the exact difference where one fails; no token is
+issued. Exit status 1 when the exchange would be refused. Use it before a
+credential is changed, and after, with a real token of the workload.`,
+		Example: `  kubectl create token payments -n prod --audience api://AzureADTokenExchange > sa.jwt
+  wif identity federated-credential test --identity-name payments -g prod --assertion-file sa.jwt`,
+		Args: cobra.NoArgs,
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
+			assertion, err := readAssertionFile(streams, file)
+			if err != nil {
+				return err
+			}
+			res, err := c.TestIdentityCredentials(ctx, tid, id.subscription, id.resourceGroup, id.name, assertion)
+			if err != nil {
+				return err
+			}
+			return printTest(streams, af, res, fmt.Sprintf("managed identity %q", id.name))
+		}),
+	}
+	id.add(cmd, "identity-name", "name of the managed identity", true)
+	cmd.Flags().StringVar(&file, "assertion-file", "", "file holding the platform token to try (- for standard input)")
+	_ = cmd.MarkFlagRequired("assertion-file")
+	return cmd
+}
+
+// readAssertionFile reads a token from a file (or stdin for "-"), bounded.
+func readAssertionFile(streams Streams, file string) (string, error) {
+	var r io.Reader
+	if file == "-" {
+		r = streams.In
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("--assertion-file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("--assertion-file: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "", errors.New("--assertion-file is empty: give the platform token (a JWT) to try")
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// errTestFailed makes the command exit 1 after printing a refusal.
+var errTestFailed = errors.New("the exchange would be refused")
+
+// printTest prints a dry-run's result and fails when it would be refused.
+func printTest(streams Streams, af *adminFlags, res sts.TestResult, what string) error {
+	if af.output != "table" || af.query != "" {
+		if err := af.print(streams.Out, res, nil); err != nil {
+			return err
+		}
+	} else {
+		verdict := "PASS: an exchange would succeed"
+		if res.Result != "pass" {
+			verdict = fmt.Sprintf("FAIL: an exchange would be refused with AADSTS%d %s", res.Code, res.Error)
+		}
+		fmt.Fprintf(streams.Out, "Dry run for %s: %s\n", what, verdict)
+		writeDiagnosis(streams.Out, &res.Diagnosis, "")
+	}
+	if res.Result != "pass" {
+		return errTestFailed
+	}
+	return nil
 }
 
 func ficTable(items ...admin.IdentityCredentialResource) func() table {

@@ -76,7 +76,7 @@ func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 		TLS:          tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		DisableAdmin: true, // mounted below with the test's own hooks
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
-			h, err := admin.NewHandler(admin.Config{Store: st, Keys: lazyKeys{func() *jose.Manager { return srv.Keys }},
+			h, err := admin.NewHandler(admin.Config{Store: st, Keys: lazyKeys{func() *jose.Manager { return srv.Keys }}, Tester: svc,
 				Authorizer: &admin.TokenAuthorizer{AllowLoopback: loopback, Directory: st, OperatorTenant: e.Tenant,
 					Verify: admin.NewVerifier(func(raw string) ([]byte, error) { return srv.Keys.Verify(raw) }, admin.Issuers("https://"+ln.Addr().String(), false), nil)},
 				OnChange: func() { _ = svc.DirectoryChanged(context.Background()) }})

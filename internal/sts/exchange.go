@@ -29,6 +29,10 @@ type evaluation struct {
 	// workload, and may be told the exact difference.
 	verified bool
 	diag     Diagnosis
+	// all: go on past a failed time check, so every check is reported
+	// (the credential dry-run); timeErr holds that first failure.
+	all     bool
+	timeErr *Error
 }
 
 // exchange runs the checks of spec/sts.md §4, in order, for one token
@@ -92,8 +96,26 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 // matches, it still checks the signature against the keys of the issuer
 // the nearest credential trusts, to learn whether the caller may be told
 // the difference. It fills ev and returns the public refusal, or nil.
-func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw string, ev *evaluation) *Error {
+func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw string, ev *evaluation) (out *Error) {
 	d := &ev.diag
+	defer func() {
+		// In Entra's order a time failure comes first: in the dry-run,
+		// which went on past it, it is still the answer.
+		if ev.timeErr != nil {
+			d.Check, d.Reason, out = "time", ev.timeErr.Hint, ev.timeErr
+			if d.Reason == "" {
+				d.Reason = ev.timeErr.Description
+			}
+		}
+	}()
+	timeFail := func(e *Error) *Error {
+		if ev.all {
+			ev.timeErr = e
+			return nil
+		}
+		d.Check = "time"
+		return e
+	}
 	fail := func(check string, e *Error) *Error {
 		d.Check = check
 		return e
@@ -123,8 +145,10 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 	d.Time = &TimeCheck{Now: now.UTC().Format(time.RFC3339), Result: "valid"}
 	if life := cl.Expiry.Sub(*cl.IssuedAt); life > maxAssertionLifetime {
 		d.Time.Result = fmt.Sprintf("lifetime %s is over 25 h", life.Round(time.Second))
-		return fail("time", newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; it must not exceed 25 hours.", life.Round(time.Second)).
-			withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)"))
+		if e := timeFail(newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; it must not exceed 25 hours.", life.Round(time.Second)).
+			withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)")); e != nil {
+			return e
+		}
 	}
 	skew := s.cfg.ClockSkew
 	notBefore := *cl.IssuedAt
@@ -140,7 +164,9 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 			e.Hint = fmt.Sprintf("the assertion is valid only from %s: check the clocks of the issuer and this service", entraTime(notBefore))
 		}
 		d.Time.Result = e.Hint
-		return fail("time", e)
+		if e := timeFail(e); e != nil {
+			return e
+		}
 	}
 	if s.isOwnToken(cl.Issuer, a.kid) {
 		return fail("assertion", newError(errInvalidClient, CodeEntraIssuedAssertion, "AAD-issued tokens may not be used for federated identity flows.").
@@ -260,3 +286,49 @@ func (s *Service) isOwnToken(iss, kid string) bool {
 
 // entraTime formats t as Entra does in messages: "2026-11-23 10:00:00Z".
 func entraTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") }
+
+// TestResult is the outcome of a credential dry-run.
+type TestResult struct {
+	// Result is "pass" (an exchange would succeed) or "fail".
+	Result string `json:"result"`
+	// Code and Error are what the token endpoint would answer on failure.
+	Code  int    `json:"code,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Credential is the credential that matched (on pass).
+	Credential string `json:"credential,omitempty"`
+	// Diagnosis has every check's verdict.
+	Diagnosis Diagnosis `json:"diagnosis"`
+}
+
+// ErrUnknownTenant: the dry-run names a tenant this service does not hold.
+var ErrUnknownTenant = errors.New("no such tenant")
+
+// TestAssertion runs every check of an exchange of assertion for clientID
+// in a tenant — its form, times, the client, each federated credential,
+// the issuer's keys, the signature — and reports each verdict with the
+// exact differences. It never issues a token. (The admin API's credential
+// dry-run: wif identity federated-credential test.)
+func (s *Service) TestAssertion(ctx context.Context, tenantID, clientID, assertion string) (TestResult, error) {
+	ti := s.dir.load().tenants[lowerASCII(tenantID)]
+	if ti == nil {
+		return TestResult{}, fmt.Errorf("tenant %s: %w", tenantID, ErrUnknownTenant)
+	}
+	ev := &evaluation{all: true}
+	e := s.evaluate(ctx, ti, clientID, strings.TrimSpace(assertion), ev)
+	r := TestResult{Result: "pass", Diagnosis: ev.diag}
+	if ev.cred != nil {
+		r.Credential = ev.cred.Name
+	}
+	if e != nil {
+		r.Result, r.Code, r.Error = "fail", e.Code, e.Err
+		if r.Diagnosis.Reason == "" {
+			r.Diagnosis.Reason = e.Description
+		}
+		if e.cause != nil && r.Diagnosis.Detail == "" {
+			r.Diagnosis.Detail = e.cause.Error()
+		}
+		return r, nil
+	}
+	r.Diagnosis.Reason = fmt.Sprintf("every check passed: credential '%s' matches and the signature verifies", r.Credential)
+	return r, nil
+}

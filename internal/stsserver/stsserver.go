@@ -188,7 +188,7 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 				cfg.Logger.Warn("reloading the directory after an admin change failed; the next refresh retries", "error", err)
 			}
 		},
-		Logger: cfg.Logger, Registerer: reg, Keys: keys,
+		Logger: cfg.Logger, Registerer: reg, Keys: keys, Tester: svc,
 	}
 	ah, err := admin.NewForTokenService(sc)
 	if err != nil {
