@@ -45,6 +45,7 @@ type Store interface {
 	DirectoryStore
 	KeyStore
 	AuditStore
+	UsageStore
 	// Close releases the store's resources.
 	Close() error
 }
@@ -228,6 +229,10 @@ type AuditRecord struct {
 	Resource       string
 	Issuer         string
 	Subject        string
+	// Audience is the assertion's aud (each value clipped; empty when the
+	// assertion could not be read): with Issuer and Subject, what a replay
+	// against another directory needs (wif apply --dry-run --replay).
+	Audience []string
 	// JTIHash is the hex SHA-256 of the assertion's jti (empty if none).
 	JTIHash       string
 	Result        string
@@ -260,6 +265,47 @@ type AuditPage struct {
 	Records []AuditRecord
 	// NextCursor is empty on the last page.
 	NextCursor string
+}
+
+// CredentialUse says when a federated credential last matched an
+// exchange.
+type CredentialUse struct {
+	// CredentialID is the credential's id (a credential deleted and made
+	// again under the same name starts unused).
+	CredentialID string
+	LastUsed     time.Time
+}
+
+// IssuerStatus is how an external issuer has answered the token service's
+// fetches of its discovery document and keys, merged over every replica.
+type IssuerStatus struct {
+	Issuer      string
+	LastSuccess time.Time
+	LastFailure time.Time
+	// FailingSince is the first failure after LastSuccess (zero while the
+	// last fetch succeeded).
+	FailingSince time.Time
+	// LastError is the newest failure's cause (clipped).
+	LastError string
+}
+
+// Failing reports whether the issuer's fetches have failed since its last
+// success.
+func (s IssuerStatus) Failing() bool { return !s.FailingSince.IsZero() }
+
+// UsageStore keeps when credentials last matched and how issuers answer.
+// Writers batch (the token service flushes every few seconds); every
+// update merges — a record older than the stored one changes nothing — so
+// replicas may write in any order.
+type UsageStore interface {
+	// RecordUsage merges uses and issuer statuses in one transaction. A
+	// use of a credential that no longer exists is ignored.
+	RecordUsage(ctx context.Context, uses []CredentialUse, issuers []IssuerStatus) error
+	// CredentialUsage returns the last use of each credential of a tenant
+	// that has one, by credential id.
+	CredentialUsage(ctx context.Context, tenantID string) (map[string]time.Time, error)
+	// IssuerStatuses returns every issuer's status, by issuer.
+	IssuerStatuses(ctx context.Context) (map[string]IssuerStatus, error)
 }
 
 // AuditStore persists the audit log.

@@ -46,6 +46,8 @@ type Store struct {
 	audit    []auditEntry                             // in append order
 	auditIDs map[string]bool
 	auditSeq int64
+	usage    map[string]time.Time         // credential id → last use
+	issuers  map[string]store.IssuerStatus // by issuer
 }
 
 type auditEntry struct {
@@ -67,6 +69,8 @@ func New(opts ...Option) *Store {
 		assigns:  map[string]directory.AppRoleAssignment{},
 		keys:     map[string]store.SigningKey{},
 		auditIDs: map[string]bool{},
+		usage:    map[string]time.Time{},
+		issuers:  map[string]store.IssuerStatus{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -202,6 +206,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precon
 	for k, v := range s.creds {
 		if v.TenantID == id {
 			delete(s.creds, k)
+			delete(s.usage, k)
 		}
 	}
 	for k, v := range s.assigns {
@@ -401,6 +406,7 @@ func (s *Store) deleteDependants(clientID, principalID string) {
 	for k, v := range s.creds {
 		if v.ParentClientID == clientID {
 			delete(s.creds, k)
+			delete(s.usage, k)
 		}
 	}
 	for k, v := range s.assigns {
@@ -718,6 +724,7 @@ func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentC
 		return err
 	}
 	delete(s.creds, f.ID)
+	delete(s.usage, f.ID)
 	s.revision++
 	return nil
 }
@@ -1020,6 +1027,7 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 	page.Records = make([]store.AuditRecord, len(match))
 	for i, e := range match {
 		page.Records[i] = e.rec
+		page.Records[i].Audience = slices.Clone(e.rec.Audience)
 	}
 	return page, nil
 }
@@ -1048,4 +1056,92 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 	clear(s.audit[len(kept):])
 	s.audit = kept
 	return n, nil
+}
+
+// ---- usage
+
+// RecordUsage implements store.UsageStore.
+func (s *Store) RecordUsage(ctx context.Context, uses []store.CredentialUse, issuers []store.IssuerStatus) error {
+	unlock, err := s.write(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, u := range uses {
+		id := directory.CanonicalID(u.CredentialID)
+		if _, ok := s.creds[id]; !ok {
+			continue
+		}
+		if t := rules.Time(u.LastUsed); t.After(s.usage[id]) {
+			s.usage[id] = t
+		}
+	}
+	for _, st := range issuers {
+		s.issuers[st.Issuer] = rules.MergeIssuerStatus(s.issuers[st.Issuer], st)
+	}
+	return nil
+}
+
+// CredentialUsage implements store.UsageStore.
+func (s *Store) CredentialUsage(ctx context.Context, tenantID string) (map[string]time.Time, error) {
+	unlock, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	tid := directory.CanonicalID(tenantID)
+	out := map[string]time.Time{}
+	for id, t := range s.usage {
+		if f, ok := s.creds[id]; ok && f.TenantID == tid {
+			out[id] = t
+		}
+	}
+	return out, nil
+}
+
+// IssuerStatuses implements store.UsageStore.
+func (s *Store) IssuerStatuses(ctx context.Context) (map[string]store.IssuerStatus, error) {
+	unlock, err := s.read(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	out := make(map[string]store.IssuerStatus, len(s.issuers))
+	for k, v := range s.issuers {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// FromSnapshot returns a new store holding snap's directory (no keys, no
+// audit): a scratch copy to try changes on — what a dry run applies a
+// document to, to see the directory it would make.
+func FromSnapshot(ctx context.Context, snap store.Snapshot, opts ...Option) (*Store, error) {
+	s := New(opts...)
+	for _, t := range snap.Tenants {
+		if _, err := s.CreateTenant(ctx, t); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, a := range snap.Applications {
+		if _, err := s.CreateApplication(ctx, a); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, m := range snap.ManagedIdentities {
+		if _, err := s.CreateManagedIdentity(ctx, m); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, f := range snap.Credentials {
+		if _, err := s.CreateFederatedCredential(ctx, f); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, a := range snap.AppRoleAssignments {
+		if _, err := s.CreateAppRoleAssignment(ctx, a); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	return s, nil
 }

@@ -84,6 +84,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ContextCancelled", testContextCancelled},
 		{"DeletePreconditions", testDeletePreconditions},
 		{"RemovingAppRoleRemovesItsAssignments", testRemoveRole},
+		{"CredentialUsage", testCredentialUsage},
+		{"IssuerStatus", testIssuerStatus},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1569,6 +1571,7 @@ func testAudit(t *testing.T, s store.Store) {
 			Time:     t0.Add(time.Duration(i) * time.Minute),
 			TenantID: tenA, ClientID: clientA, CredentialName: "cred", GrantType: "client_credentials",
 			Resource: "api://resource", Issuer: testIssuer, Subject: "system:serviceaccount:default:demo",
+			Audience: []string{"api://AzureADTokenExchange", fmt.Sprintf("aud-%d", i)},
 			JTIHash: fmt.Sprintf("%064x", i), Result: store.AuditSuccess, CorrelationID: newID(), RemoteAddr: "127.0.0.1:5000",
 		}
 		if i%3 == 0 {
@@ -2090,4 +2093,74 @@ func testRemoveRole(t *testing.T, s store.Store) {
 			t.Error("the snapshot still holds the removed role's assignment")
 		}
 	}
+}
+
+// testCredentialUsage: last uses merge newest-wins, in any order; a use of
+// a credential that does not exist is ignored; a deleted credential takes
+// its usage with it, and one made again under its name starts unused.
+func testCredentialUsage(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	other := mkTenant(t, s)
+	mi := mkMI(t, s, ten.ID, "demo")
+	a, b := mkCred(t, s, mi, "cred-a"), mkCred(t, s, mi, "cred-b")
+	oc := mkCred(t, s, mkMI(t, s, other.ID, "other"), "cred-o")
+	t0 := time.Date(2026, 6, 1, 9, 0, 0, 123456789, time.UTC)
+	noErr(t, s.RecordUsage(ctx, nil, nil))
+	noErr(t, s.RecordUsage(ctx, []store.CredentialUse{
+		{CredentialID: upper(a.ID), LastUsed: t0.Add(time.Minute)},
+		{CredentialID: newID(), LastUsed: t0}, // no such credential
+		{CredentialID: oc.ID, LastUsed: t0},
+	}, nil))
+	// An older report (another replica's, late) changes nothing; a newer one wins.
+	noErr(t, s.RecordUsage(ctx, []store.CredentialUse{{CredentialID: a.ID, LastUsed: t0}, {CredentialID: b.ID, LastUsed: t0.Add(2 * time.Minute)}}, nil))
+	noErr(t, s.RecordUsage(ctx, []store.CredentialUse{{CredentialID: b.ID, LastUsed: t0.Add(3 * time.Minute).In(time.FixedZone("X", 3600))}}, nil))
+	got := val(s.CredentialUsage(ctx, upper(ten.ID))).must(t)
+	want := map[string]time.Time{a.ID: t0.Add(time.Minute).Truncate(time.Microsecond), b.ID: t0.Add(3 * time.Minute).Truncate(time.Microsecond)}
+	if len(got) != 2 || !got[a.ID].Equal(want[a.ID]) || !got[b.ID].Equal(want[b.ID]) || got[a.ID].Location() != time.UTC {
+		t.Fatalf("CredentialUsage = %v, want %v (UTC, µs)", got, want)
+	}
+	if o := val(s.CredentialUsage(ctx, other.ID)).must(t); len(o) != 1 || !o[oc.ID].Equal(t0.Truncate(time.Microsecond)) {
+		t.Fatalf("the other tenant's usage: %v", o)
+	}
+	noErr(t, s.DeleteFederatedCredential(ctx, ten.ID, mi.ClientID, "cred-a"))
+	mkCred(t, s, mi, "cred-a")
+	got = val(s.CredentialUsage(ctx, ten.ID)).must(t)
+	if _, ok := got[a.ID]; ok || len(got) != 1 {
+		t.Fatalf("after deleting credential a and making it again: %v", got)
+	}
+	noErr(t, s.DeleteManagedIdentity(ctx, ten.ID, ref(mi)))
+	if got := val(s.CredentialUsage(ctx, ten.ID)).must(t); len(got) != 0 {
+		t.Fatalf("after deleting the identity: %v", got)
+	}
+}
+
+// testIssuerStatus: replicas' reports merge into one status whatever
+// their order.
+func testIssuerStatus(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	t0 := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	iss := "https://issuer.example/" + newID()
+	// Replica 1 saw a success at 0 then failures from 10; replica 2, late,
+	// reports failures from 5 (after the success) and a success before it.
+	noErr(t, s.RecordUsage(ctx, nil, []store.IssuerStatus{{Issuer: iss, LastSuccess: at(0), LastFailure: at(20), FailingSince: at(10), LastError: "timeout"}}))
+	noErr(t, s.RecordUsage(ctx, nil, []store.IssuerStatus{{Issuer: iss, LastSuccess: at(-5), LastFailure: at(15), FailingSince: at(5), LastError: "refused"}}))
+	st := val(s.IssuerStatuses(ctx)).must(t)[iss]
+	want := store.IssuerStatus{Issuer: iss, LastSuccess: at(0), LastFailure: at(20), FailingSince: at(5), LastError: "timeout"}
+	equal(t, "merged failing status", st, want)
+	if !st.Failing() {
+		t.Error("Failing() = false")
+	}
+	// A success after the failures ends the streak.
+	noErr(t, s.RecordUsage(ctx, nil, []store.IssuerStatus{{Issuer: iss, LastSuccess: at(30)}}))
+	st = val(s.IssuerStatuses(ctx)).must(t)[iss]
+	equal(t, "after a success", st, store.IssuerStatus{Issuer: iss, LastSuccess: at(30), LastFailure: at(20)})
+	if st.Failing() {
+		t.Error("Failing() = true after a success")
+	}
+	// An issuer that never answered.
+	never := "https://never.example"
+	noErr(t, s.RecordUsage(ctx, nil, []store.IssuerStatus{{Issuer: never, LastFailure: at(2), FailingSince: at(1), LastError: "dns"}}))
+	equal(t, "never answered", val(s.IssuerStatuses(ctx)).must(t)[never], store.IssuerStatus{Issuer: never, LastFailure: at(2), FailingSince: at(1), LastError: "dns"})
 }

@@ -318,6 +318,7 @@ func Audit(r store.AuditRecord, now time.Time) store.AuditRecord {
 	r.Time = Time(r.Time)
 	r.TenantID = AuditID(r.TenantID)
 	r.ClientID = AuditID(r.ClientID)
+	r.Audience = slices.Clone(r.Audience)
 	return r
 }
 
@@ -463,4 +464,41 @@ func DroppedRoles(old, updated directory.Application) []string {
 		}
 	}
 	return out
+}
+
+// MergeIssuerStatus merges a replica's report into the stored status of
+// the same issuer (zero when there is none): the newest success and
+// failure win, and the failure streak is the earliest failure either side
+// saw after the merged last success. Any order of reports gives the same
+// result.
+func MergeIssuerStatus(old, in store.IssuerStatus) store.IssuerStatus {
+	norm := func(s store.IssuerStatus) store.IssuerStatus {
+		s.LastSuccess, s.LastFailure, s.FailingSince = Time(s.LastSuccess), Time(s.LastFailure), Time(s.FailingSince)
+		return s
+	}
+	old, in = norm(old), norm(in)
+	out := store.IssuerStatus{Issuer: in.Issuer}
+	out.LastSuccess = latest(old.LastSuccess, in.LastSuccess)
+	out.LastFailure = latest(old.LastFailure, in.LastFailure)
+	out.LastError = old.LastError
+	if in.LastFailure.After(old.LastFailure) || out.LastError == "" {
+		out.LastError = in.LastError
+	}
+	if !out.LastFailure.After(out.LastSuccess) {
+		out.LastError = ""
+		return out
+	}
+	for _, c := range []time.Time{old.FailingSince, in.FailingSince, old.LastFailure, in.LastFailure} {
+		if c.After(out.LastSuccess) && (out.FailingSince.IsZero() || c.Before(out.FailingSince)) {
+			out.FailingSince = c
+		}
+	}
+	return out
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

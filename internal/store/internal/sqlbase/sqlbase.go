@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -1215,9 +1216,9 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 
 // ---- audit
 
-const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr, reason, diagnosis`
+const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr, reason, diagnosis, audience`
 
-// auditChunk bounds the rows of one INSERT (17 parameters each).
+// auditChunk bounds the rows of one INSERT (18 parameters each).
 const auditChunk = 64
 
 // AppendAudit implements store.AuditStore: one transaction, multi-row
@@ -1232,15 +1233,15 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 			batch := records[start:min(start+auditChunk, len(records))]
 			var b strings.Builder
 			b.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-			args := make([]any, 0, len(batch)*17)
+			args := make([]any, 0, len(batch)*18)
 			for i, r := range batch {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				r = rules.Audit(r, now)
 				args = append(args, r.ID, rules.Micros(r.Time), r.TenantID, r.ClientID, r.CredentialName, r.GrantType, r.Resource,
-					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis)
+					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis, encodeAudience(r.Audience))
 			}
 			if _, err := tx.ExecContext(ctx, s.sql(b.String()), args...); err != nil {
 				return s.dbErr("append audit", err)
@@ -1248,6 +1249,26 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 		}
 		return nil
 	})
+}
+
+// encodeAudience stores audiences as a JSON array ("" for none).
+func encodeAudience(aud []string) string {
+	if len(aud) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(aud)
+	return string(b)
+}
+
+func decodeAudience(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var aud []string
+	if json.Unmarshal([]byte(s), &aud) != nil {
+		return nil
+	}
+	return aud
 }
 
 // ListAudit implements store.AuditStore. Pages are keyset-paginated on
@@ -1299,10 +1320,12 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 	}
 	recs, err := collect(rows, func(sc scanner) (rec, error) {
 		var x rec
+		var aud string
 		r := &x.r
 		err := sc.Scan(&x.seq, &r.ID, &x.us, &r.TenantID, &r.ClientID, &r.CredentialName, &r.GrantType, &r.Resource, &r.Issuer,
-			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr, &r.Reason, &r.Diagnosis)
+			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr, &r.Reason, &r.Diagnosis, &aud)
 		r.Time = rules.FromMicros(x.us)
+		r.Audience = decodeAudience(aud)
 		return x, err
 	}, "list audit")
 	if err != nil {
@@ -1347,4 +1370,96 @@ func (s *Store) PruneAudit(ctx context.Context, before time.Time) (int64, error)
 			return total, nil
 		}
 	}
+}
+
+// ---- usage
+
+// RecordUsage implements store.UsageStore. Rows are written in key order,
+// so replicas flushing together never deadlock.
+func (s *Store) RecordUsage(ctx context.Context, uses []store.CredentialUse, issuers []store.IssuerStatus) error {
+	if len(uses) == 0 && len(issuers) == 0 {
+		return ctx.Err()
+	}
+	uses = slices.Clone(uses)
+	slices.SortFunc(uses, func(a, b store.CredentialUse) int { return strings.Compare(a.CredentialID, b.CredentialID) })
+	issuers = slices.Clone(issuers)
+	slices.SortFunc(issuers, func(a, b store.IssuerStatus) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return s.writeTx(ctx, false, func(tx *sql.Tx) error {
+		for _, u := range uses {
+			// A use of a credential deleted meanwhile inserts nothing.
+			if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO credential_usage (credential_id, last_used_us)
+				SELECT id, ? FROM federated_credentials WHERE id = ?
+				ON CONFLICT (credential_id) DO UPDATE SET last_used_us = excluded.last_used_us
+				WHERE excluded.last_used_us > credential_usage.last_used_us`), rules.Micros(u.LastUsed), directory.CanonicalID(u.CredentialID)); err != nil {
+				return s.dbErr("record credential use", err)
+			}
+		}
+		for _, in := range issuers {
+			if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO issuer_status (issuer, last_success_us, last_failure_us, failing_since_us, last_error)
+				VALUES (?, 0, 0, 0, '') ON CONFLICT (issuer) DO NOTHING`), in.Issuer); err != nil {
+				return s.dbErr("record issuer status", err)
+			}
+			var old store.IssuerStatus
+			var ok, fail, since int64
+			if err := tx.QueryRowContext(ctx, s.sql(`SELECT last_success_us, last_failure_us, failing_since_us, last_error FROM issuer_status WHERE issuer = ?`+s.d.ForUpdate), in.Issuer).
+				Scan(&ok, &fail, &since, &old.LastError); err != nil {
+				return s.dbErr("record issuer status", err)
+			}
+			old.LastSuccess, old.LastFailure, old.FailingSince = rules.FromMicros(ok), rules.FromMicros(fail), rules.FromMicros(since)
+			m := rules.MergeIssuerStatus(old, in)
+			if _, err := tx.ExecContext(ctx, s.sql(`UPDATE issuer_status SET last_success_us = ?, last_failure_us = ?, failing_since_us = ?, last_error = ? WHERE issuer = ?`),
+				rules.Micros(m.LastSuccess), rules.Micros(m.LastFailure), rules.Micros(m.FailingSince), m.LastError, in.Issuer); err != nil {
+				return s.dbErr("record issuer status", err)
+			}
+		}
+		return nil
+	})
+}
+
+// CredentialUsage implements store.UsageStore.
+func (s *Store) CredentialUsage(ctx context.Context, tenantID string) (map[string]time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, s.sql(`SELECT u.credential_id, u.last_used_us FROM credential_usage u
+		JOIN federated_credentials f ON f.id = u.credential_id WHERE f.tenant_id = ?`), directory.CanonicalID(tenantID))
+	if err != nil {
+		return nil, fmt.Errorf("credential usage: %s: %w", s.d.Name, err)
+	}
+	type use struct {
+		id string
+		us int64
+	}
+	list, err := collect(rows, func(sc scanner) (use, error) {
+		var u use
+		return u, sc.Scan(&u.id, &u.us)
+	}, "credential usage")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]time.Time, len(list))
+	for _, u := range list {
+		out[u.id] = rules.FromMicros(u.us)
+	}
+	return out, nil
+}
+
+// IssuerStatuses implements store.UsageStore.
+func (s *Store) IssuerStatuses(ctx context.Context) (map[string]store.IssuerStatus, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT issuer, last_success_us, last_failure_us, failing_since_us, last_error FROM issuer_status`)
+	if err != nil {
+		return nil, fmt.Errorf("issuer status: %s: %w", s.d.Name, err)
+	}
+	list, err := collect(rows, func(sc scanner) (store.IssuerStatus, error) {
+		var st store.IssuerStatus
+		var ok, fail, since int64
+		err := sc.Scan(&st.Issuer, &ok, &fail, &since, &st.LastError)
+		st.LastSuccess, st.LastFailure, st.FailingSince = rules.FromMicros(ok), rules.FromMicros(fail), rules.FromMicros(since)
+		return st, err
+	}, "issuer status")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]store.IssuerStatus, len(list))
+	for _, st := range list {
+		out[st.Issuer] = st
+	}
+	return out, nil
 }
