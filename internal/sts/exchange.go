@@ -40,11 +40,14 @@ type evaluation struct {
 // the checks learn more; every caller-supplied value in it is clipped.
 func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenRequest, rec *store.AuditRecord) (*issued, *Error) {
 	tid := ti.tenant.ID
+	// The resource as requested; on success, the appId it names.
+	rec.Resource = clip(req.resource)
 	ev := &evaluation{}
 	e := s.evaluate(ctx, ti, req.clientID, req.assertion, ev)
 	if ev.a != nil {
 		cl := &ev.a.claims
 		rec.Issuer, rec.Subject = clip(cl.Issuer), clip(cl.Subject)
+		rec.Audience = clipAudience(cl.Audience)
 		if cl.JTI != "" {
 			sum := sha256.Sum256([]byte(cl.JTI))
 			rec.JTIHash = hex.EncodeToString(sum[:])
@@ -66,8 +69,10 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 			ev.diag.Check, ev.diag.Reason = "resource", fmt.Sprintf("no application of tenant %s has %q as identifier URI or appId", tid, clip(req.resource))
 		} else {
 			rec.Resource = r.app.AppID
-			tok, err := s.mint(tid, ev.client, r, req.resource, s.cfg.Now())
+			now := s.cfg.Now()
+			tok, err := s.mint(tid, ev.client, r, req.resource, now)
 			if err == nil {
+				s.usage.used(ev.cred.ID, now)
 				return tok, nil
 			}
 			e = errService(err)
@@ -282,6 +287,19 @@ func (s *Service) isOwnToken(iss, kid string) bool {
 		return true
 	}
 	return s.cfg.Signer.IsOwnKey(kid)
+}
+
+// clipAudience is aud as the audit log keeps it: at most 4 values, each
+// clipped.
+func clipAudience(aud []string) []string {
+	if len(aud) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(aud), 4))
+	for _, a := range aud[:min(len(aud), 4)] {
+		out = append(out, clip(a))
+	}
+	return out
 }
 
 // entraTime formats t as Entra does in messages: "2026-11-23 10:00:00Z".

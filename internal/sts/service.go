@@ -89,7 +89,10 @@ type Config struct {
 	// serving a directory it cannot refresh from the store; after that it
 	// refuses exchanges (503) until the store is back.
 	MaxDirectoryStaleness time.Duration
-	Now                   func() time.Time
+	// UsageFlushInterval is how often credentials' last uses and issuers'
+	// statuses are written to the store (default 10 s).
+	UsageFlushInterval time.Duration
+	Now                func() time.Time
 	Logger                *slog.Logger
 	Registerer            prometheus.Registerer
 }
@@ -100,6 +103,7 @@ type Service struct {
 	dir     directoryCache
 	audit   *auditWriter
 	unknown *unknownRequests
+	usage   *usageTracker
 	metrics *metrics
 	log     *slog.Logger
 
@@ -148,13 +152,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.AuditBuffer == 0 {
 		cfg.AuditBuffer = 1 << 16
 	}
+	if cfg.UsageFlushInterval == 0 {
+		cfg.UsageFlushInterval = 10 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), unknown: newUnknownRequests(cfg.Registerer, cfg.Logger)}
+	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), unknown: newUnknownRequests(cfg.Registerer, cfg.Logger), usage: newUsageTracker()}
 	s.dir.store, s.dir.now = cfg.Store, cfg.Now
 	if err := s.dir.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("sts: %w", err)
@@ -200,14 +207,26 @@ func (s *Service) Run(ctx context.Context) error {
 	defer t.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
+	usage := time.NewTicker(s.cfg.UsageFlushInterval)
+	defer usage.Stop()
 	s.pruneAudit(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			<-done
+			// The last uses of this run, written on the way out.
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.flushUsage(fctx); err != nil {
+				s.log.Warn("writing credential usage at shutdown failed; the last uses of this run are lost", "error", err)
+			}
+			cancel()
 			return nil
 		case <-prune.C:
 			s.pruneAudit(ctx)
+		case <-usage.C:
+			if err := s.flushUsage(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("writing credential usage failed; it is retried", "error", err)
+			}
 		case <-t.C:
 			if err := s.dir.refresh(ctx, false); err != nil && ctx.Err() == nil {
 				s.log.Warn("directory refresh failed; serving the last loaded directory", "error", err)

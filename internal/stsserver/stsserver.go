@@ -137,6 +137,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Allow: func(src trust.Source) bool {
 			return svc != nil && src.Issuer != "" && src == trust.IssuerSource(src.Issuer) && svc.TrustsIssuer(src.Issuer)
 		},
+		// How each issuer answers is kept for wif audit stale.
+		Hooks: trust.Hooks{OnFetch: func(src trust.Source, err error) {
+			if svc != nil {
+				svc.IssuerFetched(src.Issuer, err)
+			}
+		}},
 	})
 	svc, err = sts.New(ctx, sts.Config{
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
