@@ -93,8 +93,8 @@ type Config struct {
 	// statuses are written to the store (default 10 s).
 	UsageFlushInterval time.Duration
 	Now                func() time.Time
-	Logger                *slog.Logger
-	Registerer            prometheus.Registerer
+	Logger             *slog.Logger
+	Registerer         prometheus.Registerer
 }
 
 // Service is the token service.

@@ -46,7 +46,7 @@ type Store struct {
 	audit    []auditEntry                             // in append order
 	auditIDs map[string]bool
 	auditSeq int64
-	usage    map[string]time.Time         // credential id → last use
+	usage    map[string]time.Time          // credential id → last use
 	issuers  map[string]store.IssuerStatus // by issuer
 }
 

@@ -1572,7 +1572,7 @@ func testAudit(t *testing.T, s store.Store) {
 			TenantID: tenA, ClientID: clientA, CredentialName: "cred", GrantType: "client_credentials",
 			Resource: "api://resource", Issuer: testIssuer, Subject: "system:serviceaccount:default:demo",
 			Audience: []string{"api://AzureADTokenExchange", fmt.Sprintf("aud-%d", i)},
-			JTIHash: fmt.Sprintf("%064x", i), Result: store.AuditSuccess, CorrelationID: newID(), RemoteAddr: "127.0.0.1:5000",
+			JTIHash:  fmt.Sprintf("%064x", i), Result: store.AuditSuccess, CorrelationID: newID(), RemoteAddr: "127.0.0.1:5000",
 		}
 		if i%3 == 0 {
 			r.TenantID, r.ClientID = upper(tenB), upper(clientB)
