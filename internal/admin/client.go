@@ -6,13 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wif-project/wif/internal/jose"
-	"github.com/wif-project/wif/internal/sts"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/sts"
 )
 
 // Client calls the admin API.
@@ -335,10 +337,22 @@ func (c *Client) Export(ctx context.Context) ([]byte, error) {
 }
 
 // Apply applies a directory document (YAML or JSON).
-func (c *Client) Apply(ctx context.Context, doc []byte, dryRun, prune bool) (ApplyResult, error) {
+func (c *Client) Apply(ctx context.Context, doc []byte, opts ApplyOptions) (ApplyResult, error) {
 	var out ApplyResult
-	_, err := c.Do(ctx, http.MethodPost, fmt.Sprintf("/admin/directory?dryRun=%t&prune=%t", dryRun, prune), nil, doc, &out)
+	q := url.Values{"dryRun": {strconv.FormatBool(opts.DryRun)}, "prune": {strconv.FormatBool(opts.Prune)}}
+	if opts.Replay != "" {
+		q.Set("replay", opts.Replay)
+	}
+	_, err := c.Do(ctx, http.MethodPost, "/admin/directory?"+q.Encode(), nil, doc, &out)
 	return out, err
+}
+
+// ApplyOptions are the query options of Apply.
+type ApplyOptions struct {
+	DryRun, Prune bool
+	// Replay, on a dry run, is the window of audited exchanges to replay
+	// against the proposed directory ("24h", "7d").
+	Replay string
 }
 
 func appCredPath(tid, appID, name string) string {

@@ -161,7 +161,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"POST", "/admin/signingKeys/rewrap", ScopeKeys, "Seal every signing key anew with the key-encryption key the server seals with (kekId)", "RewrapRequest", "RewrapResult", 200, h.rewrapKeys},
 
 		{"GET", "/admin/directory", ScopeDirectory, "Export the whole directory as a document (YAML with Accept: application/yaml)", "", "Document", 200, h.exportDirectory},
-		{"POST", "/admin/directory", ScopeDirectory, "Apply a directory document (query: dryRun, prune); returns the plan", "Document", "ApplyResult", 200, h.applyDirectory},
+		{"POST", "/admin/directory", ScopeDirectory, "Apply a directory document (query: dryRun, prune, replay=24h with dryRun); returns the plan and, with replay, the audited exchanges whose outcome it would change", "Document", "ApplyResult", 200, h.applyDirectory},
 	}
 	for _, rt := range h.routes {
 		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
@@ -1436,6 +1436,15 @@ func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusBadRequest, CodeInvalidRequest, "%v", err)
 	}
 	opts := apply.Options{Prune: boolQuery(r, "prune"), DryRun: boolQuery(r, "dryRun")}
+	var window time.Duration
+	if v := r.URL.Query().Get("replay"); v != "" {
+		if !opts.DryRun {
+			return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "replay is for dry runs: add dryRun=true")
+		}
+		if window, err = parseWindow(v); err != nil {
+			return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "replay must be a window such as 24h or 7d, at most %d days, not %q (%v)", int(MaxReplayWindow.Hours()/24), clipText(v, 40), err)
+		}
+	}
 	if opts.Prune {
 		snap, err := h.cfg.Store.Snapshot(r.Context())
 		if err != nil {
@@ -1447,7 +1456,13 @@ func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, 200, "", ApplyResult{Changes: res.Plan.Changes, Kept: res.Plan.Kept, Applied: res.Applied, Summary: res.Plan.String()})
+	out := ApplyResult{Changes: res.Plan.Changes, Kept: res.Plan.Kept, Applied: res.Applied, Summary: res.Plan.String()}
+	if window > 0 {
+		if out.Replay, err = h.replay(r, doc, opts, r.URL.Query().Get("replay"), window); err != nil {
+			return err
+		}
+	}
+	return respond(w, 200, "", out)
 }
 
 // ApplyResult is the reply to POST /admin/directory.
@@ -1459,6 +1474,9 @@ type ApplyResult struct {
 	Applied int      `json:"applied"`
 	// Summary is the plan as a readable diff.
 	Summary string `json:"summary"`
+	// Replay, for a dry run with replay=WINDOW, is what the plan would
+	// change for the exchanges audited in the window.
+	Replay *ReplayReport `json:"replay,omitempty"`
 }
 
 // mayChangeAppPrincipal guards writes to an application's credentials: the
