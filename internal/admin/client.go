@@ -433,3 +433,13 @@ func (c *Client) TestAppCredentials(ctx context.Context, tid, appID, assertion s
 	_, err := c.Do(ctx, http.MethodPost, TenantPath(tid)+"/applications/"+url.PathEscape(appID)+"/testFederatedCredentials", nil, TestRequest{Assertion: assertion}, &out)
 	return out, err
 }
+
+// StaleCredentials reports the credentials of tenant tid unused in the
+// last days days and the issuers it trusts that have failed for a day.
+func (c *Client) StaleCredentials(ctx context.Context, tid string, days int) (*StaleReport, error) {
+	var out StaleReport
+	if _, err := c.Do(ctx, http.MethodGet, TenantPath(tid)+"/staleCredentials?days="+strconv.Itoa(days), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,6 +61,7 @@ func FuzzAdminJSON(f *testing.F) {
 		{"POST", "/admin/tenants/" + fuzzTenant + "/applications"},
 		{"POST", "/admin/tenants/" + fuzzTenant + "/appRoleAssignments"},
 		{"POST", "/admin/directory?dryRun=true"},
+		{"POST", "/admin/directory?dryRun=true&replay=24h"},
 		{"PUT", "/admin/tenants/" + fuzzTenant},
 		{"PATCH", idPath},
 	}
@@ -71,6 +73,39 @@ func FuzzAdminJSON(f *testing.F) {
 		h.ServeHTTP(w, r)
 		if w.Code >= 500 {
 			t.Fatalf("%s %s: %d %s", tg.method, tg.path, w.Code, w.Body)
+		}
+		if w.Code >= 400 {
+			var eb ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+				t.Fatalf("%d reply is not an error document: %s", w.Code, w.Body)
+			}
+		}
+	})
+}
+
+// FuzzAdminQuery sends arbitrary query strings to the endpoints whose
+// behaviour rests on them: a 2xx or a precise 4xx error document, never a
+// panic or a 500.
+func FuzzAdminQuery(f *testing.F) {
+	for _, q := range []string{"days=30", "days=0", "days=abc", "replay=7d&dryRun=true", "replay=90m&dryRun=true", "replay=-1d&dryRun=true",
+		"since=2026-01-02T15:04:05Z&result=failure", "$top=1000000", "$skipToken=%ff", "replay=24h"} {
+		f.Add(uint8(0), q)
+	}
+	h := fuzzHandler(f)
+	tp := "/admin/tenants/" + fuzzTenant
+	paths := []struct{ method, path string }{{"GET", tp + "/staleCredentials"}, {"POST", "/admin/directory"}, {"GET", tp + "/auditLogs"}}
+	f.Fuzz(func(t *testing.T, which uint8, query string) {
+		tg := paths[int(which)%len(paths)]
+		r := httptest.NewRequest(tg.method, tg.path, nil)
+		r.URL.RawQuery = query
+		if tg.method == "POST" {
+			r.Body = io.NopCloser(strings.NewReader("tenants: []\n"))
+			r.Header.Set("Content-Type", "application/yaml")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			t.Fatalf("%s %s?%s: %d %s", tg.method, tg.path, query, w.Code, w.Body)
 		}
 		if w.Code >= 400 {
 			var eb ErrorBody

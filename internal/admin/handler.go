@@ -154,6 +154,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"DELETE", tenantPath + "/appRoleAssignments/{assignmentId}", ScopeAssignment, "Remove an app role assignment", "", "", 204, h.deleteAssignment},
 
 		{"GET", tenantPath + "/auditLogs", ScopeAudit, "List audited token exchanges, newest first (filter by clientId, correlationId, result, since, until); refusals carry their reason and diagnosis", "", "AuditList", 200, h.listAudit},
+		{"GET", tenantPath + "/staleCredentials", ScopeAudit, "List credentials no exchange matched in the last days=30 days and trusted issuers that have not answered for a day", "", "StaleReport", 200, h.staleCredentials},
 
 		{"GET", "/admin/signingKeys", ScopeKeys, "List the token service's signing keys (state: next, active, retiring, retired)", "", "KeyInfoList", 200, h.listKeys},
 		{"POST", "/admin/signingKeys/rotate", ScopeKeys, "Start a key rotation now: a next key is published at once and signs after the pre-publication period, or at once with immediate=true", "", "KeyInfo", 201, h.rotateKey},
@@ -832,10 +833,14 @@ func (h *Handler) listAppCreds(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	used, err := h.cfg.Store.CredentialUsage(r.Context(), tid)
+	if err != nil {
+		return err
+	}
 	sortCreds(fs)
 	out := make([]AppCredentialResource, len(fs))
 	for i, f := range fs {
-		out[i] = appCredentialResource(f)
+		out[i] = appCredentialResource(f, used[f.ID])
 	}
 	return page(w, r, out)
 }
@@ -863,7 +868,7 @@ func (h *Handler) postAppCred(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFound(err, "application %s in tenant %s", appID, tid)
 	}
-	return respond(w, http.StatusCreated, ETag(f.Version), appCredentialResource(f))
+	return respond(w, http.StatusCreated, ETag(f.Version), appCredentialResource(f, time.Time{}))
 }
 
 func setCred(f *directory.FederatedCredential, issuer, subject string, expr *directory.ClaimsMatchingExpression, aud []string, desc string) {
@@ -884,7 +889,11 @@ func (h *Handler) getAppCred(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFound(err, "federated identity credential %q of application %s", name, appID)
 	}
-	return respond(w, 200, ETag(f.Version), appCredentialResource(f))
+	used, err := h.cfg.Store.CredentialUsage(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, ETag(f.Version), appCredentialResource(f, used[f.ID]))
 }
 
 func (h *Handler) putAppCred(w http.ResponseWriter, r *http.Request) error {
@@ -907,7 +916,7 @@ func (h *Handler) putAppCred(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFound(err, "application %s in tenant %s", appID, tid)
 	}
-	return respond(w, statusFor(created), ETag(f.Version), appCredentialResource(f))
+	return respond(w, statusFor(created), ETag(f.Version), appCredentialResource(f, time.Time{}))
 }
 
 func statusFor(created bool) int {
@@ -1164,10 +1173,14 @@ func (h *Handler) listIdentityCreds(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	used, err := h.cfg.Store.CredentialUsage(r.Context(), tid)
+	if err != nil {
+		return err
+	}
 	sortCreds(fs)
 	out := make([]IdentityCredentialResource, len(fs))
 	for i, f := range fs {
-		out[i] = identityCredentialResource(m, f)
+		out[i] = identityCredentialResource(m, f, used[f.ID])
 	}
 	return page(w, r, out)
 }
@@ -1182,7 +1195,11 @@ func (h *Handler) getIdentityCred(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return notFound(err, "federated identity credential %q of managed identity %q", name, m.Name)
 	}
-	return respond(w, 200, ETag(f.Version), identityCredentialResource(m, f))
+	used, err := h.cfg.Store.CredentialUsage(r.Context(), tid)
+	if err != nil {
+		return err
+	}
+	return respond(w, 200, ETag(f.Version), identityCredentialResource(m, f, used[f.ID]))
 }
 
 func (h *Handler) putIdentityCred(w http.ResponseWriter, r *http.Request) error {
@@ -1209,7 +1226,7 @@ func (h *Handler) putIdentityCred(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return respond(w, statusFor(created), ETag(f.Version), identityCredentialResource(m, f))
+	return respond(w, statusFor(created), ETag(f.Version), identityCredentialResource(m, f, time.Time{}))
 }
 
 func (h *Handler) deleteIdentityCred(w http.ResponseWriter, r *http.Request) error {

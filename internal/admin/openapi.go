@@ -29,6 +29,7 @@ func schemaTypes() map[string]reflect.Type {
 		"RewrapResult":       reflect.TypeFor[jose.RewrapResult](),
 		"TestRequest":        reflect.TypeFor[TestRequest](),
 		"TestResult":         reflect.TypeFor[sts.TestResult](),
+		"StaleReport":        reflect.TypeFor[StaleReport](),
 		"Error":              reflect.TypeFor[ErrorBody](),
 	}
 }

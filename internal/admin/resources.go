@@ -108,6 +108,10 @@ type CredentialProperties struct {
 	ClaimsMatchingExpression *directory.ClaimsMatchingExpression `json:"claimsMatchingExpression,omitempty"`
 	Audiences                []string                            `json:"audiences"`
 	Description              string                              `json:"description,omitempty"`
+	// LastUsed is when the credential last matched an exchange (wif's
+	// extension; absent when never used or on writes). It lags the
+	// exchange by up to the token service's usage flush interval (10 s).
+	LastUsed *time.Time `json:"lastUsedDateTime,omitempty"`
 }
 
 // IdentityCredentialResource is an identity's federated identity credential
@@ -121,14 +125,23 @@ type IdentityCredentialResource struct {
 	ETag          string                `json:"etag,omitempty"`
 }
 
-func identityCredentialResource(m directory.ManagedIdentity, f directory.FederatedCredential) IdentityCredentialResource {
+func identityCredentialResource(m directory.ManagedIdentity, f directory.FederatedCredential, lastUsed time.Time) IdentityCredentialResource {
 	return IdentityCredentialResource{ID: m.ResourceID() + "/federatedIdentityCredentials/" + f.Name, Name: f.Name,
-		Type: IdentityCredentialType, ResourceGroup: m.ResourceGroup, Properties: credProps(f), ETag: ETag(f.Version)}
+		Type: IdentityCredentialType, ResourceGroup: m.ResourceGroup, Properties: credProps(f, lastUsed), ETag: ETag(f.Version)}
 }
 
-func credProps(f directory.FederatedCredential) *CredentialProperties {
+func credProps(f directory.FederatedCredential, lastUsed time.Time) *CredentialProperties {
 	return &CredentialProperties{Issuer: f.Issuer, Subject: f.Subject, ClaimsMatchingExpression: f.ClaimsMatchingExpression,
-		Audiences: nonNil(f.Audiences), Description: f.Description}
+		Audiences: nonNil(f.Audiences), Description: f.Description, LastUsed: timePtr(lastUsed)}
+}
+
+// timePtr is t in UTC, or nil for the zero time.
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }
 
 // AppCredentialResource is an application's federated identity credential
@@ -141,12 +154,15 @@ type AppCredentialResource struct {
 	ClaimsMatchingExpression *directory.ClaimsMatchingExpression `json:"claimsMatchingExpression,omitempty"`
 	Audiences                []string                            `json:"audiences"`
 	Description              string                              `json:"description,omitempty"`
-	ETag                     string                              `json:"etag,omitempty"`
+	// LastUsed: see CredentialProperties.LastUsed.
+	LastUsed *time.Time `json:"lastUsedDateTime,omitempty"`
+	ETag     string     `json:"etag,omitempty"`
 }
 
-func appCredentialResource(f directory.FederatedCredential) AppCredentialResource {
+func appCredentialResource(f directory.FederatedCredential, lastUsed time.Time) AppCredentialResource {
 	return AppCredentialResource{ID: f.ID, Name: f.Name, Issuer: f.Issuer, Subject: f.Subject,
-		ClaimsMatchingExpression: f.ClaimsMatchingExpression, Audiences: nonNil(f.Audiences), Description: f.Description, ETag: ETag(f.Version)}
+		ClaimsMatchingExpression: f.ClaimsMatchingExpression, Audiences: nonNil(f.Audiences), Description: f.Description,
+		LastUsed: timePtr(lastUsed), ETag: ETag(f.Version)}
 }
 
 // AssignmentResource is an app role assignment. In a request, the ids may be

@@ -33,13 +33,13 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 	}
 	tbl := func(items ...admin.AppCredentialResource) func() table {
 		return func() table {
-			t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences"}}
+			t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences", "LastUsed"}}
 			for _, f := range items {
 				subj := f.Subject
 				if f.ClaimsMatchingExpression != nil {
 					subj = "claims: " + f.ClaimsMatchingExpression.Value
 				}
-				t.rows = append(t.rows, []string{f.Name, f.Issuer, subj, strings.Join(f.Audiences, ",")})
+				t.rows = append(t.rows, []string{f.Name, f.Issuer, subj, strings.Join(f.Audiences, ","), lastUsedText(f.LastUsed)})
 			}
 			return t
 		}

@@ -67,7 +67,7 @@ func newAuditCommand(streams Streams) *cobra.Command {
 	f.StringVar(&since, "since", "", "only exchanges since this time (RFC 3339) or duration ago (e.g. 1h)")
 	f.StringVar(&until, "until", "", "only exchanges until this time (RFC 3339) or duration ago")
 	f.IntVar(&q.Max, "top", 100, "at most this many records")
-	cmd.AddCommand(list, newAuditExplain(streams, af))
+	cmd.AddCommand(list, newAuditExplain(streams, af), newAuditStale(streams, af))
 	return cmd
 }
 
@@ -219,4 +219,82 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-01-02T15:04:05Z) nor a duration (1h)", s)
 	}
 	return t, nil
+}
+
+func newAuditStale(streams Streams, af *adminFlags) *cobra.Command {
+	var days int
+	cmd := &cobra.Command{
+		Use:   "stale",
+		Short: "List credentials unused for --days and trusted issuers that have not answered for a day",
+		Long: `List what the tenant trusts but nothing uses: federated credentials that no
+exchange matched in the last --days days (oldest use first; "never" for
+none since wif began recording use), and issuers whose discovery document
+or keys the token service has failed to fetch for at least a day — the
+credentials that trust them cannot be used. Credentials made inside the
+window and not used yet are counted, not listed.
+
+Last use is recorded by the token service in batches (every 10 s).`,
+		Example: `  wif audit stale
+  wif audit stale --days 90 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if days < 1 || days > admin.MaxStaleDays {
+				return fmt.Errorf("--days must be from 1 to %d, not %d", admin.MaxStaleDays, days)
+			}
+			c, tid, err := connect(ctx, af)
+			if err != nil {
+				return err
+			}
+			rep, err := c.StaleCredentials(ctx, tid, days)
+			if err != nil {
+				return err
+			}
+			if af.output != "table" || af.query != "" {
+				return af.print(streams.Out, rep, nil)
+			}
+			return writeStale(streams.Out, rep)
+		},
+	}
+	cmd.Flags().IntVar(&days, "days", admin.DefaultStaleDays, "report credentials no exchange matched in this many days")
+	return cmd
+}
+
+// writeStale renders a stale report for a person.
+func writeStale(w io.Writer, r *admin.StaleReport) error {
+	var b strings.Builder
+	since := r.Since.UTC().Format(time.RFC3339)
+	if len(r.Credentials) == 0 {
+		fmt.Fprintf(&b, "Every credential was used in the last %d days (since %s).\n", r.Days, since)
+	} else {
+		fmt.Fprintf(&b, "Credentials unused in the last %d days (since %s): %d\n", r.Days, since, len(r.Credentials))
+		t := table{headers: []string{"Kind", "Parent", "Name", "Issuer", "Subject", "Created", "LastUsed"}}
+		for _, c := range r.Credentials {
+			t.rows = append(t.rows, []string{c.Kind, c.Parent, c.Name, c.Issuer, c.Subject, c.CreatedAt.UTC().Format(time.RFC3339), lastUsedText(c.LastUsed)})
+		}
+		if err := writeTable(&b, t); err != nil {
+			return err
+		}
+	}
+	if r.Young > 0 {
+		fmt.Fprintf(&b, "(%d made in the window and not used yet: not listed.)\n", r.Young)
+	}
+	if len(r.Issuers) == 0 {
+		b.WriteString("Every trusted issuer answered in the last day.\n")
+	} else {
+		fmt.Fprintf(&b, "\nIssuers that have not answered for a day: %d\n", len(r.Issuers))
+		t := table{headers: []string{"Issuer", "FailingSince", "LastSuccess", "Credentials", "LastError"}}
+		for _, i := range r.Issuers {
+			last := "never"
+			if i.LastSuccess != nil {
+				last = i.LastSuccess.UTC().Format(time.RFC3339)
+			}
+			t.rows = append(t.rows, []string{i.Issuer, i.FailingSince.UTC().Format(time.RFC3339), last, fmt.Sprint(i.Credentials), i.LastError})
+		}
+		if err := writeTable(&b, t); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

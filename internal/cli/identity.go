@@ -85,6 +85,7 @@ type credentialView struct {
 	Description              string                              `json:"description,omitempty"`
 	ID                       string                              `json:"id"`
 	Issuer                   string                              `json:"issuer"`
+	LastUsed                 *time.Time                          `json:"lastUsedDateTime,omitempty"`
 	Name                     string                              `json:"name"`
 	ResourceGroup            string                              `json:"resourceGroup"`
 	Subject                  string                              `json:"subject"`
@@ -94,7 +95,7 @@ type credentialView struct {
 func viewCredential(f admin.IdentityCredentialResource) credentialView {
 	v := credentialView{ID: f.ID, Name: f.Name, ResourceGroup: f.ResourceGroup, Type: f.Type}
 	if p := f.Properties; p != nil {
-		v.Audiences, v.ClaimsMatchingExpression, v.Description, v.Issuer, v.Subject = p.Audiences, p.ClaimsMatchingExpression, p.Description, p.Issuer, p.Subject
+		v.Audiences, v.ClaimsMatchingExpression, v.Description, v.Issuer, v.Subject, v.LastUsed = p.Audiences, p.ClaimsMatchingExpression, p.Description, p.Issuer, p.Subject, p.LastUsed
 	}
 	return v
 }
@@ -323,7 +324,7 @@ func printTest(streams Streams, af *adminFlags, res sts.TestResult, what string)
 
 func ficTable(items ...admin.IdentityCredentialResource) func() table {
 	return func() table {
-		t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences"}}
+		t := table{headers: []string{"Name", "Issuer", "Subject", "Audiences", "LastUsed"}}
 		for _, f := range items {
 			p := f.Properties
 			if p == nil {
@@ -333,7 +334,7 @@ func ficTable(items ...admin.IdentityCredentialResource) func() table {
 			if p.ClaimsMatchingExpression != nil {
 				subj = "claims: " + p.ClaimsMatchingExpression.Value
 			}
-			t.rows = append(t.rows, []string{f.Name, p.Issuer, subj, strings.Join(p.Audiences, ",")})
+			t.rows = append(t.rows, []string{f.Name, p.Issuer, subj, strings.Join(p.Audiences, ","), lastUsedText(p.LastUsed)})
 		}
 		return t
 	}
@@ -495,4 +496,13 @@ func newFICDelete(streams Streams, af *adminFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not prompt (accepted for az compatibility; wif never prompts)")
 	_ = cmd.MarkFlagRequired("identity-name")
 	return cmd
+}
+
+// lastUsedText is a credential's last use for a table: "never" when no
+// exchange has matched it (since wif began recording use).
+func lastUsedText(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

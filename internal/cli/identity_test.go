@@ -45,8 +45,14 @@ type adminEnv struct {
 // from loopback through (wif dev).
 func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 	t.Helper()
+	return startAdminEnvOn(t, loopback, memory.New())
+}
+
+// startAdminEnvOn is startAdminEnv on a given store (one with a test
+// clock, say).
+func startAdminEnvOn(t *testing.T, loopback bool, st *memory.Store) *adminEnv {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st := memory.New()
 	e := &adminEnv{Store: st, Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", Issuer: wiftest.NewIssuer(t)}
 	if _, err := st.CreateTenant(ctx, directory.Tenant{ID: e.Tenant, DisplayName: "Contoso"}); err != nil {
 		t.Fatal(err)
