@@ -44,7 +44,18 @@ func RunWithEnv(ctx context.Context, streams Streams, args []string, lookupEnv f
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
 	root.SetErr(streams.ErrOut)
-	return root.ExecuteContext(ctx)
+	return root.ExecuteContext(context.WithValue(ctx, lookupEnvKey{}, lookupEnv))
+}
+
+type lookupEnvKey struct{}
+
+// lookupEnvFrom is the environment RunWithEnv was given, for commands
+// that read the workload's environment as such (wif doctor).
+func lookupEnvFrom(ctx context.Context) func(string) (string, bool) {
+	if f, ok := ctx.Value(lookupEnvKey{}).(func(string) (string, bool)); ok {
+		return f
+	}
+	return os.LookupEnv
 }
 
 // subcommands registers the constructors of the top-level commands. Each
@@ -61,6 +72,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newIMDSCommand(streams),
 		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newKeysCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
 		newWebhookCommand(streams),
+		newDoctorCommand(streams),
 		newClusterCommand(streams),
 	}
 }

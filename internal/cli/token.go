@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wif-project/wif/internal/doctor"
 	"github.com/wif-project/wif/internal/issuer/jwtdump"
 	"github.com/wif-project/wif/internal/stsclient"
 )
@@ -23,13 +24,23 @@ func newTokenCommand(streams Streams) *cobra.Command {
 }
 
 func newTokenDecodeCommand(streams Streams) *cobra.Command {
-	return &cobra.Command{
+	var check bool
+	var tc doctor.TokenCheck
+	var caFile string
+	cmd := &cobra.Command{
 		Use:   "decode [FILE|-]",
-		Short: "Show a JWT's header and claims, with its times as dates (the signature is not checked)",
+		Short: "Show a JWT's header and claims, with its times as dates; --check validates it as a resource would",
 		Long: `Decode a JWT read from FILE, or from stdin when FILE is - or absent, and
 print its header and claims with iat/nbf/exp as dates and "expires in ...".
-It never validates the token: the signature is not checked.`,
-		Args: cobra.MaximumNArgs(1),
+Without --check the token is not validated: the signature is not checked.
+
+--check validates it as a resource (or a gateway) would and says what it
+would refuse and why: the signature against the keys its issuer publishes
+(discovery at iss + /.well-known/openid-configuration), the times, and with
+--audience, --tenant-id, --client-id and --role what the resource requires.
+Exit status 1 when a check fails.`,
+		Example: `  wif token get --scope api://provider-api/.default | wif token decode --check --audience api://provider-api --role Data.Read`,
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var r io.Reader = streams.In
 			name := "stdin"
@@ -49,9 +60,41 @@ It never validates the token: the signature is not checked.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
-			return d.Render(streams.Out, time.Now())
+			if !check {
+				return d.Render(streams.Out, time.Now())
+			}
+			if err := d.RenderForCheck(streams.Out, time.Now()); err != nil {
+				return err
+			}
+			if _, err := io.WriteString(streams.Out, "\n"); err != nil {
+				return err
+			}
+			if caFile == "" {
+				caFile, _ = lookupEnvFrom(cmd.Context())("SSL_CERT_FILE")
+			}
+			if caFile != "" {
+				if tc.RootCAs, err = stsclient.LoadCAFile(caFile); err != nil {
+					return err
+				}
+			}
+			rep := doctor.CheckToken(cmd.Context(), string(data), tc)
+			if err := writeDoctor(streams.Out, rep, false); err != nil {
+				return err
+			}
+			if !rep.OK {
+				return errDoctorFailed
+			}
+			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVar(&check, "check", false, "validate the token as a resource would and say what it would refuse")
+	f.StringVar(&tc.Audience, "audience", "", "with --check: the audience the resource requires")
+	f.StringVar(&tc.TenantID, "tenant-id", "", "with --check: the tenant (tid) the resource requires")
+	f.StringSliceVar(&tc.ClientIDs, "client-id", nil, "with --check: a client (azp/appid) the resource allows (repeatable)")
+	f.StringSliceVar(&tc.Roles, "role", nil, "with --check: an app role the resource requires (repeatable)")
+	f.StringVar(&caFile, "ca-file", "", "with --check: PEM bundle of CAs to trust for the issuer's keys besides the system's (default $SSL_CERT_FILE)")
+	return cmd
 }
 
 func newTokenGetCommand(streams Streams) *cobra.Command {

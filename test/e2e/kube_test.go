@@ -316,6 +316,47 @@ func TestKubernetes(t *testing.T) {
 		want := "service account e2e/no-client-id has no azure.workload.identity/client-id annotation, so AZURE_CLIENT_ID is not injected: the Azure SDK cannot tell which identity to use; annotate the service account with the managed identity's client id"
 		check(t, "warnings", c.takeWarnings(), []string{want})
 	})
+	t.Run("doctor --pod", func(t *testing.T) {
+		// wif doctor, run with a kubeconfig against the pods above: the
+		// injected one passes; the unlabelled one and the one whose service
+		// account has no client id fail with the reason and the fix.
+		type check struct{ Section, Name, Status, Detail, Fix string }
+		doctorPod := func(pod string) (map[string]check, bool) {
+			t.Helper()
+			cmd := exec.CommandContext(ctx, wifBin, "doctor", "--pod", pod, "-n", e2eNS, "--kubeconfig", c.Kubeconfig, "-o", "json")
+			out, err := cmd.Output()
+			var rep struct {
+				Checks []check
+				OK     bool
+			}
+			if jerr := json.Unmarshal(out, &rep); jerr != nil {
+				t.Fatalf("doctor --pod %s: %v %v\n%s", pod, err, jerr, out)
+			}
+			if rep.OK != (err == nil) {
+				t.Fatalf("doctor --pod %s: ok=%v but exit %v", pod, rep.OK, err)
+			}
+			m := map[string]check{}
+			for _, c := range rep.Checks {
+				m[c.Name] = c
+			}
+			return m, rep.OK
+		}
+		if m, ok := doctorPod("plain"); !ok || m["label"].Status != "pass" || m["service account"].Status != "pass" || m["injected"].Status != "pass" {
+			t.Errorf("plain: %+v", m)
+		}
+		m, ok := doctorPod("unlabelled")
+		if ok || m["label"].Status != "fail" || !strings.Contains(m["label"].Fix, "spec.template.metadata.labels") ||
+			m["injected"].Status != "fail" || !strings.Contains(m["injected"].Detail, "not injected into container app (the pod is not labelled)") {
+			t.Errorf("unlabelled: %+v", m)
+		}
+		m, ok = doctorPod("no-client-id")
+		if ok || m["service account"].Status != "fail" || !strings.Contains(m["service account"].Fix, "kubectl annotate serviceaccount -n e2e no-client-id azure.workload.identity/client-id=") {
+			t.Errorf("no-client-id: %+v", m)
+		}
+		if m, ok := doctorPod("no-such-pod"); ok || m["pod"].Status != "fail" {
+			t.Errorf("no-such-pod: %+v", m)
+		}
+	})
 	t.Run("sidecar", func(t *testing.T) {
 		got := mustPod(t, labelled("sidecar", func(p *corev1.Pod) {
 			p.Annotations = map[string]string{webhook.InjectProxySidecarAnnotation: "true", webhook.ProxySidecarPortAnnotation: "8123"}

@@ -112,6 +112,16 @@ func segment(what, seg string) (json.RawMessage, error) {
 // Render writes the decoded token for people: header, claims, the times
 // relative to now, and a reminder that nothing was verified.
 func (d *Decoded) Render(w io.Writer, now time.Time) error {
+	return d.render(w, now, "not checked (this command decodes; it never validates)")
+}
+
+// RenderForCheck is Render for a token whose validation follows (wif token
+// decode --check).
+func (d *Decoded) RenderForCheck(w io.Writer, now time.Time) error {
+	return d.render(w, now, "checked below")
+}
+
+func (d *Decoded) render(w io.Writer, now time.Time, note string) error {
 	var b bytes.Buffer
 	b.WriteString("Header:\n")
 	writeIndented(&b, d.Header)
@@ -123,7 +133,7 @@ func (d *Decoded) Render(w io.Writer, now time.Time) error {
 			fmt.Fprintf(&b, "  %s  %s  (%s)\n", t.name, t.at.Format(time.RFC3339), relative(t.name, t.at, now))
 		}
 	}
-	fmt.Fprintf(&b, "Signature: %d bytes, not checked (this command decodes; it never validates).\n", d.SignatureBytes)
+	fmt.Fprintf(&b, "Signature: %d bytes, %s.\n", d.SignatureBytes, note)
 	_, err := w.Write(b.Bytes())
 	return err
 }
