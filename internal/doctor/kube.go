@@ -138,26 +138,31 @@ func ownerLabelled(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) s
 	return ""
 }
 
-// whyNotInjected explains why a labelled pod was admitted untouched.
+// whyNotInjected explains why a labelled pod was admitted untouched: by
+// the webhooks that select labelled pods, those whose namespaceSelector
+// matches the pod's namespace first.
 func whyNotInjected(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) (string, string) {
 	cfgs, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return "cannot list the mutating webhook configurations (" + err.Error() + ")", "ask a cluster admin to check that the wif webhook is installed"
 	}
-	var found []string
+	var nsLabels labels.Set
+	if ns, err := c.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{}); err == nil {
+		nsLabels = labels.Set(ns.Labels)
+	}
+	var matching, elsewhere []string
 	for _, cfg := range cfgs.Items {
 		for _, wh := range cfg.Webhooks {
 			if !isWIFWebhook(wh) {
 				continue
 			}
-			found = append(found, cfg.Name)
-			ns, err := c.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{})
-			if err == nil && wh.NamespaceSelector != nil {
-				if sel, err := metav1.LabelSelectorAsSelector(wh.NamespaceSelector); err == nil && !sel.Matches(labels.Set(ns.Labels)) {
-					return fmt.Sprintf("namespace %s does not match webhook configuration %s's namespaceSelector (%s)", p.Namespace, cfg.Name, sel),
-						"label the namespace to match, or widen the webhook's namespaceSelector (chart value webhook.namespaceSelector)"
+			if wh.NamespaceSelector != nil && nsLabels != nil {
+				if sel, err := metav1.LabelSelectorAsSelector(wh.NamespaceSelector); err == nil && !sel.Matches(nsLabels) {
+					elsewhere = append(elsewhere, fmt.Sprintf("%s (namespaceSelector %s)", cfg.Name, sel))
+					continue
 				}
 			}
+			matching = append(matching, cfg.Name)
 			if p.CreationTimestamp.Before(&cfg.CreationTimestamp) {
 				return fmt.Sprintf("the pod was created at %s, before webhook configuration %s (%s)", p.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"), cfg.Name,
 					cfg.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z")), "recreate the pod (kubectl delete pod; its controller makes a new one)"
@@ -168,12 +173,16 @@ func whyNotInjected(ctx context.Context, c kubernetes.Interface, p *corev1.Pod) 
 			}
 		}
 	}
-	if len(found) == 0 {
-		return "no mutating webhook configuration selects " + webhook.UseLabel + "=true pods: the webhook is not installed",
-			"install the webhook (helm install wif deploy/helm/wif, or wif webhook) and recreate the pod"
+	switch {
+	case len(matching) > 0:
+		return "the webhook (" + strings.Join(matching, ", ") + ") matches this pod now; it was likely labelled, or the service account annotated, after it was created",
+			"recreate the pod: the webhook acts only when a pod is created"
+	case len(elsewhere) > 0:
+		return fmt.Sprintf("namespace %s matches no webhook's namespaceSelector: %s", p.Namespace, strings.Join(elsewhere, "; ")),
+			"run the pod in a namespace the webhook covers, or change its namespaceSelector (chart value webhook.excludeNamespaces), then recreate the pod"
 	}
-	return "the webhook (" + strings.Join(found, ", ") + ") matches this pod now; it was likely labelled, or the service account annotated, after it was created",
-		"recreate the pod: the webhook acts only when a pod is created"
+	return "no mutating webhook configuration selects " + webhook.UseLabel + "=true pods: the webhook is not installed",
+		"install the webhook (helm install wif deploy/helm/wif, or wif webhook) and recreate the pod"
 }
 
 // isWIFWebhook reports whether a webhook is Azure Workload Identity's (or

@@ -341,17 +341,37 @@ func TestKubernetes(t *testing.T) {
 			}
 			return m, rep.OK
 		}
-		if m, ok := doctorPod("plain"); !ok || m["label"].Status != "pass" || m["service account"].Status != "pass" || m["injected"].Status != "pass" {
+		mustPod(t, labelled("doctor-ok", nil))
+		unl := labelled("doctor-unlabelled", nil)
+		unl.Labels = nil
+		mustPod(t, unl)
+		mustPod(t, labelled("doctor-no-client-id", func(p *corev1.Pod) { p.Spec.ServiceAccountName = "no-client-id" }))
+		c.takeWarnings()
+		if m, ok := doctorPod("doctor-ok"); !ok || m["label"].Status != "pass" || m["service account"].Status != "pass" || m["injected"].Status != "pass" {
 			t.Errorf("plain: %+v", m)
 		}
-		m, ok := doctorPod("unlabelled")
+		m, ok := doctorPod("doctor-unlabelled")
 		if ok || m["label"].Status != "fail" || !strings.Contains(m["label"].Fix, "spec.template.metadata.labels") ||
 			m["injected"].Status != "fail" || !strings.Contains(m["injected"].Detail, "not injected into container app (the pod is not labelled)") {
 			t.Errorf("unlabelled: %+v", m)
 		}
-		m, ok = doctorPod("no-client-id")
+		m, ok = doctorPod("doctor-no-client-id")
 		if ok || m["service account"].Status != "fail" || !strings.Contains(m["service account"].Fix, "kubectl annotate serviceaccount -n e2e no-client-id azure.workload.identity/client-id=") {
 			t.Errorf("no-client-id: %+v", m)
+		}
+		// Labelled after it was created: the webhook never saw it.
+		late := labelled("doctor-labelled-late", nil)
+		late.Labels = nil
+		mustPod(t, late)
+		if _, err := k.CoreV1().Pods(e2eNS).Patch(ctx, "doctor-labelled-late", "application/merge-patch+json",
+			[]byte(`{"metadata":{"labels":{"azure.workload.identity/use":"true"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		m, ok = doctorPod("doctor-labelled-late")
+		if ok || m["label"].Status != "pass" || m["injected"].Status != "fail" ||
+			!strings.Contains(m["injected"].Detail, "matches this pod now; it was likely labelled, or the service account annotated, after it was created") ||
+			m["injected"].Fix != "recreate the pod: the webhook acts only when a pod is created" {
+			t.Errorf("labelled late: %+v", m)
 		}
 		if m, ok := doctorPod("no-such-pod"); ok || m["pod"].Status != "fail" {
 			t.Errorf("no-such-pod: %+v", m)
