@@ -3,8 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,7 +55,11 @@ restarts. Stop with Ctrl-C.`,
 			if verbose {
 				level = slog.LevelDebug
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level}))
+			text := slog.NewTextHandler(streams.ErrOut, &slog.HandlerOptions{Level: level})
+			cfg.Logger = slog.New(text)
+			if !verbose {
+				cfg.Logger = slog.New(&devLog{Handler: text, out: streams.ErrOut, mu: &sync.Mutex{}})
+			}
 			cfg.SystemRoots = append([]string{os.Getenv("SSL_CERT_FILE")}, systemRootFiles...)
 			cfg.NewMemoryStore = func() store.Store { return memory.New() }
 			cfg.OpenStore = func(ctx context.Context, url string) (store.Store, error) {
@@ -63,7 +72,7 @@ restarts. Stop with Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprint(streams.ErrOut, d.Env().Banner(d.ReadyIn))
+			fmt.Fprint(streams.ErrOut, d.Env().Banner(d.ReadyIn, selfCommand()))
 			err = d.Wait()
 			fmt.Fprintln(streams.ErrOut, "wif dev stopped")
 			return err
@@ -77,4 +86,81 @@ restarts. Stop with Ctrl-C.`,
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every part's debug messages")
 	_ = f.MarkHidden("token-file-lifetime")
 	return cmd
+}
+
+// selfCommand is how the user can run this same wif from another shell:
+// "go run ./cmd/wif" under go run, "wif" when that is on PATH, else the
+// executable's path.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "wif"
+	}
+	return commandFor(exe, exec.LookPath)
+}
+
+func commandFor(exe string, lookPath func(string) (string, error)) string {
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/wif"
+	}
+	if p, err := lookPath("wif"); err == nil {
+		if a, err1 := filepath.EvalSymlinks(p); err1 == nil {
+			if b, err2 := filepath.EvalSymlinks(exe); err2 == nil && a == b {
+				return "wif"
+			}
+		}
+	}
+	return exe
+}
+
+// devLog is wif dev's quiet log: warnings and errors as they come, and
+// each refused exchange on one line with its code, reason and correlation
+// id (wif serve logs them as records; here a person is watching).
+type devLog struct {
+	slog.Handler
+	out io.Writer
+	mu  *sync.Mutex // shared by the handlers WithAttrs derives
+}
+
+func (h *devLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo
+}
+
+func (h *devLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		return h.Handler.Handle(ctx, r)
+	}
+	if r.Message != "token request refused" {
+		return nil
+	}
+	a := map[string]string{}
+	r.Attrs(func(at slog.Attr) bool {
+		a[at.Key] = at.Value.String()
+		return true
+	})
+	line := fmt.Sprintf("%s refused: AADSTS%s %s", r.Time.Format("15:04:05"), a["code"], a["error"])
+	if a["client_id"] != "" {
+		line += " client " + a["client_id"]
+	}
+	if a["assertion_sub"] != "" {
+		line += fmt.Sprintf(" sub %q", a["assertion_sub"])
+	}
+	if a["reason"] != "" {
+		line += ": " + a["reason"]
+	}
+	line += " (wif audit explain " + a["correlation_id"] + ")\n"
+	if h.mu != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
+	_, err := io.WriteString(h.out, line)
+	return err
+}
+
+func (h *devLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &devLog{Handler: h.Handler.WithAttrs(as), out: h.out, mu: h.mu}
+}
+
+func (h *devLog) WithGroup(name string) slog.Handler {
+	return &devLog{Handler: h.Handler.WithGroup(name), out: h.out, mu: h.mu}
 }

@@ -112,9 +112,10 @@ AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE and SSL_CERT_FILE
 token, or with --decode its header and claims.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			lookup := lookupEnvFrom(cmd.Context())
 			fromEnv := func(v *string, name string) {
 				if *v == "" {
-					*v = os.Getenv(name)
+					*v, _ = lookup(name)
 				}
 			}
 			fromEnv(&authority, "AZURE_AUTHORITY_HOST")

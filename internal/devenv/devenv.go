@@ -14,7 +14,7 @@
 // keys and issuer URLs stay the same and tokens issued before still verify.
 //
 //	d, err := devenv.Start(ctx, devenv.Config{StateDir: ".wif", RandomPorts: true, OpenStore: ..., NewMemoryStore: ...})
-//	fmt.Print(d.Env().Banner(d.ReadyIn))
+//	fmt.Print(d.Env().Banner(d.ReadyIn, "wif"))
 //	err = d.Wait() // until ctx ends
 package devenv
 
@@ -258,8 +258,15 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	// Another wif dev on this directory owns its env file, token file and
+	// ports: touch nothing before holding the lock.
+	unlock, err := lockStateDir(dir, began)
+	if err != nil {
+		return nil, err
+	}
 	// The env file's presence means "ready": remove a stale one first.
 	if err := os.Remove(filepath.Join(dir, EnvFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = unlock()
 		return nil, fmt.Errorf("remove stale env file: %w", err)
 	}
 	lifetime := cfg.TokenFileLifetime
@@ -287,6 +294,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		stopServing()
 	}()
 	d := &Dev{cancel: cancel}
+	d.closer = append(d.closer, unlock)
 	defer func() {
 		if err != nil {
 			cancel()
@@ -599,8 +607,9 @@ func port(ln net.Listener) int {
 }
 
 // Banner renders the short text `wif dev` prints on stderr: what runs where
-// and the line to paste.
-func (e Env) Banner(readyIn time.Duration) string {
+// and the lines to paste, with wifCmd as the command that runs wif ("wif",
+// "go run ./cmd/wif", a path).
+func (e Env) Banner(readyIn time.Duration, wifCmd string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wif dev ready in %s (state in %s)\n", readyIn.Round(time.Millisecond), e.StateDir)
 	fmt.Fprintf(&b, "  token service   %s   tenant %s\n", e.AuthorityHost, e.TenantID)
@@ -614,6 +623,6 @@ func (e Env) Banner(readyIn time.Duration) string {
 		fmt.Fprintf(&b, "  gateway         %s   (the demo API behind %s)\n", e.GatewayURL, GatewayPolicyFile)
 	}
 	fmt.Fprintf(&b, "  token file      %s (kept fresh)\n", e.TokenFile)
-	fmt.Fprintf(&b, "Paste into another shell:\n  . %s\n  wif token get --scope %s/.default --decode\n", filepath.Join(e.StateDir, EnvFile), ResourceURI)
+	fmt.Fprintf(&b, "Paste into another shell:\n  . %s\n  %s token get --scope %s/.default --decode\n", filepath.Join(e.StateDir, EnvFile), wifCmd, ResourceURI)
 	return b.String()
 }

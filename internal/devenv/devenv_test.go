@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -314,4 +316,39 @@ func TestRestartWhenRecordedPortIsTaken(t *testing.T) {
 	if code, body := callAPI(t, client, second.GatewayURL, tok); code != 200 {
 		t.Fatalf("after the issuer moved: %d %s", code, body)
 	}
+}
+
+// TestSecondStartLeavesTheFirstAlone: a second wif dev on the same state
+// directory refuses, naming the running one, before touching its env
+// file; the first keeps serving, and once it stops the directory is free.
+func TestSecondStartLeavesTheFirstAlone(t *testing.T) {
+	dir := t.TempDir()
+	first, err := Start(context.Background(), memConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	envBefore, err := os.ReadFile(filepath.Join(dir, EnvFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), memConfig(dir))
+	want := fmt.Sprintf("wif dev is already running on this state directory (%s, pid %d, started ", dir, os.Getpid())
+	if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), want) || !strings.HasSuffix(err.Error(), "): stop it first, or give this one another --state-dir") {
+		t.Fatalf("second start: %v\nwant it to contain %q", err, want)
+	}
+	if envAfter, err := os.ReadFile(filepath.Join(dir, EnvFile)); err != nil || string(envAfter) != string(envBefore) {
+		t.Fatalf("the second start changed the first's env file: %v", err)
+	}
+	env := first.Env()
+	if code, _ := callAPI(t, caClient(t, env.CAFile), env.DemoAPIURL, sdkToken(t, env, caClient(t, env.CAFile))); code != 200 {
+		t.Fatalf("the first stopped serving: %d", code)
+	}
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Start(context.Background(), memConfig(dir))
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	again.Stop()
 }
