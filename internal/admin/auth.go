@@ -191,7 +191,9 @@ func (a *TokenAuthorizer) Identify(r *http.Request) (Caller, error) {
 		if a.AllowLoopback && IsLoopbackRequest(r) {
 			return Caller{Unrestricted: true, OperatorTenant: a.OperatorTenant}, nil
 		}
-		return Caller{}, fmt.Errorf("%w: the admin API needs a bearer token for %s (get one with scope %s/.default as an identity holding the role %s, %s or %s)",
+		return Caller{}, fmt.Errorf("%w: the admin API needs a bearer token for %s (get one with scope %s/.default as an identity holding the role %s, %s or %s; "+
+			"the wif CLI does with --client-id and --federated-token-file). A new server has no such identity until it is started with "+
+			"--bootstrap-admin-issuer and --bootstrap-admin-subject, or its --directory file assigns one",
 			ErrUnauthenticated, AdminResource, AdminResource, RoleReadWriteAll, RoleReadAll, RoleManagedIdentityContributor)
 	}
 	scheme, raw, ok := strings.Cut(h, " ")

@@ -97,4 +97,29 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "AADSTS700213") {
 		t.Fatalf("untrusted subject: %v", err)
 	}
+	if err := os.WriteFile(tokenFile, []byte(e.Issuer.Mint(t, "system:serviceaccount:ci:deployer", directory.DefaultAudience, time.Hour)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A pod's (or a port-forwarding admin's) injected identity, on a
+	// loopback URL: used, with its tenant, no flag needed.
+	pod := map[string]string{"WIF_SERVER": e.URL, "WIF_CA_FILE": e.CAFile, "AZURE_CLIENT_ID": mi.ClientID,
+		"AZURE_FEDERATED_TOKEN_FILE": tokenFile, "AZURE_TENANT_ID": e.Tenant}
+	out, _ = mustRun(t, pod, "identity", "list", "-g", "apps", "--query", "[].name", "-o", "tsv")
+	if out != "from-ci\n" {
+		t.Fatalf("identity list with the pod's environment: %q", out)
+	}
+	// WIF_LOGIN=none (wif dev's env file) sends no token: the 401 says how
+	// a new server gets its first admin.
+	pod["WIF_LOGIN"] = "none"
+	_, _, err = run(t, pod, "", "identity", "list")
+	if err == nil || !strings.Contains(err.Error(), "started with --bootstrap-admin-issuer and --bootstrap-admin-subject") {
+		t.Fatalf("none: %v", err)
+	}
+	// Without the CA: how to trust the server.
+	delete(pod, "WIF_CA_FILE")
+	delete(pod, "WIF_LOGIN")
+	_, _, err = run(t, pod, "", "identity", "list")
+	if err == nil || !strings.Contains(err.Error(), "x509:") || !strings.Contains(err.Error(), "the server's certificate is not trusted: for wif dev, load its environment (. .wif/env sets WIF_CA_FILE); otherwise pass --ca-file") {
+		t.Fatalf("untrusted server: %v", err)
+	}
 }

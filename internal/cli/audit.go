@@ -62,7 +62,13 @@ func newAuditCommand(streams Streams) *cobra.Command {
 		},
 	}
 	f := list.Flags()
+	// --client-id here filters, as the README and az users expect; it
+	// shadows the login flag of the same name (authenticate with
+	// $AZURE_CLIENT_ID), and WIF_CLIENT_ID does not set it.
+	f.StringVar(&q.ClientID, "client-id", "", "only exchanges by this client id (here --client-id filters; authenticate with $AZURE_CLIENT_ID)")
+	_ = f.SetAnnotation("client-id", noEnvAnnotation, []string{"true"})
 	f.StringVar(&q.ClientID, "client-id-filter", "", "only exchanges by this client id")
+	_ = f.MarkHidden("client-id-filter")
 	f.StringVar(&q.Result, "result", "", "only success or failure")
 	f.StringVar(&since, "since", "", "only exchanges since this time (RFC 3339) or duration ago (e.g. 1h)")
 	f.StringVar(&until, "until", "", "only exchanges until this time (RFC 3339) or duration ago")

@@ -76,6 +76,15 @@ func TestAuditExplain(t *testing.T) {
 	golden(t, "audit-explain", norm(out))
 	out, _ = mustRun(t, env, "audit", "list", "--result", "failure", "-o", "tsv", "--query", "[].[result,errorCode,reason,correlationId]")
 	golden(t, "audit-list-failure", norm(out))
+	// The README's command: --client-id filters on audit list.
+	out, _ = mustRun(t, env, "audit", "list", "--client-id", mi.ClientID, "--result", "failure", "-o", "tsv", "--query", "[].correlationId")
+	if out != corr+"\n" {
+		t.Fatalf("audit list --client-id %s: %q", mi.ClientID, out)
+	}
+	out, _ = mustRun(t, env, "audit", "list", "--client-id", "22222222-2222-4222-8222-222222222222", "-o", "json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("audit list --client-id of another client: %q", out)
+	}
 	if _, _, err := run(t, env, "", "audit", "explain", "no-such-id"); err == nil || !strings.Contains(err.Error(), `has correlation id "no-such-id"`) {
 		t.Fatalf("explain of an unknown id: %v", err)
 	}

@@ -9,9 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -34,7 +32,10 @@ import (
 type adminFlags struct {
 	server, tenant, caFile string
 	clientID, tokenFile    string
+	login                  string
 	output, query          string
+	// lookup is the command's environment, set by client.
+	lookup func(string) (string, bool)
 }
 
 // addAdminFlags registers the shared flags as persistent flags of a
@@ -43,9 +44,10 @@ func addAdminFlags(cmd *cobra.Command) *adminFlags {
 	f := &adminFlags{}
 	p := cmd.PersistentFlags()
 	p.StringVar(&f.server, "server", "https://127.0.0.1:8443", "the wif token service's URL (env WIF_SERVER)")
-	p.StringVar(&f.tenant, "tenant", "", "tenant id (env WIF_TENANT; default: the server's only tenant)")
+	p.StringVar(&f.tenant, "tenant", "", "tenant id (env WIF_TENANT; default $AZURE_TENANT_ID when authenticating, else the server's only tenant)")
 	p.StringVar(&f.caFile, "ca-file", "", "PEM bundle of CAs to trust besides the system's")
-	p.StringVar(&f.clientID, "client-id", "", "authenticate as this identity's client id (default $AZURE_CLIENT_ID); empty: no token (loopback dev server)")
+	p.StringVar(&f.clientID, "client-id", "", "authenticate as this identity's client id (default $AZURE_CLIENT_ID)")
+	p.StringVar(&f.login, "login", "auto", "auto: authenticate as --client-id or $AZURE_CLIENT_ID when set; none: send no token (wif dev's env file sets WIF_LOGIN=none: its AZURE_CLIENT_ID is the demo workload's, and loopback calls need no token)")
 	p.StringVar(&f.tokenFile, "federated-token-file", "", "file holding the identity's federated token (default $AZURE_FEDERATED_TOKEN_FILE)")
 	p.StringVarP(&f.output, "output", "o", "table", "output format: table, json, yaml or tsv")
 	p.StringVar(&f.query, "query", "", "JMESPath query applied to the result, as in az (e.g. '[0].properties.clientId')")
@@ -72,30 +74,41 @@ func (f *adminFlags) httpClient(timeout time.Duration) (*http.Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr, Timeout: timeout}, nil
+	return &http.Client{Transport: trustHint{tr}, Timeout: timeout}, nil
 }
 
-// envOr returns v, or the process environment variable name. Commands read
-// AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE here, the names the Azure
-// Workload Identity webhook injects, so a pod can run wif unconfigured.
-func envOr(v, name string) string {
+// env reads the environment the command runs in (RunWithEnv's). Commands
+// read AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE and AZURE_TENANT_ID,
+// the names the Azure Workload Identity webhook injects, so a pod can run
+// wif unconfigured.
+func (f *adminFlags) env(name string) string {
+	if f.lookup == nil {
+		return ""
+	}
+	v, _ := f.lookup(name)
+	return v
+}
+
+func (f *adminFlags) envOr(v, name string) string {
 	if v != "" {
 		return v
 	}
-	return os.Getenv(name)
+	return f.env(name)
 }
 
-// loopbackURL reports whether u names a loopback host.
-func loopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
+// trustHint wraps a transport so that a certificate the CLI does not
+// trust says how to trust it.
+type trustHint struct{ rt http.RoundTripper }
+
+func (t trustHint) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	if err != nil && (errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ce) || strings.Contains(err.Error(), "x509:")) {
+		return nil, fmt.Errorf("%w (the server's certificate is not trusted: for wif dev, load its environment (. .wif/env sets WIF_CA_FILE); otherwise pass --ca-file with the server's CA)", err)
 	}
-	if p.Hostname() == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(p.Hostname())
-	return ip != nil && ip.IsLoopback()
+	return resp, err
 }
 
 // client builds the admin API client, authenticating with a workload
@@ -110,13 +123,20 @@ func (f *adminFlags) client(ctx context.Context) (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.lookup = lookupEnvFrom(ctx)
 	c := &admin.Client{BaseURL: strings.TrimSuffix(f.server, "/"), HTTPClient: hc}
 	clientID, tokenFile := f.clientID, f.tokenFile
-	if clientID == "" && !loopbackURL(c.BaseURL) {
-		// A pod's injected workload identity; on a loopback server (wif
-		// dev) those variables are the demo workload's, not an admin's,
-		// and loopback calls need no token.
-		clientID, tokenFile = envOr("", "AZURE_CLIENT_ID"), envOr(tokenFile, "AZURE_FEDERATED_TOKEN_FILE")
+	switch f.login {
+	case "none":
+		return c, nil
+	case "auto", "":
+	default:
+		return nil, fmt.Errorf("--login must be auto or none, not %q", f.login)
+	}
+	if clientID == "" {
+		// A pod's injected workload identity (or an admin's exported
+		// one, say through kubectl port-forward to 127.0.0.1).
+		clientID, tokenFile = f.env("AZURE_CLIENT_ID"), f.envOr(tokenFile, "AZURE_FEDERATED_TOKEN_FILE")
 	}
 	if clientID == "" {
 		return c, nil
@@ -126,7 +146,15 @@ func (f *adminFlags) client(ctx context.Context) (*admin.Client, error) {
 	}
 	tenant := f.tenant
 	if tenant == "" {
-		return nil, errors.New("authenticating with a workload identity needs --tenant (or WIF_TENANT): the tenant of the identity")
+		tenant = f.env("AZURE_TENANT_ID")
+	}
+	if tenant == "" {
+		return nil, errors.New("authenticating with a workload identity needs its tenant: --tenant, WIF_TENANT or AZURE_TENANT_ID")
+	}
+	// The tenant the token came from is the one commands act in, unless
+	// --tenant says otherwise.
+	if f.tenant == "" {
+		f.tenant = tenant
 	}
 	cred, err := azidentity.NewClientAssertionCredential(tenant, clientID, func(context.Context) (string, error) {
 		b, err := os.ReadFile(tokenFile)

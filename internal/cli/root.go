@@ -92,13 +92,17 @@ the same protocol as Microsoft Entra ID so the Azure SDKs work unmodified.`,
 	return root
 }
 
+// noEnvAnnotation marks a flag that WIF_<FLAG> does not set: one that
+// shadows a login flag of the same name.
+const noEnvAnnotation = "wif/no-env"
+
 // bindEnv makes every flag of cmd settable through an environment variable
 // WIF_<FLAG> (upper case, '-' as '_') unless the flag was given on the command
 // line. lookup is os.LookupEnv in production and a map in tests.
 func bindEnv(cmd *cobra.Command, lookup func(string) (string, bool)) error {
 	var firstErr error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed || firstErr != nil {
+		if f.Changed || firstErr != nil || f.Annotations[noEnvAnnotation] != nil {
 			return
 		}
 		name := "WIF_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))

@@ -161,7 +161,9 @@ func (e Env) Vars() [][2]string {
 	// The admin CLI (wif identity ..., wif apply) against this token
 	// service, unauthenticated from loopback.
 	v = append(v, [2]string{"WIF_SERVER", strings.TrimSuffix(e.AuthorityHost, "/")},
-		[2]string{"WIF_TENANT", e.TenantID}, [2]string{"WIF_CA_FILE", e.CAFile})
+		[2]string{"WIF_TENANT", e.TenantID}, [2]string{"WIF_CA_FILE", e.CAFile},
+		// AZURE_CLIENT_ID above is the demo workload's, not an admin's.
+		[2]string{"WIF_LOGIN", "none"})
 	return v
 }
 
