@@ -443,3 +443,30 @@ func (c *Client) StaleCredentials(ctx context.Context, tid string, days int) (*S
 	}
 	return &out, nil
 }
+
+// GetTenant reads a tenant.
+func (c *Client) GetTenant(ctx context.Context, tid string) (TenantResource, error) {
+	var out TenantResource
+	_, err := c.Do(ctx, http.MethodGet, TenantPath(tid), nil, nil, &out)
+	return out, err
+}
+
+// DeleteTenant deletes a tenant and everything in it.
+func (c *Client) DeleteTenant(ctx context.Context, tid string) error {
+	_, err := c.Do(ctx, http.MethodDelete, TenantPath(tid), nil, nil, nil)
+	return err
+}
+
+// PatchApplication updates the fields of patch that are set (display name,
+// identifier URIs, access token version).
+func (c *Client) PatchApplication(ctx context.Context, tid, appID string, patch map[string]any) (ApplicationResource, error) {
+	var out ApplicationResource
+	_, err := c.Do(ctx, http.MethodPatch, TenantPath(tid)+"/applications/"+esc(appID), nil, patch, &out)
+	return out, err
+}
+
+// DeleteAssignment removes an app role assignment by id.
+func (c *Client) DeleteAssignment(ctx context.Context, tid, id string) error {
+	_, err := c.Do(ctx, http.MethodDelete, TenantPath(tid)+"/appRoleAssignments/"+esc(id), nil, nil, nil)
+	return err
+}

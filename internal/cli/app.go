@@ -19,7 +19,7 @@ func newAppCommand(streams Streams) *cobra.Command {
 		Short: "Manage applications: resources with identifier URIs and app roles, and clients (like az ad app)",
 	}
 	af := addAdminFlags(cmd)
-	cmd.AddCommand(newAppCreate(streams, af), newAppShow(streams, af), newAppList(streams, af), newAppDelete(streams, af),
+	cmd.AddCommand(newAppCreate(streams, af), newAppUpdate(streams, af), newAppShow(streams, af), newAppList(streams, af), newAppDelete(streams, af),
 		newAppFICCommand(streams, af))
 	return cmd
 }
@@ -51,11 +51,17 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 	}
 	var in admin.AppCredentialResource
 	var skipCheck bool
+	var expr string
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create (or update) a federated identity credential on an application",
 		Args:  cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
+			cme, err := subjectOrExpression(in.Subject, expr)
+			if err != nil {
+				return err
+			}
+			in.ClaimsMatchingExpression = cme
 			if err := warnIssuer(ctx, af, streams.ErrOut, in.Issuer, skipCheck); err != nil {
 				return err
 			}
@@ -71,10 +77,11 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 	f.StringVarP(&in.Name, "name", "n", "", "credential name")
 	f.StringVar(&in.Issuer, "issuer", "", "the issuer URL, exactly as its tokens carry it in iss")
 	f.StringVar(&in.Subject, "subject", "", "the subject")
+	f.StringVar(&expr, "claims-matching-expression", "", "instead of --subject: a claims expression (language version 1), e.g. \"claims['sub'] matches 'repo:contoso/*:environment:prod'\"")
 	f.StringSliceVar(&in.Audiences, "audiences", []string{directory.DefaultAudience}, "the audience the tokens carry")
 	f.StringVar(&in.Description, "description", "", "description")
 	f.BoolVar(&skipCheck, "skip-issuer-check", false, "do not fetch the issuer's discovery document")
-	for _, n := range []string{"name", "issuer", "subject"} {
+	for _, n := range []string{"name", "issuer"} {
 		_ = create.MarkFlagRequired(n)
 	}
 	var name string
@@ -140,7 +147,7 @@ func newAppFICCommand(streams Streams, af *adminFlags) *cobra.Command {
 	addID(test)
 	test.Flags().StringVar(&assertionFile, "assertion-file", "", "file holding the platform token to try (- for standard input)")
 	_ = test.MarkFlagRequired("assertion-file")
-	cmd.AddCommand(create, show, list, del, test)
+	cmd.AddCommand(create, newAppFICUpdate(streams, af, tbl), show, list, del, test)
 	return cmd
 }
 

@@ -41,7 +41,7 @@ func newIdentityCommand(streams Streams) *cobra.Command {
 		Short: "Manage user-assigned managed identities (like az identity)",
 	}
 	af := addAdminFlags(cmd)
-	cmd.AddCommand(newIdentityCreate(streams, af), newIdentityShow(streams, af), newIdentityList(streams, af),
+	cmd.AddCommand(newIdentityCreate(streams, af), newIdentityUpdate(streams, af), newIdentityShow(streams, af), newIdentityList(streams, af),
 		newIdentityDelete(streams, af), newFederatedCredentialCommand(streams, af))
 	return cmd
 }
@@ -237,7 +237,7 @@ func newFederatedCredentialCommand(streams Streams, af *adminFlags) *cobra.Comma
 		Use:   "federated-credential",
 		Short: "Manage an identity's federated identity credentials (like az identity federated-credential)",
 	}
-	cmd.AddCommand(newFICCreate(streams, af), newFICShow(streams, af), newFICList(streams, af), newFICDelete(streams, af),
+	cmd.AddCommand(newFICCreate(streams, af), newFICUpdate(streams, af), newFICShow(streams, af), newFICList(streams, af), newFICDelete(streams, af),
 		newFICTest(streams, af))
 	return cmd
 }
@@ -342,7 +342,7 @@ func ficTable(items ...admin.IdentityCredentialResource) func() table {
 
 func newFICCreate(streams Streams, af *adminFlags) *cobra.Command {
 	var id identityFlags
-	var identityName, issuer, subject, description string
+	var identityName, issuer, subject, description, expr string
 	var audiences []string
 	var skipCheck bool
 	cmd := &cobra.Command{
@@ -354,11 +354,15 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 (the classic missing or extra trailing slash), since tokens would then never match.`,
 		Args: cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
+			cme, err := subjectOrExpression(subject, expr)
+			if err != nil {
+				return err
+			}
 			if err := warnIssuer(ctx, af, streams.ErrOut, issuer, skipCheck); err != nil {
 				return err
 			}
 			f, err := c.PutIdentityCredential(ctx, tid, id.subscription, id.resourceGroup, identityName, id.name,
-				admin.CredentialProperties{Issuer: issuer, Subject: subject, Audiences: audiences, Description: description})
+				admin.CredentialProperties{Issuer: issuer, Subject: subject, ClaimsMatchingExpression: cme, Audiences: audiences, Description: description})
 			if err != nil {
 				return err
 			}
@@ -370,12 +374,12 @@ for --subject. Before creating it, wif fetches the issuer's discovery document
 	f.StringVar(&identityName, "identity-name", "", "name of the managed identity")
 	f.StringVar(&issuer, "issuer", "", "the issuer URL, exactly as its tokens carry it in iss")
 	f.StringVar(&subject, "subject", "", "the subject, e.g. system:serviceaccount:<namespace>:<name>")
+	f.StringVar(&expr, "claims-matching-expression", "", "instead of --subject: a claims expression (language version 1), e.g. \"claims['sub'] matches 'repo:contoso/*:environment:prod'\"")
 	f.StringSliceVar(&audiences, "audiences", []string{directory.DefaultAudience}, "the audience the tokens carry")
 	f.StringVar(&description, "description", "", "description")
 	f.BoolVar(&skipCheck, "skip-issuer-check", false, "do not fetch the issuer's discovery document")
 	_ = cmd.MarkFlagRequired("identity-name")
 	_ = cmd.MarkFlagRequired("issuer")
-	_ = cmd.MarkFlagRequired("subject")
 	return cmd
 }
 

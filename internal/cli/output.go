@@ -49,10 +49,10 @@ func addAdminFlags(cmd *cobra.Command) *adminFlags {
 	p.StringVar(&f.clientID, "client-id", "", "authenticate as this identity's client id (default $AZURE_CLIENT_ID)")
 	p.StringVar(&f.login, "login", "auto", "auto: authenticate as --client-id or $AZURE_CLIENT_ID when set; none: send no token (wif dev's env file sets WIF_LOGIN=none: its AZURE_CLIENT_ID is the demo workload's, and loopback calls need no token)")
 	p.StringVar(&f.tokenFile, "federated-token-file", "", "file holding the identity's federated token (default $AZURE_FEDERATED_TOKEN_FILE)")
-	p.StringVarP(&f.output, "output", "o", "table", "output format: table, json, yaml or tsv")
-	p.StringVar(&f.query, "query", "", "JMESPath query applied to the result, as in az (e.g. '[0].properties.clientId')")
+	p.StringVarP(&f.output, "output", "o", "table", "output format: table, json, yaml, tsv or none")
+	p.StringVar(&f.query, "query", "", "JMESPath query applied to the result, as in az (e.g. --query clientId -o tsv on show, --query '[].name' on list)")
 	_ = cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"table", "json", "yaml", "tsv"}, cobra.ShellCompDirectiveNoFileComp
+		return []string{"table", "json", "yaml", "tsv", "none"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return f
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +16,7 @@ func newRoleCommand(streams Streams) *cobra.Command {
 		Short: "Assign app roles to identities and applications (they appear in the roles claim)",
 	}
 	af := addAdminFlags(cmd)
-	cmd.AddCommand(newRoleAssign(streams, af), newRoleList(streams, af))
+	cmd.AddCommand(newRoleAssign(streams, af), newRoleUnassign(streams, af), newRoleList(streams, af), newRoleAssignmentCommand(streams, af))
 	return cmd
 }
 
@@ -68,4 +70,44 @@ func newRoleList(streams Streams, af *adminFlags) *cobra.Command {
 			return af.print(streams.Out, gs, assignmentTable(gs...))
 		}),
 	}
+}
+
+func newRoleUnassign(streams Streams, af *adminFlags) *cobra.Command {
+	var in admin.AssignmentResource
+	cmd := &cobra.Command{
+		Use:   "unassign",
+		Short: "Remove an app role assignment (the inverse of assign)",
+		Args:  cobra.NoArgs,
+		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
+			gs, err := c.ListAssignments(ctx, tid)
+			if err != nil {
+				return err
+			}
+			principals, err := principalIDs(ctx, c, tid, in.Principal)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, g := range gs {
+				if matchesAny(in.Principal, append([]string{g.Principal, g.PrincipalID}, principals[strings.ToLower(g.PrincipalID)]...)...) && matchesAny(in.Role, g.Role, g.AppRoleID) && matchesAny(in.Resource, g.Resource, g.ResourceAppID) {
+					if err := c.DeleteAssignment(ctx, tid, g.ID); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			if n == 0 {
+				return fmt.Errorf("no assignment of role %q of %q to %q", in.Role, in.Resource, in.Principal)
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&in.Principal, "assignee", "", "identity name or client id, or application display name or appId")
+	f.StringVar(&in.Resource, "resource", "", "resource application: identifier URI, appId or display name")
+	f.StringVar(&in.Role, "role", "", "app role value (e.g. Data.Read) or id")
+	for _, n := range []string{"assignee", "resource", "role"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
 }

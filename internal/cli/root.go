@@ -73,6 +73,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newKeysCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
 		newWebhookCommand(streams),
 		newDoctorCommand(streams),
+		newTenantCommand(streams),
 		newClusterCommand(streams),
 	}
 }
@@ -89,6 +90,9 @@ the same protocol as Microsoft Entra ID so the Azure SDKs work unmodified.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(subcommands(streams)...)
+	for _, c := range root.Commands() {
+		requireSubcommands(c)
+	}
 	return root
 }
 
