@@ -293,7 +293,7 @@ func (v *Validator) checkTimesAndNames(c *Claims, now time.Time) error {
 			}
 		}
 		if !ok {
-			return newErr(KindWrongAudience, "audience %q is not accepted", clip(strings.Join(c.Audience, ",")))
+			return newErr(KindWrongAudience, "audience %q is not accepted (accepted: %s)", clip(strings.Join(c.Audience, ",")), clip(strings.Join(v.cfg.Audiences, ", ")))
 		}
 	}
 	return nil

@@ -174,7 +174,7 @@ func TestValidate(t *testing.T) {
 		{name: "issuer check skipped", cfg: func(c *tokenauth.Config) { c.Issuers = nil; c.InsecureSkipIssuerCheck = true },
 			token: func(t *testing.T) string { return f.rs(t, map[string]any{"iss": "https://other.test/"}) }},
 		{name: "wrong audience", token: func(t *testing.T) string { return f.rs(t, map[string]any{"aud": "api://other"}) },
-			wantKind: tokenauth.KindWrongAudience, wantMsg: `audience "api://other" is not accepted`},
+			wantKind: tokenauth.KindWrongAudience, wantMsg: `audience "api://other" is not accepted (accepted: api://mydummyapi)`},
 		{name: "audience array with one accepted", token: func(t *testing.T) string {
 			return f.rs(t, map[string]any{"aud": []string{"api://other", aud}})
 		}},

@@ -195,7 +195,7 @@ func TestPolicySample(t *testing.T) {
 			`Bearer error="invalid_token", error_description="Issuer \"https://evil.example/` + tid + `/\" is not accepted."`},
 		{"v2 issuer of the same tenant (policy lists only v1)", bearer(e.iss.Mint(t, testissuer.Token{Version: 2, TenantID: tid, Audience: aud, ClientID: appID})), "invalid_token", ""},
 		{"wrong audience", bearer(e.v1(t, map[string]any{"aud": "api://other"})), "invalid_token",
-			`Bearer error="invalid_token", error_description="Audience \"api://other\" is not accepted."`},
+			`Bearer error="invalid_token", error_description="Audience \"api://other\" is not accepted (accepted: api://mydummyapi)."`},
 		{"alg none", bearer(testissuer.Sign(t, "none", nil, nil, e.iss.Claims(testissuer.Token{TenantID: tid, Audience: aud, ClientID: appID}))), "invalid_token",
 			`Bearer error="invalid_token", error_description="Unsigned tokens (alg \"none\") are refused."`},
 		{"HS256 with the public key", bearer(testissuer.Sign(t, "HS256", e.iss.Key.PublicKey.N.Bytes(), map[string]any{"kid": e.iss.KID},

@@ -112,7 +112,19 @@ func errMalformed(format string, args ...any) *Error {
 }
 
 func errTenantNotFound(tenant string) *Error {
-	return newError(errInvalidRequest, CodeTenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant)
+	return newError(errInvalidRequest, CodeTenantNotFound, "Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.", tenant).
+		withHint("the tenant is the path segment after AZURE_AUTHORITY_HOST: check AZURE_TENANT_ID (the token service's tenant id, a GUID), and that AZURE_AUTHORITY_HOST is the token service's host root")
+}
+
+// errAuthorityWithPath answers a token or metadata request whose path has
+// a segment before the tenant: AZURE_AUTHORITY_HOST set to a URL with a
+// path (often the host plus the tenant), to which the SDKs append
+// /{tenant}/oauth2/v2.0/token.
+func errAuthorityWithPath(prefix, tenant string) *Error {
+	e := newError(errInvalidRequest, CodeMalformedRequest, "Invalid request. Request is malformed or invalid. The path has '%s' before the tenant '%s'.", prefix, tenant).
+		withHint("AZURE_AUTHORITY_HOST must be the token service's host root (https://host/), without a path or the tenant: the SDKs append /{tenant}/oauth2/v2.0/token to it")
+	e.Status = http.StatusNotFound
+	return e
 }
 
 func errUnsupportedGrant(grant string) *Error {

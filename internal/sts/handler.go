@@ -24,6 +24,15 @@ func (s *Service) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{tenant}/discovery/keys", s.keysHandler)
 	mux.HandleFunc("GET /discovery/keys", s.keysHandler)
 	mux.HandleFunc("GET /common/discovery/instance", s.instanceHandler)
+	// AZURE_AUTHORITY_HOST with a path (https://host/<tenant>/): the SDKs
+	// ask for /<tenant>/<tenant>/... — answer with the reason, in Entra's
+	// shape, instead of a bare 404.
+	for _, p := range []string{"POST /{prefix}/{tenant}/oauth2/v2.0/token", "POST /{prefix}/{tenant}/oauth2/token",
+		"GET /{prefix}/{tenant}/v2.0/.well-known/openid-configuration", "GET /{prefix}/{tenant}/.well-known/openid-configuration"} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, errAuthorityWithPath(clip(r.PathValue("prefix")), clip(r.PathValue("tenant"))), httpx.NewCorrelationID())
+		})
+	}
 	mux.HandleFunc("GET /error", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, catalogText(r.URL.Query().Get("code")))
