@@ -21,7 +21,7 @@ import (
 )
 
 // defaultDSN is the PostgreSQL server these tests expect (trust auth on
-// loopback); WIF_TEST_POSTGRES_DSN overrides it.
+// loopback); WIF_TEST_POSTGRES_URL overrides it.
 const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 // serverDSN returns a DSN that connects, trying the postgres user and then
@@ -29,7 +29,10 @@ const defaultDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 // missing server is a failure.
 func serverDSN(t testing.TB) string {
 	t.Helper()
-	candidates := []string{os.Getenv("WIF_TEST_POSTGRES_DSN")}
+	candidates := []string{os.Getenv("WIF_TEST_POSTGRES_URL")}
+	if candidates[0] == "" {
+		candidates[0] = os.Getenv("WIF_TEST_POSTGRES_DSN") // the old name
+	}
 	if candidates[0] == "" {
 		root := mustParse(t, defaultDSN)
 		root.User = url.User("root")
@@ -52,7 +55,7 @@ func serverDSN(t testing.TB) string {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("PostgreSQL unreachable (CI=true requires it): %v", errors.Join(errs...))
 	}
-	t.Skipf("PostgreSQL unreachable, skipping (set WIF_TEST_POSTGRES_DSN): %v", errors.Join(errs...))
+	t.Skipf("PostgreSQL unreachable, skipping (set WIF_TEST_POSTGRES_URL): %v", errors.Join(errs...))
 	return ""
 }
 

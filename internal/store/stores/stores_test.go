@@ -112,7 +112,7 @@ func TestOpen(t *testing.T) {
 // (PostgreSQL itself is tested in store/postgres; here only the choice of
 // backend is).
 func postgresURL(t *testing.T) (string, bool) {
-	dsn := os.Getenv("WIF_TEST_POSTGRES_DSN")
+	dsn := os.Getenv("WIF_TEST_POSTGRES_URL")
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	}
