@@ -1474,6 +1474,9 @@ func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := ApplyResult{Changes: res.Plan.Changes, Kept: res.Plan.Kept, Applied: res.Applied, Summary: res.Plan.String()}
+	if out.Changes == nil {
+		out.Changes = []apply.Change{}
+	}
 	if window > 0 {
 		if out.Replay, err = h.replay(r, doc, opts, r.URL.Query().Get("replay"), window); err != nil {
 			return err

@@ -127,6 +127,13 @@ func Parse(r io.Reader) (*Document, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read directory document: %w", err)
 	}
+	return ParseNamed("directory document", data)
+}
+
+// ParseNamed is Parse of data read from the file name: a field that does
+// not exist is reported as name:line:column with its path and the nearest
+// valid field.
+func ParseNamed(name string, data []byte) (*Document, error) {
 	if len(data) > MaxDocumentBytes {
 		return nil, fmt.Errorf("directory document is larger than %d bytes", MaxDocumentBytes)
 	}
@@ -135,7 +142,10 @@ func Parse(r io.Reader) (*Document, error) {
 		return nil, errors.New("directory document is empty: expected a mapping with a 'tenants' list")
 	}
 	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
-		return nil, fmt.Errorf("parse directory document: %w", err)
+		if ferr := fieldError(name, data); ferr != nil {
+			return nil, ferr
+		}
+		return nil, fmt.Errorf("parse %s: %w", name, err)
 	}
 	if err := doc.Validate(); err != nil {
 		return nil, err

@@ -55,8 +55,11 @@ func TestParseRejects(t *testing.T) {
 		wantFields []string
 	}{
 		{name: "empty", doc: "", wantErr: "directory document is empty"},
-		{name: "unknown key", doc: "tenants: []\nextra: 1\n", wantErr: `unknown field "extra"`},
-		{name: "unknown nested key", doc: "tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n  managedIdentity: []\n", wantErr: `unknown field "managedIdentity"`},
+		{name: "unknown key", doc: "tenants: []\nextra: 1\n", wantErr: `directory document:2:1: unknown field "extra"; fields here: tenants`},
+		{name: "unknown nested key", doc: "tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n  managedIdentity: []\n",
+			wantErr: `directory document:4:3: unknown field "managedIdentity" in tenants[0]; did you mean "managedIdentities"?`},
+		{name: "typo deep down", doc: "tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n  managedIdentities:\n  - name: mi1\n    resourceGroup: rg\n    federatedCredential:\n    - {name: c, issuer: https://i, subject: s}\n",
+			wantErr: `directory document:7:5: unknown field "federatedCredential" in tenants[0].managedIdentities[0]; did you mean "federatedCredentials"?`},
 		{name: "duplicate key", doc: "tenants: []\ntenants: []\n", wantErr: "already set in map"},
 		{name: "wrong type", doc: "tenants: {a: 1}\n", wantErr: "cannot unmarshal"},
 		{name: "not yaml", doc: "tenants: [\n", wantErr: "parse directory document"},

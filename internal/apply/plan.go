@@ -391,6 +391,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			o = &oldApps[matchedApp[ai]]
 		}
 		w := a.toDirectory(tid, o)
+		newAppID := o == nil && w.AppID == ""
 		if o == nil {
 			w.AppID = orNew(w.AppID)
 			w.ObjectID = orNew(w.ObjectID)
@@ -408,7 +409,13 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			pl.droppedRoles(ap, *o, w, oldAsgs)
 		}
 		if o == nil {
-			pl.upserts[1] = append(pl.upserts[1], Change{Action: Create, Kind: KindApplication, Name: appName(w),
+			name := appName(w)
+			if newAppID {
+				// The id is drawn again when the plan is made for real: a
+				// dry run must not show one that will not be used.
+				name = fmt.Sprintf("%q (appId: new)", w.DisplayName)
+			}
+			pl.upserts[1] = append(pl.upserts[1], Change{Action: Create, Kind: KindApplication, Name: name,
 				do: func(ctx context.Context, s store.DirectoryStore) error {
 					_, err := s.CreateApplication(ctx, w)
 					return err
@@ -443,6 +450,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 				usedMI[i] = true
 			}
 		}
+		newClientID := o == nil && w.ClientID == ""
 		if o == nil {
 			w.ClientID = orNew(w.ClientID)
 			w.PrincipalID = orNew(w.PrincipalID)
@@ -454,7 +462,11 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		}
 		wantMIs = append(wantMIs, w)
 		if o == nil {
-			pl.upserts[2] = append(pl.upserts[2], Change{Action: Create, Kind: KindManagedIdentity, Name: miName(w),
+			name := miName(w)
+			if newClientID {
+				name = fmt.Sprintf("%s/%s (clientId: new)", w.ResourceGroup, w.Name)
+			}
+			pl.upserts[2] = append(pl.upserts[2], Change{Action: Create, Kind: KindManagedIdentity, Name: name,
 				do: func(ctx context.Context, s store.DirectoryStore) error {
 					_, err := s.CreateManagedIdentity(ctx, w)
 					return err

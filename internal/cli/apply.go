@@ -40,7 +40,9 @@ change. --fail-on-break exits 1 when some exchange would break (for CI).`,
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		var r io.Reader = streams.In
+		name := "standard input"
 		if file != "-" {
+			name = file
 			f, err := os.Open(file)
 			if err != nil {
 				return fmt.Errorf("open directory document: %w", err)
@@ -51,6 +53,11 @@ change. --fail-on-break exits 1 when some exchange would break (for CI).`,
 		data, err := io.ReadAll(io.LimitReader(r, apply.MaxDocumentBytes+1))
 		if err != nil {
 			return fmt.Errorf("read directory document: %w", err)
+		}
+		// Parse here first: a typo is reported with the file's name, line
+		// and the field's path before anything is sent.
+		if _, err := apply.ParseNamed(name, data); err != nil {
+			return err
 		}
 		c, err := af.client(ctx)
 		if err != nil {

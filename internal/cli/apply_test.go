@@ -123,3 +123,36 @@ func TestWorkloadIdentityAuth(t *testing.T) {
 		t.Fatalf("untrusted server: %v", err)
 	}
 }
+
+// TestApplyFirstHourCuts: a typo names the file, line, path and the field
+// meant; a dry run shows "(clientId: new)" rather than an id the real
+// apply will not use; -o json of a plan with nothing to do has "changes":
+// [], not null.
+func TestApplyFirstHourCuts(t *testing.T) {
+	e := startAdminEnv(t, true)
+	env := e.env()
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "directory.yaml")
+	doc := "tenants:\n- id: " + e.Tenant + "\n  displayName: Contoso\n  managedIdentities:\n  - name: payments\n    resourceGroup: rg\n    federatedCredential:\n    - {name: k8s, issuer: https://i.example, subject: s}\n"
+	if err := os.WriteFile(typo, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := run(t, env, "", "apply", "-f", typo)
+	want := typo + `:7:5: unknown field "federatedCredential" in tenants[0].managedIdentities[0]; did you mean "federatedCredentials"?`
+	if err == nil || err.Error() != want {
+		t.Fatalf("typo:\n got %v\nwant %s", err, want)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte(strings.Replace(doc, "federatedCredential:", "federatedCredentials:", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := mustRun(t, env, "apply", "-f", good, "--dry-run")
+	if !strings.Contains(out, "+ managed identity rg/payments (clientId: new)\n") {
+		t.Fatalf("dry run:\n%s", out)
+	}
+	mustRun(t, env, "apply", "-f", good)
+	out, _ = mustRun(t, env, "apply", "-f", good, "-o", "json", "--query", "changes")
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("nothing to do: changes = %s", out)
+	}
+}
