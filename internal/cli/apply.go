@@ -128,9 +128,34 @@ func newExportCommand(streams Streams) *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("the server's export does not parse: %w", err)
 		}
-		return af.print(streams.Out, doc, nil)
+		return af.print(streams.Out, doc, func() table { return documentTable(doc) })
 	}
 	return cmd
+}
+
+// documentTable lists a directory document's objects, one row each (wif
+// export -o table).
+func documentTable(doc *apply.Document) table {
+	t := table{headers: []string{"Tenant", "Kind", "Name", "Id", "Detail"}}
+	for _, tn := range doc.Tenants {
+		t.rows = append(t.rows, []string{tn.ID, "tenant", tn.DisplayName, tn.ID, ""})
+		for _, a := range tn.Applications {
+			t.rows = append(t.rows, []string{tn.ID, "application", a.DisplayName, a.AppID, strings.Join(a.IdentifierURIs, ",")})
+			for _, f := range a.FederatedCredentials {
+				t.rows = append(t.rows, []string{tn.ID, "federated credential", a.DisplayName + "/" + f.Name, "", f.Issuer + " " + f.Subject})
+			}
+		}
+		for _, m := range tn.ManagedIdentities {
+			t.rows = append(t.rows, []string{tn.ID, "managed identity", m.ResourceGroup + "/" + m.Name, m.ClientID, ""})
+			for _, f := range m.FederatedCredentials {
+				t.rows = append(t.rows, []string{tn.ID, "federated credential", m.Name + "/" + f.Name, "", f.Issuer + " " + f.Subject})
+			}
+		}
+		for _, g := range tn.AppRoleAssignments {
+			t.rows = append(t.rows, []string{tn.ID, "app role assignment", g.Principal + " → " + g.Resource, "", g.Role})
+		}
+	}
+	return t
 }
 
 // errReplayBreaks is --fail-on-break's failure: the report says which.

@@ -26,6 +26,13 @@ func TestExportApply(t *testing.T) {
 	if !strings.Contains(exported, "made-by-cli") || !strings.Contains(exported, "kubernetes-demo") {
 		t.Fatalf("export lacks objects:\n%s", exported)
 	}
+	// export -o table: one row per object, not an empty table.
+	tbl, _ := mustRun(t, src.env(), "export", "-o", "table")
+	for _, want := range []string{"tenant ", "application ", "managed identity ", "federated credential ", "app role assignment ", "other-rg/made-by-cli", "made-by-cli → api://provider-api"} {
+		if !strings.Contains(tbl, want) {
+			t.Errorf("export -o table lacks %q:\n%s", want, tbl)
+		}
+	}
 	out, _, err := run(t, src.env(), exported, "apply", "-f", "-", "--prune")
 	if err != nil {
 		t.Fatal(err)

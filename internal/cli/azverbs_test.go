@@ -77,6 +77,10 @@ func TestAzVerbs(t *testing.T) {
 	mustRun(t, env, "tenant", "delete", "--tenant-id", fabrikam, "--yes")
 	fails("404", "tenant", "show", "--tenant-id", fabrikam)
 
+	// One name per concept: token get's --tenant-id works on the admin
+	// commands too.
+	q("payments", "identity", "list", "--tenant-id", e.Tenant, "--query", "[].name", "-o", "tsv")
+
 	// A group without a verb fails, naming its verbs.
 	fails(`"wif identity federated-credential" needs a command: create, delete, list, show, test, update`, "identity", "federated-credential")
 	fails(`"frobnicate" is not a command of "wif app"`, "app", "frobnicate")

@@ -32,7 +32,7 @@ func newClusterCommand(streams Streams) *cobra.Command {
 
 func newClusterOIDCCommand(streams Streams) *cobra.Command {
 	var keyFiles []string
-	var issuer, out string
+	var issuer, out, output string
 	cmd := &cobra.Command{
 		Use:   "oidc",
 		Short: "Write the OIDC discovery document and JWKS of a cluster's service account issuer",
@@ -49,21 +49,45 @@ PEM; repeat it during key rotation). Key ids are computed as the API server
 computes them, so they match the kid of the tokens it signs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output must be table or json, not %q", output)
+			}
 			disc, jwks, err := clusterOIDCDocuments(issuer, keyFiles)
 			if err != nil {
 				return err
 			}
-			for path, data := range map[string][]byte{
-				filepath.Join(out, ".well-known", "openid-configuration"): disc,
-				filepath.Join(out, "openid", "v1", "jwks"):                jwks,
-			} {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+			files := []struct {
+				path string
+				data []byte
+			}{
+				{filepath.Join(out, ".well-known", "openid-configuration"), disc},
+				{filepath.Join(out, "openid", "v1", "jwks"), jwks},
+			}
+			for _, f := range files {
+				if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+					return fmt.Errorf("create %s: %w", filepath.Dir(f.path), err)
 				}
-				if err := tlsutil.WriteFileAtomic(path, data, 0o644); err != nil {
+				if err := tlsutil.WriteFileAtomic(f.path, f.data, 0o644); err != nil {
 					return err
 				}
-				fmt.Fprintln(streams.Out, path)
+			}
+			if output == "json" {
+				var set struct {
+					Keys []struct {
+						Kid string `json:"kid"`
+					} `json:"keys"`
+				}
+				_ = json.Unmarshal(jwks, &set)
+				kids := []string{}
+				for _, k := range set.Keys {
+					kids = append(kids, k.Kid)
+				}
+				enc := json.NewEncoder(streams.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"issuer": issuer, "discovery": files[0].path, "jwks": files[1].path, "kids": kids})
+			}
+			for _, f := range files {
+				fmt.Fprintln(streams.Out, f.path)
 			}
 			return nil
 		},
@@ -72,6 +96,7 @@ computes them, so they match the kid of the tokens it signs.`,
 	f.StringSliceVar(&keyFiles, "service-account-key", nil, "PEM file of the service account signing key(s), public or private (repeatable; required)")
 	f.StringVar(&issuer, "issuer", "", "the cluster's --service-account-issuer URL (https; required)")
 	f.StringVar(&out, "out", ".", "directory to write the documents under")
+	f.StringVarP(&output, "output", "o", "table", "table (the files written) or json (files, issuer and key ids)")
 	return cmd
 }
 

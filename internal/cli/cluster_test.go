@@ -75,6 +75,23 @@ func TestClusterOIDC(t *testing.T) {
 		t.Errorf("kid %q: want unpadded base64url of a SHA-256", kid)
 	}
 
+	// The files, in order; -o json adds the issuer and the key ids.
+	if want := filepath.Join(out, ".well-known", "openid-configuration") + "\n" + filepath.Join(out, "openid", "v1", "jwks") + "\n"; stdout.String() != want {
+		t.Errorf("stdout %q, want %q", stdout.String(), want)
+	}
+	stdout.Reset()
+	if err := runCluster(t, &stdout, &stderr, "oidc", "--service-account-key", pubFile, "--issuer", "https://k8s.example/cluster-1", "--out", out, "-o", "json"); err != nil {
+		t.Fatal(err)
+	}
+	var js struct {
+		Issuer, Discovery, JWKS string
+		Kids                    []string
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &js); err != nil || js.Issuer != "https://k8s.example/cluster-1" || len(js.Kids) != 1 || js.Kids[0] != set.Keys[0].KeyID ||
+		js.JWKS != filepath.Join(out, "openid", "v1", "jwks") {
+		t.Errorf("-o json: %v %s", err, stdout.String())
+	}
+
 	err = runCluster(t, &stdout, &stderr, "oidc", "--issuer", "http://x")
 	if err == nil || !strings.Contains(err.Error(), `--issuer "http://x": expected an https URL`) || !strings.Contains(err.Error(), "--service-account-key is required") {
 		t.Errorf("err = %v; want both faults reported", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/jmespath/go-jmespath"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/wif-project/wif/internal/admin"
@@ -42,6 +43,10 @@ type adminFlags struct {
 // top-level command, so each is also settable as WIF_<FLAG>.
 func addAdminFlags(cmd *cobra.Command) *adminFlags {
 	f := &adminFlags{}
+	if cmd.Name() != "tenant" { // wif tenant's own --tenant-id names the tenant to act on
+		cmd.SetGlobalNormalizationFunc(flagAliases(map[string]string{
+			"tenant-id": "tenant", "authority-host": "server", "token-file": "federated-token-file"}))
+	}
 	p := cmd.PersistentFlags()
 	p.StringVar(&f.server, "server", "https://127.0.0.1:8443", "the wif token service's URL (env WIF_SERVER)")
 	p.StringVar(&f.tenant, "tenant", "", "tenant id (env WIF_TENANT; default $AZURE_TENANT_ID when authenticating, else the server's only tenant)")
@@ -55,6 +60,19 @@ func addAdminFlags(cmd *cobra.Command) *adminFlags {
 		return []string{"table", "json", "yaml", "tsv", "none"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	return f
+}
+
+// flagAliases accepts the names other commands use for the same concept
+// (token get's --tenant-id, --authority-host, --token-file for the admin
+// commands' --tenant, --server, --federated-token-file, and back), so one
+// habit works everywhere; help shows one name.
+func flagAliases(aliases map[string]string) func(*pflag.FlagSet, string) pflag.NormalizedName {
+	return func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := aliases[name]; ok {
+			return pflag.NormalizedName(to)
+		}
+		return pflag.NormalizedName(name)
+	}
 }
 
 // httpClient trusts the system roots plus --ca-file.

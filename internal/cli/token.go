@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +27,7 @@ func newTokenCommand(streams Streams) *cobra.Command {
 func newTokenDecodeCommand(streams Streams) *cobra.Command {
 	var check bool
 	var tc doctor.TokenCheck
-	var caFile string
+	var caFile, output string
 	cmd := &cobra.Command{
 		Use:   "decode [FILE|-]",
 		Short: "Show a JWT's header and claims, with its times as dates; --check validates it as a resource would",
@@ -56,18 +57,27 @@ Exit status 1 when a check fails.`,
 			if err != nil {
 				return fmt.Errorf("read token from %s: %w", name, err)
 			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output must be table or json, not %q", output)
+			}
 			d, err := jwtdump.Decode(data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
+			asJSON := func(rep *doctor.Report) error {
+				v := map[string]any{"header": d.Header, "claims": d.Claims, "signatureBytes": d.SignatureBytes}
+				if rep != nil {
+					v["check"] = rep
+				}
+				enc := json.NewEncoder(streams.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(v)
+			}
 			if !check {
+				if output == "json" {
+					return asJSON(nil)
+				}
 				return d.Render(streams.Out, time.Now())
-			}
-			if err := d.RenderForCheck(streams.Out, time.Now()); err != nil {
-				return err
-			}
-			if _, err := io.WriteString(streams.Out, "\n"); err != nil {
-				return err
 			}
 			if caFile == "" {
 				caFile, _ = lookupEnvFrom(cmd.Context())("SSL_CERT_FILE")
@@ -78,8 +88,20 @@ Exit status 1 when a check fails.`,
 				}
 			}
 			rep := doctor.CheckToken(cmd.Context(), string(data), tc)
-			if err := writeDoctor(streams.Out, rep, false); err != nil {
-				return err
+			if output == "json" {
+				if err := asJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				if err := d.RenderForCheck(streams.Out, time.Now()); err != nil {
+					return err
+				}
+				if _, err := io.WriteString(streams.Out, "\n"); err != nil {
+					return err
+				}
+				if err := writeDoctor(streams.Out, rep, false); err != nil {
+					return err
+				}
 			}
 			if !rep.OK {
 				return errDoctorFailed
@@ -94,13 +116,14 @@ Exit status 1 when a check fails.`,
 	f.StringSliceVar(&tc.ClientIDs, "client-id", nil, "with --check: a client (azp/appid) the resource allows (repeatable)")
 	f.StringSliceVar(&tc.Roles, "role", nil, "with --check: an app role the resource requires (repeatable)")
 	f.StringVar(&caFile, "ca-file", "", "with --check: PEM bundle of CAs to trust for the issuer's keys besides the system's (default $SSL_CERT_FILE)")
+	f.StringVarP(&output, "output", "o", "table", "table or json (header, claims and, with --check, the checks)")
 	return cmd
 }
 
 func newTokenGetCommand(streams Streams) *cobra.Command {
 	var (
-		scope, authority, tenant, clientID, tokenFile, caFile string
-		decode                                                bool
+		scope, authority, tenant, clientID, tokenFile, caFile, output string
+		decode                                                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "get --scope RESOURCE/.default",
@@ -126,6 +149,9 @@ token, or with --decode its header and claims.`,
 			if clientID == "" {
 				return errors.New("no client id: set AZURE_CLIENT_ID or --client-id (after `wif dev`, run `. .wif/env`)")
 			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output must be table or json, not %q", output)
+			}
 			httpClient := stsclient.NewHTTPClient(nil)
 			if caFile != "" {
 				pool, err := stsclient.LoadCAFile(caFile)
@@ -142,6 +168,13 @@ token, or with --decode its header and claims.`,
 			if err != nil {
 				return fmt.Errorf("exchange at %s: %w", c.Endpoint(), err)
 			}
+			if output == "json" {
+				// az account get-access-token's shape.
+				enc := json.NewEncoder(streams.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"accessToken": tok.AccessToken, "expiresOn": tok.ExpiresOn.Local().Format("2006-01-02 15:04:05.000000"),
+					"expires_on": tok.ExpiresOn.Unix(), "tenant": tenant, "tokenType": tok.TokenType})
+			}
 			if !decode {
 				_, err := fmt.Fprintln(streams.Out, tok.AccessToken)
 				return err
@@ -153,6 +186,8 @@ token, or with --decode its header and claims.`,
 			return d.Render(streams.Out, time.Now())
 		},
 	}
+	cmd.SetGlobalNormalizationFunc(flagAliases(map[string]string{
+		"tenant": "tenant-id", "server": "authority-host", "federated-token-file": "token-file"}))
 	f := cmd.Flags()
 	f.StringVar(&scope, "scope", "", "the scope to ask for, e.g. api://provider-api/.default (required)")
 	f.StringVar(&authority, "authority-host", "", "token service URL (default $AZURE_AUTHORITY_HOST)")
@@ -161,6 +196,7 @@ token, or with --decode its header and claims.`,
 	f.StringVar(&tokenFile, "token-file", "", "federated token file (default $AZURE_FEDERATED_TOKEN_FILE)")
 	f.StringVar(&caFile, "ca-file", "", "PEM bundle of CAs to trust besides the system's (default $SSL_CERT_FILE)")
 	f.BoolVar(&decode, "decode", false, "print the token's header and claims instead of the token")
+	f.StringVarP(&output, "output", "o", "table", "table (the token alone) or json (az account get-access-token's shape)")
 	_ = cmd.MarkFlagRequired("scope")
 	return cmd
 }

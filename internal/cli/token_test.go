@@ -110,6 +110,29 @@ func TestTokenGetAgainstDev(t *testing.T) {
 		t.Fatalf("raw token: %q, %v", out, err)
 	}
 
+	// -o json: az account get-access-token's shape.
+	out, _, err = runCLI(t, "", append(base, "--scope", "api://provider-api/.default", "-o", "json")...)
+	var got struct {
+		AccessToken string `json:"accessToken"`
+		ExpiresOn   string `json:"expiresOn"`
+		ExpiresOnTS int64  `json:"expires_on"`
+		Tenant      string `json:"tenant"`
+		TokenType   string `json:"tokenType"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &got) != nil || strings.Count(got.AccessToken, ".") != 2 || got.Tenant != env.TenantID ||
+		got.TokenType != "Bearer" || got.ExpiresOnTS < time.Now().Add(50*time.Minute).Unix() || len(got.ExpiresOn) != len("2006-01-02 15:04:05.000000") {
+		t.Fatalf("-o json: %v %s", err, out)
+	}
+	// decode -o json: header and claims as objects.
+	out, _, err = runCLI(t, got.AccessToken, "token", "decode", "-o", "json")
+	var dec struct {
+		Header map[string]any `json:"header"`
+		Claims map[string]any `json:"claims"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &dec) != nil || dec.Header["alg"] != "RS256" || dec.Claims["aud"] != env.ResourceAppID {
+		t.Fatalf("decode -o json: %v %s", err, out)
+	}
+
 	// The token service's refusal comes through with its code.
 	_, _, err = runCLI(t, "", append(base, "--scope", "api://unknown-api/.default")...)
 	if err == nil || !strings.Contains(err.Error(), "invalid_resource") {
