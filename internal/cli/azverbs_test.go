@@ -77,6 +77,13 @@ func TestAzVerbs(t *testing.T) {
 	mustRun(t, env, "tenant", "delete", "--tenant-id", fabrikam, "--yes")
 	fails("404", "tenant", "show", "--tenant-id", fabrikam)
 
+	// az ad sp list finds a managed identity's appId (its client id), as
+	// in Entra, and applications' too.
+	q(clientID, "ad", "sp", "list", "--display-name", "payments", "--query", "[0].appId", "-o", "tsv")
+	q("ManagedIdentity", "ad", "sp", "show", "--id", clientID, "--query", "servicePrincipalType", "-o", "tsv")
+	q("Application\n"+appID, "ad", "sp", "list", "--display-name", "ledger-api", "--query", "[0].[servicePrincipalType, appId]", "-o", "tsv")
+	fails("404", "ad", "sp", "show", "--id", "99999999-9999-4999-8999-999999999999")
+
 	// One name per concept: token get's --tenant-id works on the admin
 	// commands too.
 	q("payments", "identity", "list", "--tenant-id", e.Tenant, "--query", "[].name", "-o", "tsv")

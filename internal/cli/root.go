@@ -73,7 +73,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newIdentityCommand(streams), newAppCommand(streams), newRoleCommand(streams), newAuditCommand(streams), newKeysCommand(streams), newApplyCommand(streams), newExportCommand(streams), newServiceAccountCommand(streams),
 		newWebhookCommand(streams),
 		newDoctorCommand(streams),
-		newTenantCommand(streams),
+		newTenantCommand(streams), newADCommand(streams),
 		newClusterCommand(streams),
 	}
 }
