@@ -18,6 +18,7 @@ import (
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/jose"
+	"github.com/wif-project/wif/internal/store"
 	"github.com/wif-project/wif/internal/store/memory"
 	"github.com/wif-project/wif/internal/sts"
 	"github.com/wif-project/wif/internal/stsserver"
@@ -33,7 +34,7 @@ type adminEnv struct {
 	URL     string
 	CAFile  string
 	Tenant  string
-	Store   *memory.Store
+	Store   store.Store
 	Server  *stsserver.Server
 	Issuer  *wiftest.Issuer
 	pool    *tls.Config
@@ -50,7 +51,7 @@ func startAdminEnv(t *testing.T, loopback bool) *adminEnv {
 
 // startAdminEnvOn is startAdminEnv on a given store (one with a test
 // clock, say).
-func startAdminEnvOn(t *testing.T, loopback bool, st *memory.Store) *adminEnv {
+func startAdminEnvOn(t *testing.T, loopback bool, st store.Store) *adminEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &adminEnv{Store: st, Tenant: "72f988bf-86f1-41af-91ab-2d7cd011db47", Issuer: wiftest.NewIssuer(t)}

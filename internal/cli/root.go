@@ -74,6 +74,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newWebhookCommand(streams),
 		newDoctorCommand(streams),
 		newTenantCommand(streams), newADCommand(streams),
+		newBackupCommand(streams), newRestoreCommand(streams),
 		newClusterCommand(streams),
 	}
 }

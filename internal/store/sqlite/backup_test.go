@@ -1,0 +1,48 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wif-project/wif/internal/directory"
+)
+
+// TestBackupRestore: a backup opens as the same store; one whose schema is
+// newer than this wif is refused.
+func TestBackupRestore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "wif.db")
+	s := mustOpen(t, src, Options{})
+	if _, err := s.CreateTenant(ctx, directory.Tenant{ID: "72f988bf-86f1-41af-91ab-2d7cd011db47", DisplayName: "Contoso"}); err != nil {
+		t.Fatal(err)
+	}
+	bak := filepath.Join(dir, "bak.db")
+	if err := Backup(ctx, src, bak); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, "restored.db")
+	if err := Restore(ctx, bak, dst, false); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, dst, Options{})
+	if ten, err := r.GetTenant(ctx, "72f988bf-86f1-41af-91ab-2d7cd011db47"); err != nil || ten.DisplayName != "Contoso" {
+		t.Fatalf("restored tenant: %+v %v", ten, err)
+	}
+	// A backup from a newer wif.
+	db, err := sql.Open("sqlite", bak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_us) VALUES (99, 'future', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	err = Restore(ctx, bak, filepath.Join(dir, "other.db"), false)
+	if err == nil || !strings.Contains(err.Error(), "has schema version 99 but this wif knows only versions up to") {
+		t.Fatalf("newer backup: %v", err)
+	}
+}
