@@ -543,8 +543,10 @@ func (m *Manager) updateMetrics() {
 	}
 	if cur != nil {
 		m.metrics.nextRotation.Set(float64(cur.times.retire.Unix()))
+		m.metrics.activeSince.Set(float64(cur.times.activate.Unix()))
 	} else {
 		m.metrics.nextRotation.Set(0)
+		m.metrics.activeSince.Set(0)
 	}
 }
 

@@ -12,6 +12,7 @@ type metrics struct {
 	created      *prometheus.CounterVec
 	tickFailures prometheus.Counter
 	nextRotation prometheus.Gauge
+	activeSince  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "wif_signing_key_retire_timestamp_seconds",
 			Help: "When the active signing key stops signing (Unix seconds); 0 when no key is active.",
 		}),
+		activeSince: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wif_signing_key_active_since_timestamp_seconds",
+			Help: "When the active signing key began signing (Unix seconds; its age is time() minus this); 0 when no key is active.",
+		}),
 	}
 	for _, r := range []string{reasonFirst, reasonScheduled, reasonEmergency} {
 		m.created.WithLabelValues(r)
@@ -39,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.keys, m.created, m.tickFailures, m.nextRotation} {
+	for _, c := range []prometheus.Collector{m.keys, m.created, m.tickFailures, m.nextRotation, m.activeSince} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
