@@ -100,6 +100,10 @@ func TestImage(t *testing.T) {
 	if err := podman(append(podmanRun, "--entrypoint", "/bin/sh", image, "-c", "true")...).Run(); err == nil {
 		t.Fatal("the image has a shell")
 	}
+	// "wif" resolves on PATH (kubectl exec POD -- wif backup ...).
+	if out, err := podman(append(podmanRun, "--entrypoint", "wif", image, "version")...).CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "wif v0.0.0-test") {
+		t.Fatalf("wif on PATH: %v %s", err, out)
+	}
 
 	// wif dev in the image, its state on a host directory.
 	state := t.TempDir()
