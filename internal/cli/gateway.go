@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,7 +16,7 @@ import (
 )
 
 func newGatewayCommand(streams Streams) *cobra.Command {
-	var configPath, listen, readyFile string
+	var configPath, listen, readyFile, otlpEndpoint string
 	var check bool
 	cmd := &cobra.Command{
 		Use:   "gateway",
@@ -54,8 +56,13 @@ hand) and /metrics are served on the same listener.`,
 			if listen != "" {
 				cfg.Listen = listen
 			}
-			logger := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
-			gw, err := gateway.Open(cfg, gateway.Options{Logger: logger})
+			tp, err := telemetry.New(cmd.Context(), telemetry.Options{Endpoint: otlpEndpoint, ServiceName: "wif-gateway", LookupEnv: lookupEnvFrom(cmd.Context())})
+			if err != nil {
+				return err
+			}
+			logger := slog.New(telemetry.LogHandler(slog.NewTextHandler(streams.ErrOut, nil)))
+			defer flushTraces(tp, logger)
+			gw, err := gateway.Open(cfg, gateway.Options{Logger: logger, TracerProvider: tp})
 			if err != nil {
 				return err
 			}
@@ -72,6 +79,7 @@ hand) and /metrics are served on the same listener.`,
 	f.StringVar(&listen, "listen", "", "address to listen on, overriding the file's listen (port 0 picks one)")
 	f.StringVar(&readyFile, "ready-file", "", "write the gateway's base URL to this file once listening")
 	f.BoolVar(&check, "check", false, "load the config and every policy, report problems, and exit")
+	f.StringVar(&otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP (http://collector:4318; default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set); the backend receives the traceparent")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,10 +32,10 @@ func newIMDSCommand(streams Streams) *cobra.Command {
 // process environment.
 func newIMDSCommandWithEnv(streams Streams, lookup func(string) (string, bool)) *cobra.Command {
 	var (
-		listen, identityHeader, clientID, tenantID, tokenFile, authorityHost, caFile, readyFile string
-		exchangeTimeout                                                                         time.Duration
-		allowedHosts                                                                            []string
-		allowNonLoopback                                                                        bool
+		listen, identityHeader, clientID, tenantID, tokenFile, authorityHost, caFile, readyFile, otlpEndpoint string
+		exchangeTimeout                                                                                       time.Duration
+		allowedHosts                                                                                          []string
+		allowNonLoopback                                                                                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "imds",
@@ -89,7 +91,12 @@ WIF_<FLAG> override them.`,
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			tp, err := telemetry.New(cmd.Context(), telemetry.Options{Endpoint: otlpEndpoint, ServiceName: "wif-imds", LookupEnv: lookupEnvFrom(cmd.Context())})
+			if err != nil {
+				return err
+			}
+			logger := slog.New(telemetry.LogHandler(slog.NewTextHandler(streams.ErrOut, nil)))
+			defer flushTraces(tp, logger)
 			reg := httpx.NewRegistry()
 			srv, err := imds.New(imds.Config{
 				ClientID:        clientID,
@@ -100,6 +107,7 @@ WIF_<FLAG> override them.`,
 				Metrics:         reg,
 				ExchangeTimeout: exchangeTimeout,
 				AllowedHosts:    allowedHosts,
+				TracerProvider:  tp,
 			})
 			if err != nil {
 				return err
@@ -132,6 +140,7 @@ WIF_<FLAG> override them.`,
 		},
 	}
 	f := cmd.Flags()
+	f.StringVar(&otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP (default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
 	f.StringVar(&listen, "listen", DefaultIMDSListen, "address to listen on (loopback only unless --allow-non-loopback; port 0 picks one)")
 	f.StringVar(&identityHeader, "identity-header", "", "the secret App Service requests must send in X-IDENTITY-HEADER (default $IDENTITY_HEADER; empty disables the App Service endpoint)")
 	f.StringVar(&clientID, "client-id", "", "the workload's client id (default $AZURE_CLIENT_ID; empty: each request must name client_id)")

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -29,6 +31,7 @@ import (
 )
 
 type serveFlags struct {
+	otlpEndpoint     string
 	listen           string
 	publicURL        string
 	storeURL         string
@@ -102,6 +105,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this collector (http://collector:4318; default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
 	return cmd
 }
 
@@ -145,6 +149,12 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	if err != nil {
 		return err
 	}
+	tp, err := telemetry.New(ctx, telemetry.Options{Endpoint: f.otlpEndpoint, ServiceName: "wif-serve", LookupEnv: lookupEnvFrom(ctx)})
+	if err != nil {
+		return err
+	}
+	defer flushTraces(tp, logger)
+	logger = slog.New(telemetry.LogHandler(logger.Handler()))
 	st, err := stores.Open(ctx, f.storeURL, logger)
 	if err != nil {
 		return err
@@ -206,7 +216,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		TokenLifetime: f.tokenLifetime, EntraIssuerNames: f.entraIssuerNames, AuditRetention: f.auditRetention,
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
-		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant,
+		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -218,6 +228,15 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		}
 	}
 	return srv.Run(ctx)
+}
+
+// flushTraces sends the spans still buffered, bounded to 5 s.
+func flushTraces(tp *telemetry.Provider, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		logger.Warn("flushing traces", "err", err)
+	}
 }
 
 // storeKind names the store backend without its credentials.

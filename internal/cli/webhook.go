@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -20,13 +22,13 @@ import (
 )
 
 type webhookFlags struct {
-	listen, tenantID, authorityHost, audience, kubeconfig, webhookConfigName string
-	tokenPathLegacy                                                          bool
-	tlsCertFile, tlsKeyFile, certSecretName, namespace, serviceName          string
-	tlsHosts                                                                 []string
-	certValidity, certCheckInterval                                          time.Duration
-	proxyImage, proxyInitImage, proxyNative, readyFile, logLevel             string
-	tlsMinVersion                                                            string
+	listen, tenantID, authorityHost, audience, kubeconfig, webhookConfigName, otlpEndpoint string
+	tokenPathLegacy                                                                        bool
+	tlsCertFile, tlsKeyFile, certSecretName, namespace, serviceName                        string
+	tlsHosts                                                                               []string
+	certValidity, certCheckInterval                                                        time.Duration
+	proxyImage, proxyInitImage, proxyNative, readyFile, logLevel                           string
+	tlsMinVersion                                                                          string
 }
 
 func newWebhookCommand(streams Streams) *cobra.Command {
@@ -54,6 +56,12 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 			if err != nil {
 				return err
 			}
+			tp, err := telemetry.New(cmd.Context(), telemetry.Options{Endpoint: f.otlpEndpoint, ServiceName: "wif-webhook", LookupEnv: lookupEnvFrom(cmd.Context())})
+			if err != nil {
+				return err
+			}
+			defer flushTraces(tp, logger)
+			logger = slog.New(telemetry.LogHandler(logger.Handler()))
 			restConfig, err := kubeConfig(f.kubeconfig)
 			if err != nil {
 				return err
@@ -76,6 +84,7 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 				Logger:            logger,
 				Registry:          httpx.NewRegistry(),
 				TLSMinVersion:     tlsVersions[f.tlsMinVersion],
+				TracerProvider:    tp,
 			}
 			if err := opts.Config.Validate(); err != nil {
 				return err
@@ -116,6 +125,7 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 	fl.StringVar(&f.authorityHost, "authority-host", "https://login.microsoftonline.com/", "AZURE_AUTHORITY_HOST: the token service's URL (a trailing / is added)")
 	fl.StringVar(&f.audience, "audience", webhook.DefaultAudience, "audience of the projected service account token")
 	fl.BoolVar(&f.tokenPathLegacy, "token-path-legacy", false, "mount the token at "+webhook.LegacyTokenFilePath+" (Azure Workload Identity up to v1.5.1) for older clients")
+	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP (default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster configuration)")
 	fl.StringVar(&f.webhookConfigName, "webhook-config-name", "wif-webhook", "MutatingWebhookConfiguration whose caBundle a managed certificate keeps in step (empty: none)")
 	fl.StringVar(&f.tlsCertFile, "tls-cert-file", "", "serving certificate PEM (reloaded on change); with --tls-key-file, instead of a managed certificate")

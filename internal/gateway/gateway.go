@@ -1,6 +1,13 @@
 package gateway
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -85,11 +92,29 @@ type Options struct {
 	BackendTransport http.RoundTripper
 	// MaxRateLimitKeys bounds each rate-limit-by-key's table (default 100000).
 	MaxRateLimitKeys int
+	// TracerProvider, when set and exporting, gives each request a server
+	// span (continuing the caller's traceparent), a span for the inbound
+	// policy and a client span for the backend call, whose traceparent the
+	// backend receives.
+	TracerProvider trace.TracerProvider
+}
+
+// tracingOn reports whether p records spans (not nil, not a no-op).
+func tracingOn(p trace.TracerProvider) bool {
+	if p == nil {
+		return false
+	}
+	if tp, ok := p.(*telemetry.Provider); ok {
+		return tp.Enabled
+	}
+	return true
 }
 
 // Gateway is a running set of routes. It is an http.Handler serving the
 // routes plus /healthz, /readyz and /metrics.
 type Gateway struct {
+	tracer           trace.Tracer
+	tracing          bool
 	cfg              *Config
 	logger           *slog.Logger
 	now              func() time.Time
@@ -158,6 +183,7 @@ func New(cfg *Config, policies []*apim.Policy, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %d policies for %d routes", len(policies), len(cfg.Routes))
 	}
 	g := &Gateway{cfg: cfg, logger: opts.Logger, now: opts.Now, reg: opts.Registry, maxRateLimitKeys: opts.MaxRateLimitKeys,
+		tracer: telemetry.Tracer(opts.TracerProvider, "gateway"), tracing: tracingOn(opts.TracerProvider),
 		remote: map[string]*tokenauth.RemoteKeySet{}, buffers: newBufferPool()}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
@@ -314,6 +340,10 @@ func (g *Gateway) compileRoute(rc Route, pol *apim.Policy, transport http.RoundT
 				}
 			}
 			identityHeaders(pr.Out.Header, st)
+			if g.tracing {
+				// The backend's parent is the gateway's backend span.
+				telemetry.Inject(pr.In.Context(), pr.Out.Header)
+			}
 		},
 		Transport:      transport,
 		BufferPool:     g.buffers,
@@ -408,6 +438,13 @@ func correlationID(v string) string {
 
 func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 	start := g.now()
+	if g.tracing {
+		ctx := telemetry.Propagator.Extract(in.Context(), propagation.HeaderCarrier(in.Header))
+		ctx, span := g.tracer.Start(ctx, "gateway", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", in.Method)))
+		defer span.End()
+		in = in.WithContext(ctx)
+	}
 	st := &reqState{in: in, start: start, corrID: correlationID(in.Header.Get(HeaderCorrelationID))}
 	raw, err := requestPath(in)
 	var path string
@@ -455,14 +492,30 @@ func (g *Gateway) serveRoute(w http.ResponseWriter, in *http.Request) {
 	u.Path, u.RawPath, u.Opaque = rest, "", ""
 	out.URL = &u
 	st.out = out
+	var pspan trace.Span
+	if g.tracing {
+		trace.SpanFromContext(in.Context()).SetAttributes(attribute.String("wif.route", r.name))
+		_, pspan = g.tracer.Start(in.Context(), "gateway.inbound_policy")
+	}
 	for _, s := range r.inbound {
 		if rep := s.run(st); rep != nil {
 			if rep.reason != "" {
 				g.m.refusals.WithLabelValues(r.name, rep.reason).Inc()
 			}
+			if pspan != nil {
+				pspan.SetStatus(codes.Error, rep.reason)
+				pspan.End()
+			}
 			g.write(w, st, rep)
 			return
 		}
+	}
+	if g.tracing {
+		pspan.End()
+		ctx, bspan := g.tracer.Start(out.Context(), "gateway.backend", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("server.address", r.target.Host)))
+		defer bspan.End()
+		out = out.WithContext(ctx)
 	}
 	r.proxy.ServeHTTP(w, out)
 }

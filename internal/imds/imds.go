@@ -22,6 +22,10 @@
 package imds
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -86,6 +90,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Metrics, when set, is served at /metrics.
 	Metrics *prometheus.Registry
+	// TracerProvider, when set, gives each request a server span.
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// RefreshBefore is how long before expiry a cached token stops being
@@ -114,6 +120,7 @@ type Server struct {
 	refreshBefore   time.Duration
 	exchangeTimeout time.Duration
 	allowedHosts    []string
+	tracer          trace.TracerProvider
 
 	mux     *http.ServeMux
 	probes  *httpx.Probes
@@ -146,6 +153,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("imds: %s", strings.Join(problems, "; "))
 	}
 	s := &Server{
+		tracer:          cfg.TracerProvider,
 		clientID:        cfg.ClientID,
 		exchanger:       cfg.Exchanger,
 		endpoint:        cfg.Endpoint,
@@ -418,7 +426,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	stop := context.AfterFunc(s.baseCtx, cancel)
 	defer stop()
-	srv := &httpx.Server{Handler: s, Logger: s.log, ShutdownTimeout: 5 * time.Second}
+	srv := &httpx.Server{Handler: telemetry.Handler(s.tracer, "imds", s), Logger: s.log, ShutdownTimeout: 5 * time.Second}
 	return srv.Serve(ctx, ln)
 }
 

@@ -1,6 +1,10 @@
 package sts
 
 import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -43,7 +47,12 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 	// The resource as requested; on success, the appId it names.
 	rec.Resource = clip(req.resource)
 	ev := &evaluation{}
-	e := s.evaluate(ctx, ti, req.clientID, req.assertion, ev)
+	ectx, span := s.cfg.Tracer.Start(ctx, "sts.evaluate_assertion")
+	e := s.evaluate(ectx, ti, req.clientID, req.assertion, ev)
+	if e != nil {
+		span.SetStatus(codes.Error, fmt.Sprintf("AADSTS%d", e.Code))
+	}
+	span.End()
 	if ev.a != nil {
 		cl := &ev.a.claims
 		rec.Issuer, rec.Subject = clip(cl.Issuer), clip(cl.Subject)
@@ -70,7 +79,9 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 		} else {
 			rec.Resource = r.app.AppID
 			now := s.cfg.Now()
+			_, sspan := s.cfg.Tracer.Start(ctx, "sts.sign_access_token")
 			tok, err := s.mint(tid, ev.client, r, req.resource, now)
+			sspan.End()
 			if err == nil {
 				s.usage.used(ev.cred.ID, now)
 				return tok, nil
@@ -200,7 +211,12 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 		d.Key.Result = "not checked: no credential of this client trusts the token's issuer (or one differing from it only by a trailing '/' or letter case), so its keys are never fetched"
 		return publicMatchError(matchErr, false, cl.Subject)
 	}
-	key, err := s.cfg.Keys.Key(ctx, keyIssuer, a.kid)
+	kctx, kspan := s.cfg.Tracer.Start(ctx, "trust.issuer_key", trace.WithAttributes(attribute.String("wif.issuer", clip(keyIssuer)), attribute.String("wif.kid", clip(a.kid))))
+	key, err := s.cfg.Keys.Key(kctx, keyIssuer, a.kid)
+	if err != nil {
+		kspan.SetStatus(codes.Error, "key unavailable")
+	}
+	kspan.End()
 	if err != nil {
 		d.Detail = err.Error()
 		var ke *Error

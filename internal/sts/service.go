@@ -7,6 +7,9 @@
 package sts
 
 import (
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
 	"context"
 	"crypto"
 	"errors"
@@ -95,6 +98,9 @@ type Config struct {
 	Now                func() time.Time
 	Logger             *slog.Logger
 	Registerer         prometheus.Registerer
+	// Tracer records the exchange's spans: evaluating the assertion,
+	// fetching the issuer's key, signing (default: none).
+	Tracer trace.Tracer
 }
 
 // Service is the token service.
@@ -139,6 +145,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute

@@ -6,6 +6,10 @@
 package stsserver
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"crypto"
 	"crypto/tls"
@@ -73,6 +77,9 @@ type Config struct {
 	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// TracerProvider, when set, gives every request a server span (the
+	// caller's traceparent continued) and the exchange its inner spans.
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -148,8 +155,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
-		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness,
-		Now:                   cfg.Now, Logger: cfg.Logger, Registerer: reg,
+		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: telemetry.Tracer(cfg.TracerProvider, "sts"),
+		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {
 		s.Trust.Close()
@@ -179,7 +186,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Mount != nil {
 		cfg.Mount(mux, svc)
 	}
-	s.Handler = mux
+	s.Handler = telemetry.Handler(cfg.TracerProvider, "sts", mux)
 	return s, nil
 }
 

@@ -1,6 +1,10 @@
 package webhook
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/wif-project/wif/internal/telemetry"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,6 +38,8 @@ type ServeOptions struct {
 	CertFile, KeyFile string
 	// Certs is the self-managed certificate (used when CertFile is empty).
 	Certs *CertManager
+	// TracerProvider, when set, gives each admission review a server span.
+	TracerProvider trace.TracerProvider
 	// TLSMinVersion is the lowest TLS version served (default TLS 1.3, as
 	// upstream's --tls-min-version).
 	TLSMinVersion uint16
@@ -145,7 +151,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	if o.TLSMinVersion != 0 {
 		tlsConfig.MinVersion = o.TLSMinVersion
 	}
-	srv := &httpx.Server{Handler: mux, TLSConfig: tlsConfig, Logger: logger}
+	srv := &httpx.Server{Handler: telemetry.Handler(o.TracerProvider, "webhook", mux), TLSConfig: tlsConfig, Logger: logger}
 	logger.Info("webhook listening", "addr", o.Listener.Addr().String())
 	return srv.Serve(ctx, o.Listener)
 }

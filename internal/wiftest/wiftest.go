@@ -5,6 +5,8 @@
 package wiftest
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -68,7 +70,11 @@ type options struct {
 	refuseFull       bool
 	maxStale         time.Duration
 	now              func() time.Time
+	tracer           trace.TracerProvider
 }
+
+// WithTracerProvider traces the service's requests with tp.
+func WithTracerProvider(tp trace.TracerProvider) Option { return func(o *options) { o.tracer = tp } }
 
 // WithStore uses s instead of a new in-memory store (the caller closes it).
 func WithStore(s store.Store) Option { return func(o *options) { o.store = s } }
@@ -146,7 +152,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient,
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
-		Logger: o.logger, Now: o.now,
+		Logger: o.logger, Now: o.now, TracerProvider: o.tracer,
 	})
 	if err != nil {
 		cancel()
