@@ -260,22 +260,7 @@ func newRoleAssignmentCommand(streams Streams, af *adminFlags) *cobra.Command {
 
 	var q admin.AssignmentResource
 	filter := func(ctx context.Context, c *admin.Client, tid string) ([]admin.AssignmentResource, error) {
-		gs, err := c.ListAssignments(ctx, tid)
-		if err != nil {
-			return nil, err
-		}
-		principals, err := principalIDs(ctx, c, tid, q.Principal)
-		if err != nil {
-			return nil, err
-		}
-		out := []admin.AssignmentResource{}
-		for _, g := range gs {
-			if matchesAny(q.Principal, append([]string{g.Principal, g.PrincipalID}, principals[strings.ToLower(g.PrincipalID)]...)...) &&
-				matchesAny(q.Role, g.Role, g.AppRoleID) && matchesAny(q.Resource, g.Resource, g.ResourceAppID) {
-				out = append(out, g)
-			}
-		}
-		return out, nil
+		return findAssignments(ctx, c, tid, q)
 	}
 	list := &cobra.Command{
 		Use:   "list",
@@ -327,6 +312,28 @@ func newRoleAssignmentCommand(streams Streams, af *adminFlags) *cobra.Command {
 	del.Flags().StringSliceVar(&ids, "ids", nil, "assignment ids")
 	cmd.AddCommand(create, list, del)
 	return cmd
+}
+
+// findAssignments lists the assignments matching q's non-empty principal
+// (name, client id, appId or principal id), role (value or id) and
+// resource (identifier URI, appId or display name).
+func findAssignments(ctx context.Context, c *admin.Client, tid string, q admin.AssignmentResource) ([]admin.AssignmentResource, error) {
+	gs, err := c.ListAssignments(ctx, tid)
+	if err != nil {
+		return nil, err
+	}
+	principals, err := principalIDs(ctx, c, tid, q.Principal)
+	if err != nil {
+		return nil, err
+	}
+	out := []admin.AssignmentResource{}
+	for _, g := range gs {
+		if matchesAny(q.Principal, append([]string{g.Principal, g.PrincipalID}, principals[strings.ToLower(g.PrincipalID)]...)...) &&
+			matchesAny(q.Role, g.Role, g.AppRoleID) && matchesAny(q.Resource, g.Resource, g.ResourceAppID) {
+			out = append(out, g)
+		}
+	}
+	return out, nil
 }
 
 // principalIDs maps, when who is a GUID, each principal id to the client

@@ -18,11 +18,10 @@ import (
 	"github.com/wif-project/wif/internal/store/memory"
 )
 
-// TestDoctorGolden runs `wif doctor` against a real `wif dev` with the
-// workload's environment broken one way at a time: the output names the
-// problem and its fix (golden files; ports, ids, times and durations
-// replaced), and the exit status says whether anything failed.
-func TestDoctorGolden(t *testing.T) {
+// startDev runs a real wif dev in-process (in memory, free ports) for the
+// test and returns what it offers a workload.
+func startDev(t *testing.T) devenv.Env {
+	t.Helper()
 	d, err := devenv.Start(context.Background(), devenv.Config{
 		StateDir: t.TempDir(), InMemory: true, RandomPorts: true,
 		NewMemoryStore: func() store.Store { return memory.New() },
@@ -30,8 +29,16 @@ func TestDoctorGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Stop()
-	dev := d.Env()
+	t.Cleanup(func() { _ = d.Stop() })
+	return d.Env()
+}
+
+// TestDoctorGolden runs `wif doctor` against a real `wif dev` with the
+// workload's environment broken one way at a time: the output names the
+// problem and its fix (golden files; ports, ids, times and durations
+// replaced), and the exit status says whether anything failed.
+func TestDoctorGolden(t *testing.T) {
+	dev := startDev(t)
 	good := map[string]string{}
 	for _, kv := range dev.Vars() {
 		good[kv[0]] = kv[1]
@@ -168,15 +175,7 @@ func TestDoctorGolden(t *testing.T) {
 // not fail with the status a resource would answer, and a token whose
 // signature was altered fails the signature check.
 func TestTokenDecodeCheck(t *testing.T) {
-	d, err := devenv.Start(context.Background(), devenv.Config{
-		StateDir: t.TempDir(), InMemory: true, RandomPorts: true,
-		NewMemoryStore: func() store.Store { return memory.New() },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	dev := d.Env()
+	dev := startDev(t)
 	tok, _, err := runCLI(t, "", "token", "get", "--authority-host", dev.AuthorityHost, "--tenant-id", dev.TenantID,
 		"--client-id", dev.ClientID, "--token-file", dev.TokenFile, "--ca-file", dev.CAFile, "--scope", "api://provider-api/.default")
 	if err != nil {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -79,22 +78,16 @@ func newRoleUnassign(streams Streams, af *adminFlags) *cobra.Command {
 		Short: "Remove an app role assignment (the inverse of assign)",
 		Args:  cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
-			gs, err := c.ListAssignments(ctx, tid)
-			if err != nil {
-				return err
-			}
-			principals, err := principalIDs(ctx, c, tid, in.Principal)
+			gs, err := findAssignments(ctx, c, tid, in)
 			if err != nil {
 				return err
 			}
 			n := 0
 			for _, g := range gs {
-				if matchesAny(in.Principal, append([]string{g.Principal, g.PrincipalID}, principals[strings.ToLower(g.PrincipalID)]...)...) && matchesAny(in.Role, g.Role, g.AppRoleID) && matchesAny(in.Resource, g.Resource, g.ResourceAppID) {
-					if err := c.DeleteAssignment(ctx, tid, g.ID); err != nil {
-						return err
-					}
-					n++
+				if err := c.DeleteAssignment(ctx, tid, g.ID); err != nil {
+					return err
 				}
+				n++
 			}
 			if n == 0 {
 				return fmt.Errorf("no assignment of role %q of %q to %q", in.Role, in.Resource, in.Principal)

@@ -14,10 +14,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-
-	"github.com/wif-project/wif/internal/devenv"
-	"github.com/wif-project/wif/internal/store"
-	"github.com/wif-project/wif/internal/store/memory"
 )
 
 func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) {
@@ -80,15 +76,7 @@ func TestIssuerTokenCommandFlags(t *testing.T) {
 }
 
 func TestTokenGetAgainstDev(t *testing.T) {
-	d, err := devenv.Start(context.Background(), devenv.Config{
-		StateDir: t.TempDir(), InMemory: true, RandomPorts: true,
-		NewMemoryStore: func() store.Store { return memory.New() },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Stop()
-	env := d.Env()
+	env := startDev(t)
 	base := []string{"token", "get", "--authority-host", env.AuthorityHost, "--tenant-id", env.TenantID,
 		"--client-id", env.ClientID, "--token-file", env.TokenFile, "--ca-file", env.CAFile}
 
