@@ -158,6 +158,15 @@ func errService(cause error) *Error {
 	return e
 }
 
+// errOverloaded answers a request shed at overload: Entra's
+// temporarily_unavailable, which the SDKs retry after Retry-After.
+func errOverloaded() *Error {
+	e := newError(errTemporarilyUnavail, CodeServiceUnavailable, "The service is temporarily unavailable. Retry the request after a short wait.").
+		withHint("the token service is at capacity; the Azure SDKs retry after Retry-After")
+	e.RetryAfter = 1
+	return e
+}
+
 // catalog describes every code for /error?code=N.
 var catalog = map[int]string{
 	CodeInvalidScope:          "The scope is malformed, is not RESOURCE/.default, or names several resources. Client credential requests ask for exactly one resource, as <App ID URI or appId>/.default.",

@@ -53,6 +53,16 @@ func (s *Service) Handler() http.Handler {
 
 func (s *Service) tokenHandler(endpoint int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if s.admit != nil {
+			release, ok := s.admit.acquire(r.Context())
+			if !ok {
+				// Overload: answered before the body is read, not audited
+				// (counted in wif_sts_shed_total), as cheaply as possible.
+				s.writeError(w, r, errOverloaded(), httpx.NewCorrelationID())
+				return
+			}
+			defer release()
+		}
 		start := time.Now()
 		correlationID := r.Header.Get("client-request-id")
 		rec := store.AuditRecord{Time: s.cfg.Now().UTC(), RemoteAddr: r.RemoteAddr}

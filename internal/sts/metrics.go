@@ -14,6 +14,7 @@ type metrics struct {
 	auditSpooled  prometheus.Counter
 	auditReplayed prometheus.Counter
 	revision      prometheus.Gauge
+	shed          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -43,9 +44,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "wif_sts_directory_revision",
 			Help: "Directory revision served from memory.",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wif_sts_shed_total",
+			Help: "Token requests answered 503 temporarily_unavailable at once because the wait for a turn would exceed --max-queue-wait (overload).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.auditSpooled, m.auditReplayed, m.revision)
+		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.auditSpooled, m.auditReplayed, m.revision, m.shed)
 	}
 	return m
 }

@@ -9,6 +9,7 @@ package sts
 import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+	"runtime"
 
 	"context"
 	"crypto"
@@ -98,6 +99,14 @@ type Config struct {
 	Now                func() time.Time
 	Logger             *slog.Logger
 	Registerer         prometheus.Registerer
+	// MaxInflight bounds the exchanges processed at once; more wait their
+	// turn first come, first served (default 4 × GOMAXPROCS; negative: no
+	// bound).
+	MaxInflight int
+	// MaxQueueWait is the longest expected wait for a turn; a request that
+	// would wait longer is answered at once with 503 temporarily_unavailable
+	// and Retry-After (default 100 ms).
+	MaxQueueWait time.Duration
 	// Tracer records the exchange's spans: evaluating the assertion,
 	// fetching the issuer's key, signing (default: none).
 	Tracer trace.Tracer
@@ -112,6 +121,7 @@ type Service struct {
 	usage   *usageTracker
 	metrics *metrics
 	log     *slog.Logger
+	admit   *admission // nil: no bound
 
 	runOnce sync.Once
 }
@@ -171,6 +181,16 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{cfg: cfg, log: cfg.Logger, metrics: newMetrics(cfg.Registerer), unknown: newUnknownRequests(cfg.Registerer, cfg.Logger), usage: newUsageTracker()}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = 4 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.MaxQueueWait <= 0 {
+		cfg.MaxQueueWait = 100 * time.Millisecond
+	}
+	if cfg.MaxInflight > 0 {
+		s.admit = newAdmission(cfg.MaxInflight, cfg.MaxQueueWait, s.metrics.shed.Inc)
+	}
+	s.cfg = cfg
 	s.dir.store, s.dir.now = cfg.Store, cfg.Now
 	if err := s.dir.refresh(ctx, true); err != nil {
 		return nil, fmt.Errorf("sts: %w", err)

@@ -77,6 +77,10 @@ type Config struct {
 	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// MaxInflightExchanges and MaxQueueWait bound the token endpoint's
+	// admission (see sts.Config).
+	MaxInflightExchanges int
+	MaxQueueWait         time.Duration
 	// TracerProvider, when set, gives every request a server span (the
 	// caller's traceparent continued) and the exchange its inner spans.
 	TracerProvider trace.TracerProvider
@@ -156,6 +160,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
 		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: telemetry.Tracer(cfg.TracerProvider, "sts"),
+		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {

@@ -71,6 +71,14 @@ type options struct {
 	maxStale         time.Duration
 	now              func() time.Time
 	tracer           trace.TracerProvider
+	maxInflight      int
+	maxQueueWait     time.Duration
+}
+
+// WithAdmission sets the token endpoint's admission bounds (see
+// sts.Config.MaxInflight; -1: none).
+func WithAdmission(maxInflight int, maxQueueWait time.Duration) Option {
+	return func(o *options) { o.maxInflight, o.maxQueueWait = maxInflight, maxQueueWait }
 }
 
 // WithTracerProvider traces the service's requests with tp.
@@ -152,7 +160,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient,
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
-		Logger: o.logger, Now: o.now, TracerProvider: o.tracer,
+		Logger: o.logger, Now: o.now, TracerProvider: o.tracer, MaxInflightExchanges: o.maxInflight, MaxQueueWait: o.maxQueueWait,
 	})
 	if err != nil {
 		cancel()
