@@ -39,7 +39,8 @@ log "issuer $issuer"
 # directory.yaml names the issuer at its usual address; use this run's.
 sed "s|issuer: https://127.0.0.1:6443|issuer: $issuer|" "$here/directory.yaml" >"$work/directory.yaml"
 "$wif" serve --listen 127.0.0.1:0 --store memory: --tls-self-signed --tls-ca-out "$work/ca.pem" --entra-issuer-names \
-  --directory "$work/directory.yaml" --issuer-ca-file "$work/issuer/ca.pem" --ready-file "$work/sts.url" >"$work/sts.log" 2>&1 &
+  --directory "$work/directory.yaml" --issuer-ca-file "$work/issuer/ca.pem" --allow-private-issuers \
+  --ready-file "$work/sts.url" >"$work/sts.log" 2>&1 &
 pids+=($!); sts="$(wait_file "$work/sts.url" $!)"
 log "token service $sts"
 

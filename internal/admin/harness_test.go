@@ -87,8 +87,8 @@ func startEnv(t *testing.T) *env {
 	srv, err = stsserver.New(ctx, stsserver.Config{
 		Store: st, Listener: ln,
 		TLS:              tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		IssuerHTTPClient: e.Issuer.Server.Client(),
-		DisableAdmin:     true, // mounted below with the test's own hooks
+		IssuerHTTPClient: e.Issuer.Server.Client(), AllowPrivateIssuers: true, // the test issuer is on loopback
+		DisableAdmin: true, // mounted below with the test's own hooks
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {
 			publicURL := "https://" + ln.Addr().String()
 			h, err := admin.NewForTokenService(admin.ServiceConfig{

@@ -79,7 +79,7 @@ func startAdminEnvOn(t *testing.T, loopback bool, st store.Store) *adminEnv {
 	}
 	var srv *stsserver.Server
 	srv, err = stsserver.New(ctx, stsserver.Config{
-		Store: st, Listener: ln, IssuerHTTPClient: e.Issuer.Server.Client(),
+		Store: st, Listener: ln, IssuerHTTPClient: e.Issuer.Server.Client(), AllowPrivateIssuers: true, // the test issuer is on loopback
 		TLS:          tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		DisableAdmin: true, // mounted below with the test's own hooks
 		Mount: func(mux *http.ServeMux, svc *sts.Service) {

@@ -31,6 +31,7 @@ import (
 )
 
 type serveFlags struct {
+	allowPrivateIss  bool
 	otlpEndpoint     string
 	maxInflight      int
 	maxQueueWait     time.Duration
@@ -107,6 +108,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.BoolVar(&f.allowPrivateIss, "allow-private-issuers", false, "let issuer fetches reach loopback, link-local and private addresses (refused by default, so a credential cannot point the token service at 169.254.169.254 or an internal service); for single-tenant installations whose issuers are on the internal network")
 	fl.IntVar(&f.maxInflight, "max-inflight-exchanges", 0, "exchanges processed at once; more wait their turn first come, first served (default 4 × GOMAXPROCS; -1: no bound)")
 	fl.DurationVar(&f.maxQueueWait, "max-queue-wait", 100*time.Millisecond, "a request whose expected wait for a turn is longer is answered at once with 503 temporarily_unavailable and Retry-After (overload)")
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this collector (http://collector:4318; default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
@@ -221,7 +223,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
-		MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait,
+		MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss,
 	})
 	if err != nil {
 		return err

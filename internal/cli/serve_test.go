@@ -79,7 +79,7 @@ func TestServeCommand(t *testing.T) {
 	go func() {
 		done <- RunWithEnv(ctx, Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &stderr}, []string{
 			"serve", "--listen", "127.0.0.1:0", "--tls-self-signed", "--tls-ca-out", filepath.Join(dir, "ca.pem"),
-			"--directory", dirFile, "--issuer-ca-file", issuerCA, "--ready-file", filepath.Join(dir, "ready"),
+			"--directory", dirFile, "--issuer-ca-file", issuerCA, "--ready-file", filepath.Join(dir, "ready"), "--allow-private-issuers",
 			"--bootstrap-admin-issuer", issuer.URL, "--bootstrap-admin-subject", "system:serviceaccount:ci:deployer",
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	}()

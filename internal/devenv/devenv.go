@@ -384,7 +384,8 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	}
 	tokenSvc, err := stsserver.New(runCtx, stsserver.Config{
 		Store: st, Listener: lns.sts, TLS: tlsConf.Clone(), PublicURL: stsURL, KEK: kek,
-		IssuerHTTPClient: httpClient, Logger: logger.With("part", "sts"),
+		// wif dev's issuer is on loopback.
+		IssuerHTTPClient: httpClient, AllowPrivateIssuers: true, Logger: logger.With("part", "sts"),
 		// On a laptop the admin API (wif identity ..., wif apply) needs no
 		// token from loopback; the dev tenant administers the directory.
 		AdminAllowLoopback: true, AdminOperatorTenant: seed.TenantID,

@@ -67,6 +67,9 @@ type Config struct {
 	// IssuerHTTPClient fetches external issuers' metadata and keys (for
 	// example one trusting a cluster's CA). Nil: system roots.
 	IssuerHTTPClient *http.Client
+	// AllowPrivateIssuers lets issuer fetches reach loopback, link-local and
+	// private addresses (refused by default: see trust.AddressGuard).
+	AllowPrivateIssuers bool
 	// DisableAdmin leaves the admin API out (tests that mount their own).
 	DisableAdmin bool
 	// AdminOperatorTenant is the tenant whose directory admins administer
@@ -140,6 +143,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	var svc *sts.Service
 	s.Trust = trust.New(trust.Options{
 		HTTPClient: cfg.IssuerHTTPClient,
+		Guard:      issuerGuard(cfg.AllowPrivateIssuers),
 		Now:        cfg.Now,
 		Logger:     cfg.Logger,
 		Registerer: reg,
@@ -266,4 +270,13 @@ func (k trustKeys) Key(ctx context.Context, issuer, kid string) (crypto.PublicKe
 	default:
 		return nil, fmt.Errorf("%w: %w", sts.ErrKeysUnavailable, err)
 	}
+}
+
+// issuerGuard is the address guard of issuer fetches: none when private
+// addresses are allowed (the issuer client's own dialer is kept).
+func issuerGuard(allowPrivate bool) *trust.AddressGuard {
+	if allowPrivate {
+		return nil
+	}
+	return &trust.AddressGuard{}
 }

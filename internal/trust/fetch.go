@@ -15,7 +15,7 @@ import (
 // newClient returns the client fetches use: a copy of base (or a fresh
 // client) that follows redirects only within the same scheme and host,
 // keeps no cookies, and times out within fetchTimeout.
-func newClient(base *http.Client, fetchTimeout time.Duration) *http.Client {
+func newClient(base *http.Client, fetchTimeout time.Duration, guard *AddressGuard) *http.Client {
 	var cl http.Client
 	if base != nil {
 		cl = *base
@@ -35,6 +35,9 @@ func newClient(base *http.Client, fetchTimeout time.Duration) *http.Client {
 	cl.CheckRedirect = checkRedirect
 	if cl.Timeout <= 0 || cl.Timeout > fetchTimeout {
 		cl.Timeout = fetchTimeout
+	}
+	if guard != nil {
+		return guardClient(&cl, guard)
 	}
 	return &cl
 }

@@ -125,6 +125,10 @@ type Options struct {
 	// and whose Timeout it bounds by FetchTimeout. Nil: a client with
 	// dial, TLS and header timeouts and the system roots.
 	HTTPClient *http.Client
+	// Guard, when set, checks every connection's address (see
+	// AddressGuard): the token service sets it; the gateway, whose
+	// openid-config URLs are the operator's, does not.
+	Guard *AddressGuard
 	// FetchTimeout bounds one fetch: discovery document plus key set.
 	FetchTimeout time.Duration
 	// MinRefetchInterval is the cooldown between fetches of one Source
@@ -319,7 +323,7 @@ func New(opts Options) *Cache {
 	}
 	c := &Cache{
 		opts:   opts,
-		client: newClient(opts.HTTPClient, opts.FetchTimeout),
+		client: newClient(opts.HTTPClient, opts.FetchTimeout, opts.Guard),
 		logger: logger,
 	}
 	c.metrics = newMetrics(opts.Registerer, logger)

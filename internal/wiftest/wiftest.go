@@ -73,7 +73,13 @@ type options struct {
 	tracer           trace.TracerProvider
 	maxInflight      int
 	maxQueueWait     time.Duration
+	refusePrivate    bool
 }
+
+// WithPrivateIssuersRefused keeps the token service's default address
+// guard (issuer fetches refuse loopback, link-local and private
+// addresses); the test issuer itself is then unreachable.
+func WithPrivateIssuersRefused() Option { return func(o *options) { o.refusePrivate = true } }
 
 // WithAdmission sets the token endpoint's admission bounds (see
 // sts.Config.MaxInflight; -1: none).
@@ -158,7 +164,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	srv, err := stsserver.New(ctx, stsserver.Config{
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
-		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient,
+		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient, AllowPrivateIssuers: !o.refusePrivate, // the test issuer is on loopback
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
 		Logger: o.logger, Now: o.now, TracerProvider: o.tracer, MaxInflightExchanges: o.maxInflight, MaxQueueWait: o.maxQueueWait,
 	})

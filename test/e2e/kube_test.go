@@ -109,7 +109,7 @@ func TestKubernetes(t *testing.T) {
 		t.Fatal(err)
 	}
 	serveReady, serveCA := filepath.Join(dir, "serve.ready"), filepath.Join(dir, "serve-ca.pem")
-	serve := start(t, dir, "wif-serve", wifBin, "serve", "--listen", "127.0.0.1:0", "--store", "memory:",
+	serve := start(t, dir, "wif-serve", wifBin, "serve", "--listen", "127.0.0.1:0", "--store", "memory:", "--allow-private-issuers", // the API server is on loopback
 		"--tls-self-signed", "--tls-ca-out", serveCA, "--directory", dirFile, "--ready-file", serveReady,
 		"--issuer-ca-file", c.CAFile, "--log-level", "debug")
 	authority := readyFile(t, serveReady, serve, 30*time.Second)

@@ -257,7 +257,7 @@ func (f *fixture) launch(name, dsn string, extra ...string) *replica {
 	_ = os.Remove(addrFile)
 	args := append([]string{"serve",
 		"--store", dsn, "--listen", "127.0.0.1:0", "--public-url", "https://" + publicHost,
-		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--issuer-ca-file", f.issuerCA,
+		"--tls-cert-file", f.certFile, "--tls-key-file", f.keyFile, "--issuer-ca-file", f.issuerCA, "--allow-private-issuers", // the issuer is on loopback
 		"--directory", f.directory,
 		"--bootstrap-admin-issuer", f.issuer.URL, "--bootstrap-admin-subject", f.adminSub, "--bootstrap-admin-tenant", f.tenant,
 		"--audit-spool-dir", filepath.Join(f.dir, name+"-spool"),
