@@ -231,3 +231,31 @@ func TestPlanRefusesToDropAssignedRoles(t *testing.T) {
 		t.Fatalf("plan:\n%s", res.Plan)
 	}
 }
+
+// TestCredentialLimitIsTheStores: a document with 21 credentials on one
+// identity is refused by a store with Entra's limit of 20 — naming the
+// field, the limit and the flag — and applies to one configured for 25.
+func TestCredentialLimitIsTheStores(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n  managedIdentities:\n  - name: mi1\n    resourceGroup: rg\n    federatedCredentials:\n")
+	for i := 0; i < 21; i++ {
+		b.WriteString("    - {name: cred-" + string(rune('a'+i)) + ", issuer: https://i, subject: s" + string(rune('a'+i)) + "}\n")
+	}
+	doc, err := Parse(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("the document itself is valid: %v", err)
+	}
+	ctx := context.Background()
+	_, err = Apply(ctx, memory.New(), doc, Options{})
+	if err == nil || !strings.Contains(err.Error(), "already has 20 federated credentials, the most allowed (wif serve --max-credentials-per-identity; Entra allows 20)") {
+		t.Fatalf("Entra's limit: %v", err)
+	}
+	st := memory.New(memory.WithMaxCredentialsPerParent(25))
+	if _, err := Apply(ctx, st, doc, Options{}); err != nil {
+		t.Fatalf("a limit of 25: %v", err)
+	}
+	snap, err := st.Snapshot(ctx)
+	if err != nil || len(snap.Credentials) != 21 {
+		t.Fatalf("%d credentials stored: %v", len(snap.Credentials), err)
+	}
+}

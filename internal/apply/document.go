@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -319,7 +320,9 @@ func validateCredentials(prefix, tenantID string, kind directory.ParentKind, par
 		if err := f.Validate(); errors.As(err, &ves) {
 			errs = append(errs, prefixed(cp, ves)...)
 		}
-		if err := f.ValidateSet(siblings); errors.As(err, &ves) {
+		// The count is the store's to enforce (its limit is configurable:
+		// wif serve --max-credentials-per-identity).
+		if err := f.ValidateSetLimit(siblings, math.MaxInt); errors.As(err, &ves) {
 			errs = append(errs, prefixed(cp, ves)...)
 		}
 	}

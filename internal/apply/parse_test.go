@@ -98,18 +98,6 @@ func TestParseRejects(t *testing.T) {
 				"tenants[0].appRoleAssignments[0].principal",
 			},
 		},
-		{
-			name: "21 credentials",
-			doc: func() string {
-				var b strings.Builder
-				b.WriteString("tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n  managedIdentities:\n  - name: mi1\n    resourceGroup: rg\n    federatedCredentials:\n")
-				for i := 0; i < 21; i++ {
-					b.WriteString("    - {name: cred-" + string(rune('a'+i)) + ", issuer: https://i, subject: s" + string(rune('a'+i)) + "}\n")
-				}
-				return b.String()
-			}(),
-			wantFields: []string{"tenants[0].managedIdentities[0].federatedCredentials[20].name"},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"github.com/wif-project/wif/internal/directory"
+
 	"github.com/wif-project/wif/internal/telemetry"
 
 	"context"
@@ -32,6 +34,7 @@ import (
 
 type serveFlags struct {
 	allowPrivateIss  bool
+	maxCreds         int
 	otlpEndpoint     string
 	maxInflight      int
 	maxQueueWait     time.Duration
@@ -108,6 +111,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.IntVar(&f.maxCreds, "max-credentials-per-identity", directory.MaxCredentialsPerParent, "the most federated credentials one identity or application may hold (Entra: 20)")
 	fl.BoolVar(&f.allowPrivateIss, "allow-private-issuers", false, "let issuer fetches reach loopback, link-local and private addresses (refused by default, so a credential cannot point the token service at 169.254.169.254 or an internal service); for single-tenant installations whose issuers are on the internal network")
 	fl.IntVar(&f.maxInflight, "max-inflight-exchanges", 0, "exchanges processed at once; more wait their turn first come, first served (default 4 × GOMAXPROCS; -1: no bound)")
 	fl.DurationVar(&f.maxQueueWait, "max-queue-wait", 100*time.Millisecond, "a request whose expected wait for a turn is longer is answered at once with 503 temporarily_unavailable and Retry-After (overload)")
@@ -161,7 +165,10 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	}
 	defer flushTraces(tp, logger)
 	logger = slog.New(telemetry.LogHandler(logger.Handler()))
-	st, err := stores.Open(ctx, f.storeURL, logger)
+	if f.maxCreds < 1 || f.maxCreds > 1000 {
+		return fmt.Errorf("--max-credentials-per-identity must be from 1 to 1000, not %d", f.maxCreds)
+	}
+	st, err := stores.OpenWith(ctx, f.storeURL, stores.Options{Logger: logger, MaxCredentialsPerParent: f.maxCreds})
 	if err != nil {
 		return err
 	}

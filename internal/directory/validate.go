@@ -334,9 +334,18 @@ func (c *checker) issuer(iss string) {
 // issuer+subject pairs are unique, and a parent holds at most
 // MaxCredentialsPerParent credentials.
 func (f FederatedCredential) ValidateSet(siblings []FederatedCredential) error {
+	return f.ValidateSetLimit(siblings, MaxCredentialsPerParent)
+}
+
+// ValidateSetLimit is ValidateSet with limit credentials per parent (0 or
+// less: MaxCredentialsPerParent, Entra's).
+func (f FederatedCredential) ValidateSetLimit(siblings []FederatedCredential, limit int) error {
 	var c checker
-	if len(siblings)+1 > MaxCredentialsPerParent {
-		c.fail("name", f.Name, "cannot be added: the %s already has %d federated credentials, the most allowed", f.ParentKind, MaxCredentialsPerParent)
+	if limit <= 0 {
+		limit = MaxCredentialsPerParent
+	}
+	if len(siblings)+1 > limit {
+		c.fail("name", f.Name, "cannot be added: the %s already has %d federated credentials, the most allowed (wif serve --max-credentials-per-identity; Entra allows %d)", f.ParentKind, limit, MaxCredentialsPerParent)
 	}
 	for _, s := range siblings {
 		if strings.EqualFold(s.Name, f.Name) {

@@ -27,12 +27,19 @@ func WithClock(now func() time.Time) Option {
 	return func(s *Store) { s.now = rules.Clock(now) }
 }
 
+// WithMaxCredentialsPerParent bounds the federated credentials of one
+// identity or application (default 20, Entra's).
+func WithMaxCredentialsPerParent(n int) Option {
+	return func(s *Store) { s.maxCreds = n }
+}
+
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 //
 // Update closures run with no lock held: they may read the store, and they
 // run again if the object changed while they ran.
 type Store struct {
-	now func() time.Time
+	now      func() time.Time
+	maxCreds int
 
 	mu       sync.RWMutex
 	closed   bool
@@ -594,7 +601,7 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, f directory.Feder
 	if rules.SameName(f, siblings) {
 		return directory.FederatedCredential{}, fmt.Errorf("create federated credential: %s %s already has a credential named %q: %w", f.ParentKind, f.ParentClientID, f.Name, store.ErrAlreadyExists)
 	}
-	if err := f.ValidateSet(siblings); err != nil {
+	if err := f.ValidateSetLimit(siblings, s.maxCreds); err != nil {
 		return directory.FederatedCredential{}, fmt.Errorf("create federated credential %q: %w", f.Name, err)
 	}
 	f.Meta = rules.NewMeta(s.now())
@@ -658,7 +665,7 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 			return rules.Apply(old, rules.Credential, update, rules.UpdatedCredential, s.now, fmt.Sprintf("federated credential %q", name))
 		},
 		func(f directory.FederatedCredential) error {
-			if err := f.ValidateSet(rules.Siblings(f, s.credsOf(f.TenantID, f.ParentClientID))); err != nil {
+			if err := f.ValidateSetLimit(rules.Siblings(f, s.credsOf(f.TenantID, f.ParentClientID)), s.maxCreds); err != nil {
 				return fmt.Errorf("update federated credential %q: %w", name, err)
 			}
 			s.creds[f.ID] = f

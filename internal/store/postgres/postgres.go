@@ -53,6 +53,9 @@ type Options struct {
 	// ConnectTimeout bounds each connection attempt (default 10s, or
 	// connect_timeout in the URL).
 	ConnectTimeout time.Duration
+	// MaxCredentialsPerParent bounds the federated credentials of one
+	// identity or application (default 20, Entra's).
+	MaxCredentialsPerParent int
 
 	// migrateTo stops migrations at a version (tests of upgrades).
 	migrateTo int
@@ -160,7 +163,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres store %s: %w", where, err)
 	}
 	s := &Store{pool: pool}
-	s.Store = sqlbase.New(sqlbase.Config{Dialect: dialect, Write: db, Read: db, Now: opts.Now, Close: closeAll})
+	s.Store = sqlbase.New(sqlbase.Config{Dialect: dialect, Write: db, Read: db, Now: opts.Now, Close: closeAll, MaxCredentialsPerParent: opts.MaxCredentialsPerParent})
 	return s, nil
 }
 

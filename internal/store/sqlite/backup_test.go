@@ -46,3 +46,29 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("newer backup: %v", err)
 	}
 }
+
+// TestCredentialLimitOption: MaxCredentialsPerParent bounds a parent's
+// credentials in the SQLite store.
+func TestCredentialLimitOption(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, filepath.Join(t.TempDir(), "wif.db"), Options{MaxCredentialsPerParent: 2})
+	const tid, client = "72f988bf-86f1-41af-91ab-2d7cd011db47", "11111111-1111-4111-8111-111111111111"
+	if _, err := s.CreateTenant(ctx, directory.Tenant{ID: tid, DisplayName: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateManagedIdentity(ctx, directory.ManagedIdentity{TenantID: tid, SubscriptionID: "00000000-0000-0000-0000-000000000000",
+		ResourceGroup: "rg", Name: "mi-1", ClientID: client, PrincipalID: directory.NewID()}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := range 3 {
+		_, err = s.CreateFederatedCredential(ctx, directory.FederatedCredential{TenantID: tid, ParentKind: directory.ParentManagedIdentity, ParentClientID: client,
+			ID: directory.NewID(), Name: "cred-" + string(rune('a'+i)), Issuer: "https://i.example", Subject: "s" + string(rune('a'+i)), Audiences: []string{directory.DefaultAudience}})
+		if i < 2 && err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "already has 2 federated credentials, the most allowed") {
+		t.Fatalf("third credential: %v", err)
+	}
+}

@@ -56,6 +56,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// MaxReaders bounds the read pool (default max(4, GOMAXPROCS)).
 	MaxReaders int
+	// MaxCredentialsPerParent bounds the federated credentials of one
+	// identity or application (default 20, Entra's).
+	MaxCredentialsPerParent int
 
 	// migrateTo stops migrations at a version (tests of upgrades).
 	migrateTo int
@@ -170,7 +173,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	s := &Store{path: path}
 	s.Store = sqlbase.New(sqlbase.Config{
-		Dialect: dialect, Write: w, Read: r, Now: opts.Now, PruneChunk: opts.pruneChunk,
+		Dialect: dialect, Write: w, Read: r, Now: opts.Now, PruneChunk: opts.pruneChunk, MaxCredentialsPerParent: opts.MaxCredentialsPerParent,
 		Close: func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	return s, nil

@@ -57,21 +57,35 @@ func Parse(raw string) (kind, target string, err error) {
 
 // Open opens the store a URL names. logger may be nil.
 func Open(ctx context.Context, raw string, logger *slog.Logger) (store.Store, error) {
+	return OpenWith(ctx, raw, Options{Logger: logger})
+}
+
+// Options are what every backend is opened with.
+type Options struct {
+	Logger *slog.Logger
+	// MaxCredentialsPerParent bounds the federated credentials of one
+	// identity or application (default 20, Entra's).
+	MaxCredentialsPerParent int
+}
+
+// OpenWith is Open with options.
+func OpenWith(ctx context.Context, raw string, o Options) (store.Store, error) {
+	logger := o.Logger
 	kind, target, err := Parse(raw)
 	if err != nil {
 		return nil, err
 	}
 	switch kind {
 	case Memory:
-		return memory.New(), nil
+		return memory.New(memory.WithMaxCredentialsPerParent(o.MaxCredentialsPerParent)), nil
 	case SQLite:
-		s, err := sqlite.Open(ctx, target, sqlite.Options{Logger: logger})
+		s, err := sqlite.Open(ctx, target, sqlite.Options{Logger: logger, MaxCredentialsPerParent: o.MaxCredentialsPerParent})
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
 	default:
-		s, err := postgres.Open(ctx, target, postgres.Options{Logger: logger})
+		s, err := postgres.Open(ctx, target, postgres.Options{Logger: logger, MaxCredentialsPerParent: o.MaxCredentialsPerParent})
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", Redact(raw), err)
 		}

@@ -89,6 +89,9 @@ type Config struct {
 	// PruneChunk bounds the records one pruning transaction deletes
 	// (default 5000).
 	PruneChunk int
+	// MaxCredentialsPerParent bounds the federated credentials of one
+	// identity or application (default directory.MaxCredentialsPerParent).
+	MaxCredentialsPerParent int
 }
 
 // Store is a store.Store on a SQL database.
@@ -101,13 +104,15 @@ type Store struct {
 	// a large prune never holds the write lock for long: audit appends from
 	// the token service get in between chunks.
 	pruneChunk int
+	// maxCreds bounds the credentials of one parent (0: Entra's 20).
+	maxCreds int
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a Store over databases whose schema is already migrated.
 func New(c Config) *Store {
-	s := &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close, pruneChunk: c.PruneChunk}
+	s := &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close, pruneChunk: c.PruneChunk, maxCreds: c.MaxCredentialsPerParent}
 	if s.pruneChunk <= 0 {
 		s.pruneChunk = 5000
 	}
@@ -808,7 +813,7 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, f directory.Feder
 		if rules.SameName(f, siblings) {
 			return fmt.Errorf("create federated credential: %s %s already has a credential named %q: %w", f.ParentKind, f.ParentClientID, f.Name, store.ErrAlreadyExists)
 		}
-		if err := f.ValidateSet(siblings); err != nil {
+		if err := f.ValidateSetLimit(siblings, s.maxCreds); err != nil {
 			return fmt.Errorf("create federated credential %q: %w", f.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO federated_credentials (`+credCols+`, name_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
@@ -877,7 +882,7 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 		if err != nil {
 			return fmt.Errorf("update federated credential %q: %w", name, err)
 		}
-		if err := f.ValidateSet(rules.Siblings(f, all)); err != nil {
+		if err := f.ValidateSetLimit(rules.Siblings(f, all), s.maxCreds); err != nil {
 			return fmt.Errorf("update federated credential %q: %w", name, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.sql(`UPDATE federated_credentials SET issuer = ?, subject = ?, claims_expression = ?, audiences = ?,
