@@ -206,3 +206,28 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestChartStoreFromSecret: with serve.storeSecret the store URL (and its
+// password) comes from a Secret as WIF_STORE — the --store flag's
+// environment variable — never from the pod spec; no volume claim is made.
+func TestChartStoreFromSecret(t *testing.T) {
+	objs := render(t, "serve.storeSecret.name=wif-db", "serve.replicas=3")
+	c := get[*appsv1.Deployment](t, objs, "Deployment/wif-serve").Spec.Template.Spec.Containers[0]
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--store") {
+			t.Errorf("the store is also passed as %q", a)
+		}
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "WIF_STORE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.SecretKeyRef == nil ||
+		c.Env[0].ValueFrom.SecretKeyRef.Name != "wif-db" || c.Env[0].ValueFrom.SecretKeyRef.Key != "url" {
+		t.Fatalf("env: %+v", c.Env)
+	}
+	if _, ok := objs["PersistentVolumeClaim/wif-serve-data"]; ok {
+		t.Error("a volume claim is rendered for a store from a Secret")
+	}
+	// WIF_STORE is how wif serve reads --store from the environment.
+	serve, _, err := cli.NewRootCommand(cli.Streams{}).Find([]string{"serve"})
+	if err != nil || serve.Flags().Lookup("store") == nil {
+		t.Fatalf("wif serve has no --store flag for WIF_STORE: %v", err)
+	}
+}
