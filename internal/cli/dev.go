@@ -18,6 +18,7 @@ import (
 	"github.com/wif-project/wif/internal/store"
 	"github.com/wif-project/wif/internal/store/memory"
 	"github.com/wif-project/wif/internal/store/stores"
+	"github.com/wif-project/wif/internal/telemetry"
 )
 
 // systemRootFiles are where Linux distributions and macOS keep the system
@@ -34,8 +35,9 @@ var systemRootFiles = []string{
 
 func newDevCommand(streams Streams) *cobra.Command {
 	var (
-		cfg     devenv.Config
-		verbose bool
+		cfg          devenv.Config
+		verbose      bool
+		otlpEndpoint string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -68,6 +70,12 @@ restarts. Stop with Ctrl-C.`,
 			if cfg.TokenFileLifetime != 0 && (cfg.TokenFileLifetime < 2*time.Second || cfg.TokenFileLifetime > 24*time.Hour) {
 				return fmt.Errorf("--token-file-lifetime %s: want between 2s and 24h", cfg.TokenFileLifetime)
 			}
+			tp, err := telemetry.New(cmd.Context(), telemetry.Options{Endpoint: otlpEndpoint, ServiceName: "wif-dev", LookupEnv: lookupEnvFrom(cmd.Context())})
+			if err != nil {
+				return err
+			}
+			defer flushTraces(tp, cfg.Logger)
+			cfg.TracerProvider = tp
 			d, err := devenv.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -84,6 +92,7 @@ restarts. Stop with Ctrl-C.`,
 	f.BoolVar(&cfg.RandomPorts, "random-ports", false, "pick free ports (recorded in <state-dir>/dev.json and reused on restart)")
 	f.DurationVar(&cfg.TokenFileLifetime, "token-file-lifetime", time.Hour, "lifetime of the federated tokens in the token file (replaced at 80%)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every part's debug messages")
+	f.StringVar(&otlpEndpoint, "otlp-endpoint", "", "export the token service's and the gateway's traces over OTLP/HTTP (default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
 	_ = f.MarkHidden("token-file-lifetime")
 	return cmd
 }

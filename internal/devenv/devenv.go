@@ -19,6 +19,8 @@
 package devenv
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -110,6 +112,8 @@ type Config struct {
 	NewMemoryStore func() store.Store
 	// Logger receives the parts' logs (default discard).
 	Logger *slog.Logger
+	// TracerProvider, when set, traces the token service and the gateway.
+	TracerProvider trace.TracerProvider
 }
 
 // Env is what a running dev environment offers a workload.
@@ -385,7 +389,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 	tokenSvc, err := stsserver.New(runCtx, stsserver.Config{
 		Store: st, Listener: lns.sts, TLS: tlsConf.Clone(), PublicURL: stsURL, KEK: kek,
 		// wif dev's issuer is on loopback.
-		IssuerHTTPClient: httpClient, AllowPrivateIssuers: true, Logger: logger.With("part", "sts"),
+		IssuerHTTPClient: httpClient, AllowPrivateIssuers: true, Logger: logger.With("part", "sts"), TracerProvider: cfg.TracerProvider,
 		// On a laptop the admin API (wif identity ..., wif apply) needs no
 		// token from loopback; the dev tenant administers the directory.
 		AdminAllowLoopback: true, AdminOperatorTenant: seed.TenantID,
@@ -457,7 +461,7 @@ func Start(ctx context.Context, cfg Config) (_ *Dev, err error) {
 		}
 		env.IdentityEndpoint, env.IdentityHeader = endpoint, header
 	}
-	gw, err := newGateway(dir, stsURL, apiURL, seed, httpClient, logger.With("part", "gateway"))
+	gw, err := newGateway(dir, stsURL, apiURL, seed, httpClient, logger.With("part", "gateway"), cfg.TracerProvider)
 	if err != nil {
 		return nil, err
 	}

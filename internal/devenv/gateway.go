@@ -1,6 +1,8 @@
 package devenv
 
 import (
+	"go.opentelemetry.io/otel/trace"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -66,7 +68,7 @@ func gatewayConfig(stsURL, apiURL, caFile string) string {
 }
 
 // newGateway writes the gateway's files and builds it.
-func newGateway(dir, stsURL, apiURL string, seed SeedResult, client *http.Client, logger *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(dir, stsURL, apiURL string, seed SeedResult, client *http.Client, logger *slog.Logger, tp trace.TracerProvider) (*gateway.Gateway, error) {
 	caFile := filepath.Join(dir, CAFile)
 	if err := tlsutil.WriteFileAtomic(filepath.Join(dir, GatewayPolicyFile), []byte(GatewayPolicy(seed)), 0o644); err != nil {
 		return nil, err
@@ -79,7 +81,7 @@ func newGateway(dir, stsURL, apiURL string, seed SeedResult, client *http.Client
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	gw, err := gateway.Open(cfg, gateway.Options{Logger: logger, KeyClient: client, BackendTransport: client.Transport})
+	gw, err := gateway.Open(cfg, gateway.Options{Logger: logger, KeyClient: client, BackendTransport: client.Transport, TracerProvider: tp})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
