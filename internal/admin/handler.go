@@ -1258,7 +1258,13 @@ func (h *Handler) tenantObjects(r *http.Request, tid string) ([]directory.Applic
 }
 
 func assignmentResource(apps []directory.Application, mis []directory.ManagedIdentity, g directory.AppRoleAssignment) AssignmentResource {
-	d := apply.Describe(apps, mis, g)
+	return describedAssignment(apply.NewDescriber(apps, mis), g)
+}
+
+// describedAssignment is an assignment with its readable names, from a
+// describer built once per tenant.
+func describedAssignment(ds *apply.Describer, g directory.AppRoleAssignment) AssignmentResource {
+	d := ds.Describe(g)
 	out := AssignmentResource{ID: g.ID, PrincipalID: g.PrincipalID, ResourceAppID: g.ResourceAppID, AppRoleID: g.AppRoleID,
 		Principal: d.Principal, Resource: d.Resource, Role: d.Role}
 	if !g.CreatedAt.IsZero() {
@@ -1286,8 +1292,9 @@ func (h *Handler) listAssignments(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	out := make([]AssignmentResource, len(gs))
+	ds := apply.NewDescriber(apps, mis)
 	for i, g := range gs {
-		out[i] = assignmentResource(apps, mis, g)
+		out[i] = describedAssignment(ds, g)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Principal+"\x00"+out[i].Resource+"\x00"+out[i].Role < out[j].Principal+"\x00"+out[j].Resource+"\x00"+out[j].Role

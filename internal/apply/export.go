@@ -99,9 +99,10 @@ func FromSnapshot(snap store.Snapshot) *Document {
 // is unambiguous, and by id otherwise.
 func exportAssignments(tid string, apps []directory.Application, mis []directory.ManagedIdentity, all []directory.AppRoleAssignment) []Assignment {
 	var out []Assignment
+	d := NewDescriber(apps, mis)
 	for _, g := range all {
 		if g.TenantID == tid {
-			out = append(out, Describe(apps, mis, g))
+			out = append(out, d.Describe(g))
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -113,32 +114,43 @@ func exportAssignments(tid string, apps []directory.Application, mis []directory
 // Describe names an assignment's principal, resource and role the way a
 // document does: by name where the name is unambiguous among apps and mis
 // (the tenant's applications and identities), by id otherwise. Resolve
-// turns the result back into the same ids.
+// turns the result back into the same ids. To describe many assignments
+// of one tenant, use NewDescriber once.
 func Describe(apps []directory.Application, mis []directory.ManagedIdentity, g directory.AppRoleAssignment) Assignment {
-	r := resolver{apps: apps, mis: mis}
+	return NewDescriber(apps, mis).Describe(g)
+}
+
+// Describer describes the assignments of one tenant (see Describe), in time
+// independent of the tenant's size.
+type Describer struct{ r *resolver }
+
+// NewDescriber indexes a tenant's applications and identities.
+func NewDescriber(apps []directory.Application, mis []directory.ManagedIdentity) *Describer {
+	return &Describer{r: newResolver(apps, mis)}
+}
+
+// Describe is the package Describe.
+func (d *Describer) Describe(g directory.AppRoleAssignment) Assignment {
+	r := d.r
 	var a Assignment
 	a.Principal = g.PrincipalID
-	for _, m := range mis {
-		if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
-			a.Principal = m.ClientID
-			if id, _, p := r.principal(m.Name); p == "" && strings.EqualFold(id, m.PrincipalID) {
-				a.Principal = m.Name
-			}
+	if i, ok := r.miByPrincipal[strings.ToLower(g.PrincipalID)]; ok {
+		m := r.mis[i]
+		a.Principal = m.ClientID
+		if id, _, p := r.principal(m.Name); p == "" && strings.EqualFold(id, m.PrincipalID) {
+			a.Principal = m.Name
 		}
 	}
-	for _, x := range apps {
-		if strings.EqualFold(x.ServicePrincipalID, g.PrincipalID) {
-			a.Principal = x.AppID
-			if id, _, p := r.principal(x.DisplayName); p == "" && strings.EqualFold(id, x.ServicePrincipalID) {
-				a.Principal = x.DisplayName
-			}
+	if i, ok := r.appBySP[strings.ToLower(g.PrincipalID)]; ok {
+		x := r.apps[i]
+		a.Principal = x.AppID
+		if id, _, p := r.principal(x.DisplayName); p == "" && strings.EqualFold(id, x.ServicePrincipalID) {
+			a.Principal = x.DisplayName
 		}
 	}
 	a.Resource, a.Role = g.ResourceAppID, g.AppRoleID
-	for _, x := range apps {
-		if !strings.EqualFold(x.AppID, g.ResourceAppID) {
-			continue
-		}
+	if i, ok := r.appByID[strings.ToLower(g.ResourceAppID)]; ok {
+		x := r.apps[i]
 		if len(x.IdentifierURIs) > 0 {
 			if res, p := r.resource(x.IdentifierURIs[0]); p == "" && res.AppID == x.AppID {
 				a.Resource = x.IdentifierURIs[0]
@@ -158,7 +170,7 @@ func Describe(apps []directory.Application, mis []directory.ManagedIdentity, g d
 // application and the app role. Problems come back as
 // directory.ValidationErrors on the fields principal, resource and role.
 func Resolve(apps []directory.Application, mis []directory.ManagedIdentity, a Assignment) (principalID string, resource directory.Application, role directory.AppRole, err error) {
-	r := resolver{apps: apps, mis: mis}
+	r := newResolver(apps, mis)
 	var errs directory.ValidationErrors
 	pid, _, perr := r.principal(a.Principal)
 	if perr != "" {

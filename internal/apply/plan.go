@@ -348,6 +348,20 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		}
 	}
 
+	// Indexes of the tenant's objects, so that planning stays linear in
+	// the tenant's size.
+	oldAppByID := make(map[string]int, len(oldApps))
+	oldAppsByName := map[string][]int{}
+	for i, o := range oldApps {
+		oldAppByID[strings.ToLower(o.AppID)] = i
+		oldAppsByName[o.DisplayName] = append(oldAppsByName[o.DisplayName], i)
+	}
+	credsByParent := map[string][]directory.FederatedCredential{}
+	for _, c := range oldCreds {
+		k := strings.ToLower(c.ParentClientID)
+		credsByParent[k] = append(credsByParent[k], c)
+	}
+
 	// Applications: match by appId, then by display name among the rest.
 	matchedApp := make([]int, len(t.Applications)) // index into oldApps, or -1
 	usedApp := map[int]bool{}
@@ -356,11 +370,9 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		if a.AppID == "" {
 			continue
 		}
-		for i, o := range oldApps {
-			if strings.EqualFold(o.AppID, a.AppID) {
-				matchedApp[ai] = i
-				usedApp[i] = true
-			}
+		if i, ok := oldAppByID[strings.ToLower(a.AppID)]; ok {
+			matchedApp[ai] = i
+			usedApp[i] = true
 		}
 	}
 	for ai, a := range t.Applications {
@@ -368,8 +380,8 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			continue
 		}
 		var cands []int
-		for i, o := range oldApps {
-			if !usedApp[i] && o.DisplayName == a.DisplayName {
+		for _, i := range oldAppsByName[a.DisplayName] {
+			if !usedApp[i] {
 				cands = append(cands, i)
 			}
 		}
@@ -433,22 +445,26 @@ func (pl *planner) tenant(ti int, t Tenant) {
 					return err
 				}})
 		}
-		pl.credentials(ap, tid, directory.ParentApplication, w.AppID, "application "+fmt.Sprintf("%q", w.DisplayName), a.FederatedCredentials, oldCreds)
+		pl.credentials(ap, tid, directory.ParentApplication, w.AppID, "application "+fmt.Sprintf("%q", w.DisplayName), a.FederatedCredentials, credsByParent[strings.ToLower(w.AppID)])
 	}
 
 	// Managed identities: match by subscription, resource group and name.
+	miKey := func(sub, rg, name string) string {
+		return strings.ToLower(sub) + "\x00" + strings.ToLower(rg) + "\x00" + strings.ToLower(name)
+	}
+	oldMIByKey := make(map[string]int, len(oldMIs))
+	for i, x := range oldMIs {
+		oldMIByKey[miKey(x.SubscriptionID, x.ResourceGroup, x.Name)] = i
+	}
 	var wantMIs []directory.ManagedIdentity
 	usedMI := map[int]bool{}
 	for mi, m := range t.ManagedIdentities {
 		mp := fmt.Sprintf("%s.managedIdentities[%d]", tp, mi)
 		w := m.toDirectory(tid)
 		var o *directory.ManagedIdentity
-		for i := range oldMIs {
-			x := oldMIs[i]
-			if strings.EqualFold(x.SubscriptionID, w.SubscriptionID) && strings.EqualFold(x.ResourceGroup, w.ResourceGroup) && strings.EqualFold(x.Name, w.Name) {
-				o = &oldMIs[i]
-				usedMI[i] = true
-			}
+		if i, ok := oldMIByKey[miKey(w.SubscriptionID, w.ResourceGroup, w.Name)]; ok {
+			o = &oldMIs[i]
+			usedMI[i] = true
 		}
 		newClientID := o == nil && w.ClientID == ""
 		if o == nil {
@@ -483,7 +499,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 					return err
 				}})
 		}
-		pl.credentials(mp, tid, directory.ParentManagedIdentity, w.ClientID, "managed identity "+w.ResourceGroup+"/"+w.Name, m.FederatedCredentials, oldCreds)
+		pl.credentials(mp, tid, directory.ParentManagedIdentity, w.ClientID, "managed identity "+w.ResourceGroup+"/"+w.Name, m.FederatedCredentials, credsByParent[strings.ToLower(w.ClientID)])
 	}
 
 	// Unmentioned applications and identities: pruned, or kept (and then
@@ -499,7 +515,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 				do: func(ctx context.Context, s store.DirectoryStore) error {
 					return ignoreNotFound(s.DeleteApplication(ctx, o.TenantID, o.AppID))
 				}})
-			pl.pruneCredentials(oldCreds, o.AppID, "application "+fmt.Sprintf("%q", o.DisplayName))
+			pl.pruneCredentials(credsByParent[strings.ToLower(o.AppID)], "application "+fmt.Sprintf("%q", o.DisplayName))
 		} else {
 			keptApps = append(keptApps, o)
 		}
@@ -515,14 +531,14 @@ func (pl *planner) tenant(ti int, t Tenant) {
 				do: func(ctx context.Context, s store.DirectoryStore) error {
 					return ignoreNotFound(s.DeleteManagedIdentity(ctx, o.TenantID, ref))
 				}})
-			pl.pruneCredentials(oldCreds, o.ClientID, "managed identity "+o.ResourceGroup+"/"+o.Name)
+			pl.pruneCredentials(credsByParent[strings.ToLower(o.ClientID)], "managed identity "+o.ResourceGroup+"/"+o.Name)
 		} else {
 			keptMIs = append(keptMIs, o)
 		}
 	}
 
 	// Assignments.
-	r := resolver{apps: keptApps, mis: keptMIs}
+	r := newResolver(keptApps, keptMIs)
 	wantKeys := map[string]bool{}
 	oldKeys := make(map[string]bool, len(oldAsgs))
 	for _, o := range oldAsgs {
@@ -573,7 +589,7 @@ func (pl *planner) tenant(ti int, t Tenant) {
 			}})
 	}
 	if pl.prune {
-		all := resolver{apps: append(append([]directory.Application(nil), oldApps...), wantApps...), mis: append(append([]directory.ManagedIdentity(nil), oldMIs...), wantMIs...)}
+		all := newResolver(append(append([]directory.Application(nil), oldApps...), wantApps...), append(append([]directory.ManagedIdentity(nil), oldMIs...), wantMIs...))
 		for _, o := range oldAsgs {
 			if wantKeys[o.Key()] || pl.keep(KindAppRoleAssignment, o.ID, all.describe(o)) {
 				continue
@@ -618,14 +634,9 @@ func orNew(id string) string {
 	return id
 }
 
-// credentials plans the credentials of one parent.
-func (pl *planner) credentials(prefix, tid string, kind directory.ParentKind, parent, parentName string, creds []FederatedCredential, oldCreds []directory.FederatedCredential) {
-	var olds []directory.FederatedCredential
-	for _, c := range oldCreds {
-		if strings.EqualFold(c.ParentClientID, parent) {
-			olds = append(olds, c)
-		}
-	}
+// credentials plans the credentials of one parent; olds are the parent's
+// stored credentials (at most a few dozen).
+func (pl *planner) credentials(prefix, tid string, kind directory.ParentKind, parent, parentName string, creds []FederatedCredential, olds []directory.FederatedCredential) {
 	used := map[int]bool{}
 	for ci, c := range creds {
 		cp := fmt.Sprintf("%s.federatedCredentials[%d]", prefix, ci)
@@ -673,11 +684,10 @@ func (pl *planner) credentials(prefix, tid string, kind directory.ParentKind, pa
 	}
 }
 
-func (pl *planner) pruneCredentials(oldCreds []directory.FederatedCredential, parent, parentName string) {
-	for _, o := range oldCreds {
-		if strings.EqualFold(o.ParentClientID, parent) {
-			pl.deleteCredential(o, parentName)
-		}
+// pruneCredentials deletes the credentials of a parent that is deleted.
+func (pl *planner) pruneCredentials(olds []directory.FederatedCredential, parentName string) {
+	for _, o := range olds {
+		pl.deleteCredential(o, parentName)
 	}
 }
 
@@ -692,24 +702,65 @@ func (pl *planner) deleteCredential(o directory.FederatedCredential, parentName 
 }
 
 // resolver finds assignment principals and resources by the names a
-// document uses.
+// document uses, through maps built once (a tenant's assignments are
+// resolved in time linear in their number, not in assignments ×
+// identities).
 type resolver struct {
 	apps []directory.Application
 	mis  []directory.ManagedIdentity
+	// lower-cased client id, principal id and name → identities.
+	miKeys map[string][]int
+	// principal id → identity, service principal id → application.
+	miByPrincipal  map[string]int
+	appBySP        map[string]int
+	appByID        map[string]int // lower-cased appId
+	appByName      map[string][]int
+	appByURI       map[string][]int // lower-cased identifier URI
+	appPrincipalCI map[string][]int // lower-cased appId or service principal id
+}
+
+func newResolver(apps []directory.Application, mis []directory.ManagedIdentity) *resolver {
+	r := &resolver{apps: apps, mis: mis, miKeys: map[string][]int{}, miByPrincipal: map[string]int{}, appBySP: map[string]int{},
+		appByID: map[string]int{}, appByName: map[string][]int{}, appByURI: map[string][]int{}, appPrincipalCI: map[string][]int{}}
+	add := func(m map[string][]int, k string, i int) {
+		if l := m[k]; len(l) == 0 || l[len(l)-1] != i {
+			m[k] = append(l, i)
+		}
+	}
+	for i, m := range mis {
+		for _, k := range []string{m.ClientID, m.PrincipalID, m.Name} {
+			add(r.miKeys, strings.ToLower(k), i)
+		}
+		r.miByPrincipal[strings.ToLower(m.PrincipalID)] = i
+	}
+	for i, a := range apps {
+		r.appBySP[strings.ToLower(a.ServicePrincipalID)] = i
+		if _, dup := r.appByID[strings.ToLower(a.AppID)]; !dup {
+			r.appByID[strings.ToLower(a.AppID)] = i
+		}
+		add(r.appByName, a.DisplayName, i)
+		for _, u := range a.IdentifierURIs {
+			add(r.appByURI, strings.ToLower(u), i)
+		}
+		add(r.appPrincipalCI, strings.ToLower(a.AppID), i)
+		add(r.appPrincipalCI, strings.ToLower(a.ServicePrincipalID), i)
+	}
+	return r
 }
 
 // principal returns the service principal id and a readable name.
-func (r resolver) principal(p string) (id, name, problem string) {
+func (r *resolver) principal(p string) (id, name, problem string) {
 	type hit struct{ id, name string }
 	var hits []hit
-	for _, m := range r.mis {
-		if strings.EqualFold(m.ClientID, p) || strings.EqualFold(m.PrincipalID, p) || strings.EqualFold(m.Name, p) {
-			hits = append(hits, hit{m.PrincipalID, m.Name})
-		}
+	lp := strings.ToLower(p)
+	for _, i := range r.miKeys[lp] {
+		hits = append(hits, hit{r.mis[i].PrincipalID, r.mis[i].Name})
 	}
-	for _, a := range r.apps {
-		if strings.EqualFold(a.AppID, p) || strings.EqualFold(a.ServicePrincipalID, p) || a.DisplayName == p {
-			hits = append(hits, hit{a.ServicePrincipalID, a.DisplayName})
+	seen := map[int]bool{}
+	for _, i := range append(append([]int(nil), r.appPrincipalCI[lp]...), r.appByName[p]...) {
+		if !seen[i] {
+			seen[i] = true
+			hits = append(hits, hit{r.apps[i].ServicePrincipalID, r.apps[i].DisplayName})
 		}
 	}
 	switch len(hits) {
@@ -722,31 +773,19 @@ func (r resolver) principal(p string) (id, name, problem string) {
 	}
 }
 
-func (r resolver) resource(s string) (*directory.Application, string) {
-	var hits []*directory.Application
-	for i := range r.apps {
-		a := &r.apps[i]
-		if strings.EqualFold(a.AppID, s) {
-			return a, ""
-		}
-		for _, u := range a.IdentifierURIs {
-			if strings.EqualFold(u, s) {
-				hits = append(hits, a)
-			}
-		}
+func (r *resolver) resource(s string) (*directory.Application, string) {
+	if i, ok := r.appByID[strings.ToLower(s)]; ok {
+		return &r.apps[i], ""
 	}
+	hits := r.appByURI[strings.ToLower(s)]
 	if len(hits) == 0 {
-		for i := range r.apps {
-			if r.apps[i].DisplayName == s {
-				hits = append(hits, &r.apps[i])
-			}
-		}
+		hits = r.appByName[s]
 	}
 	switch len(hits) {
 	case 0:
 		return nil, "names no application of this tenant (by identifier URI, appId or display name)"
 	case 1:
-		return hits[0], ""
+		return &r.apps[hits[0]], ""
 	default:
 		return nil, fmt.Sprintf("is ambiguous: it names %d applications; use an appId", len(hits))
 	}
@@ -759,23 +798,20 @@ func resName(a directory.Application) string {
 	return a.DisplayName
 }
 
-func (r resolver) describe(g directory.AppRoleAssignment) string {
+func (r *resolver) describe(g directory.AppRoleAssignment) string {
 	p, res, role := g.PrincipalID, g.ResourceAppID, g.AppRoleID
-	for _, m := range r.mis {
-		if strings.EqualFold(m.PrincipalID, g.PrincipalID) {
-			p = m.Name
-		}
+	if i, ok := r.miByPrincipal[strings.ToLower(g.PrincipalID)]; ok {
+		p = r.mis[i].Name
 	}
-	for _, a := range r.apps {
-		if strings.EqualFold(a.ServicePrincipalID, g.PrincipalID) {
-			p = a.DisplayName
-		}
-		if strings.EqualFold(a.AppID, g.ResourceAppID) {
-			res = resName(a)
-			for _, x := range a.AppRoles {
-				if strings.EqualFold(x.ID, g.AppRoleID) {
-					role = x.Value
-				}
+	if i, ok := r.appBySP[strings.ToLower(g.PrincipalID)]; ok {
+		p = r.apps[i].DisplayName
+	}
+	if i, ok := r.appByID[strings.ToLower(g.ResourceAppID)]; ok {
+		a := r.apps[i]
+		res = resName(a)
+		for _, x := range a.AppRoles {
+			if strings.EqualFold(x.ID, g.AppRoleID) {
+				role = x.Value
 			}
 		}
 	}
