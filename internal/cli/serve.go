@@ -33,6 +33,7 @@ import (
 )
 
 type serveFlags struct {
+	issuerAlgs       []string
 	allowPrivateIss  bool
 	maxCreds         int
 	otlpEndpoint     string
@@ -112,6 +113,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fl.IntVar(&f.maxCreds, "max-credentials-per-identity", directory.MaxCredentialsPerParent, "the most federated credentials one identity or application may hold (Entra: 20)")
+	fl.StringArrayVar(&f.issuerAlgs, "issuer-algorithms", nil, "ISSUER=ALG[,ALG...]: the signature algorithms an issuer's assertions may use instead of RS256 alone, e.g. https://spire.example.org=ES256 for SPIFFE/SPIRE JWT-SVIDs (repeatable; RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)")
 	fl.BoolVar(&f.allowPrivateIss, "allow-private-issuers", false, "let issuer fetches reach loopback, link-local and private addresses (refused by default, so a credential cannot point the token service at 169.254.169.254 or an internal service); for single-tenant installations whose issuers are on the internal network")
 	fl.IntVar(&f.maxInflight, "max-inflight-exchanges", 0, "exchanges processed at once; more wait their turn first come, first served (default 4 × GOMAXPROCS; -1: no bound)")
 	fl.DurationVar(&f.maxQueueWait, "max-queue-wait", 100*time.Millisecond, "a request whose expected wait for a turn is longer is answered at once with 503 temporarily_unavailable and Retry-After (overload)")
@@ -167,6 +169,14 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 	logger = slog.New(telemetry.LogHandler(logger.Handler()))
 	if f.maxCreds < 1 || f.maxCreds > 1000 {
 		return fmt.Errorf("--max-credentials-per-identity must be from 1 to 1000, not %d", f.maxCreds)
+	}
+	issuerAlgs := map[string][]string{}
+	for _, v := range f.issuerAlgs {
+		iss, algs, ok := strings.Cut(v, "=")
+		if !ok || !strings.HasPrefix(iss, "https://") || algs == "" {
+			return fmt.Errorf("--issuer-algorithms %q: want ISSUER=ALG[,ALG...] with an https issuer, e.g. https://spire.example.org=ES256", v)
+		}
+		issuerAlgs[iss] = append(issuerAlgs[iss], strings.Split(algs, ",")...)
 	}
 	st, err := stores.OpenWith(ctx, f.storeURL, stores.Options{Logger: logger, MaxCredentialsPerParent: f.maxCreds})
 	if err != nil {
@@ -230,7 +240,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
-		MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss,
+		MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss, IssuerAlgorithms: issuerAlgs,
 	})
 	if err != nil {
 		return err

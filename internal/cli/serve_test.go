@@ -180,6 +180,8 @@ func TestServeFlagErrors(t *testing.T) {
 		{[]string{"serve", "--tls-cert-file", "c.pem"}, "go together"},
 		{[]string{"serve", "--tls-self-signed", "--token-lifetime", "5m"}, "between 10m and 24h"},
 		{[]string{"serve", "--tls-self-signed", "--store", "mysql://x"}, "unknown store"},
+		{[]string{"serve", "--tls-self-signed", "--store", "memory:", "--issuer-algorithms", "spire=ES256"}, "want ISSUER=ALG[,ALG...] with an https issuer"},
+		{[]string{"serve", "--tls-self-signed", "--store", "memory:", "--issuer-algorithms", "https://spire.example=ES257"}, `algorithm "ES257" is not one of`},
 		// An empty store has no "only tenant": the flag must name one.
 		{[]string{"serve", "--tls-self-signed", "--store", "memory:", "--bootstrap-admin-issuer", "https://i.example", "--bootstrap-admin-subject", "s"},
 			"the store holds 0 tenants: name the tenant the admin identity belongs to: give --bootstrap-admin-tenant"},

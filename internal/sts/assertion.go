@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 type assertion struct {
 	jws *jose.JSONWebSignature
 	kid string
+	alg string
 	// claims are the registered claims this service checks.
 	claims assertionClaims
 	// all holds every claim, for claimsMatchingExpression.
@@ -35,6 +37,38 @@ type assertionClaims struct {
 // parseAssertion checks the assertion's form and header (spec/sts.md §4,
 // first bullet) and decodes its claims. It verifies nothing: the signature
 // is checked once the credential that trusts the issuer is found.
+// assertionAlgorithms are the algorithms an assertion may be parsed with;
+// which of them an issuer may use is decided once its iss is known (RS256
+// only unless the operator allows more: Config.IssuerAlgorithms).
+var assertionAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512, jose.EdDSA}
+
+func validAssertionAlgorithm(a string) bool {
+	return slices.Contains(assertionAlgorithms, jose.SignatureAlgorithm(a))
+}
+
+// algorithmsOf lists the algorithms issuer iss may sign with.
+func (s *Service) algorithmsOf(iss string) []string {
+	if algs, ok := s.cfg.IssuerAlgorithms[iss]; ok {
+		return algs
+	}
+	return []string{string(jose.RS256)}
+}
+
+// allowedAlgorithm reports whether alg may sign assertions of issuer iss.
+func (s *Service) allowedAlgorithm(iss, alg string) bool {
+	algs, ok := s.cfg.IssuerAlgorithms[iss]
+	if !ok {
+		return alg == string(jose.RS256)
+	}
+	for _, a := range algs {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
 func parseAssertion(raw string) (*assertion, *Error) {
 	if len(raw) > maxAssertionSize {
 		return nil, errMalformedJWT(fmt.Sprintf("The assertion is %d bytes; the limit is %d.", len(raw), maxAssertionSize))
@@ -43,7 +77,7 @@ func parseAssertion(raw string) (*assertion, *Error) {
 		return nil, errMalformedJWT(fmt.Sprintf("The assertion must be a compact JWS of three base64url parts separated by '.', it has %d part(s).", n+1)).
 			withHint("send the content of the platform token file (a JWT), not a path or an access token")
 	}
-	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(raw, assertionAlgorithms)
 	if err != nil {
 		// Off the hot path: decode the header ourselves to say precisely
 		// what is wrong with it.
@@ -56,7 +90,7 @@ func parseAssertion(raw string) (*assertion, *Error) {
 	if _, ok := h.ExtraHeaders["crit"]; ok {
 		return nil, errMalformedJWT("The assertion header has critical extensions (crit), which are not supported.")
 	}
-	a := &assertion{jws: jws, kid: h.KeyID}
+	a := &assertion{jws: jws, kid: h.KeyID, alg: h.Algorithm}
 	if err := a.decodeClaims(jws.UnsafePayloadWithoutVerification()); err != nil {
 		return nil, errMalformedJWT(err.Error())
 	}
@@ -75,7 +109,7 @@ func headerError(header string, cause error) *Error {
 	if err := json.Unmarshal(hdrBytes, &hdr); err != nil {
 		return errMalformedJWT("The assertion header is not a JSON object.")
 	}
-	if hdr.Alg != string(jose.RS256) {
+	if !slices.Contains(assertionAlgorithms, jose.SignatureAlgorithm(hdr.Alg)) {
 		return errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; only RS256 is accepted.", hdr.Alg))
 	}
 	return errMalformedJWT("The assertion could not be parsed as a JWS.").withCause(cause)

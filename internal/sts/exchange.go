@@ -148,6 +148,11 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 			return fail("assertion", errMalformedJWT(fmt.Sprintf("The assertion has no %s claim.", missing.name)))
 		}
 	}
+	if !s.allowedAlgorithm(cl.Issuer, a.alg) {
+		d.Reason = fmt.Sprintf("issuer %q may sign with %s; the assertion is signed with %s", clip(cl.Issuer), strings.Join(s.algorithmsOf(cl.Issuer), ", "), a.alg)
+		return fail("assertion", errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; it is not accepted from this issuer.", a.alg)).
+			withHint("the token service accepts RS256 assertions (as Entra ID does) unless its operator allows more for the issuer: wif serve --issuer-algorithms ISSUER=%s", a.alg))
+	}
 	if len(cl.Audience) == 0 {
 		return fail("assertion", errMalformedJWT("The assertion has no aud claim."))
 	}

@@ -99,6 +99,11 @@ type Config struct {
 	Now                func() time.Time
 	Logger             *slog.Logger
 	Registerer         prometheus.Registerer
+	// IssuerAlgorithms lists, for an issuer (its exact iss), the signature
+	// algorithms its assertions may use instead of RS256 alone — e.g.
+	// ES256 for SPIFFE/SPIRE JWT-SVIDs. Set by the operator (wif serve
+	// --issuer-algorithms), never by a tenant.
+	IssuerAlgorithms map[string][]string
 	// MaxInflight bounds the exchanges processed at once; more wait their
 	// turn first come, first served (default 4 × GOMAXPROCS; negative: no
 	// bound).
@@ -152,6 +157,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.TokenLifetime < 10*time.Minute || cfg.TokenLifetime > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("sts: token lifetime %s must be between 10m and 24h (clients treat tokens of 5 minutes or less as expired)", cfg.TokenLifetime))
+	}
+	for iss, algs := range cfg.IssuerAlgorithms {
+		for _, a := range algs {
+			if !validAssertionAlgorithm(a) {
+				errs = append(errs, fmt.Errorf("sts: issuer %q: algorithm %q is not one of %v", iss, a, assertionAlgorithms))
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

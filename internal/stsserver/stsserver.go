@@ -80,6 +80,9 @@ type Config struct {
 	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// IssuerAlgorithms lets issuers sign with more than RS256 (see
+	// sts.Config.IssuerAlgorithms).
+	IssuerAlgorithms map[string][]string
 	// MaxInflightExchanges and MaxQueueWait bound the token endpoint's
 	// admission (see sts.Config).
 	MaxInflightExchanges int
@@ -164,7 +167,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
 		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: telemetry.Tracer(cfg.TracerProvider, "sts"),
-		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait,
+		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait, IssuerAlgorithms: cfg.IssuerAlgorithms,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
 	if err != nil {

@@ -74,7 +74,17 @@ type options struct {
 	maxInflight      int
 	maxQueueWait     time.Duration
 	refusePrivate    bool
+	issuerAlgs       map[string][]string
+	issuerClient     *http.Client
 }
+
+// WithIssuerAlgorithms lets issuers sign assertions with more than RS256
+// (see sts.Config.IssuerAlgorithms).
+func WithIssuerAlgorithms(m map[string][]string) Option { return func(o *options) { o.issuerAlgs = m } }
+
+// WithIssuerHTTPClient fetches issuers' keys with c (one trusting another
+// httptest server, say) instead of the test issuer's client.
+func WithIssuerHTTPClient(c *http.Client) Option { return func(o *options) { o.issuerClient = c } }
 
 // WithPrivateIssuersRefused keeps the token service's default address
 // guard (issuer fetches refuse loopback, link-local and private
@@ -150,6 +160,9 @@ func Start(t testing.TB, opts ...Option) *Env {
 	}
 	// The service must trust the test issuer's certificate to fetch its keys.
 	issuerClient := issuer.Server.Client()
+	if o.issuerClient != nil {
+		issuerClient = o.issuerClient
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	env := &Env{CAFile: caFile, CAPool: ca.Pool(), Store: o.store, Issuer: issuer}
 	if _, err := o.store.CreateTenant(ctx, directory.Tenant{ID: o.tenantID, DisplayName: "wif test tenant"}); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
@@ -167,6 +180,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient, AllowPrivateIssuers: !o.refusePrivate, // the test issuer is on loopback
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
 		Logger: o.logger, Now: o.now, TracerProvider: o.tracer, MaxInflightExchanges: o.maxInflight, MaxQueueWait: o.maxQueueWait,
+		IssuerAlgorithms: o.issuerAlgs,
 	})
 	if err != nil {
 		cancel()
