@@ -125,9 +125,15 @@ func checkTokenFile(r *Report, cfg Config, w *workload) *token {
 		return nil
 	}
 	r.add(s, "a JWT", Pass, fmt.Sprintf("iss %q, sub %q", t.iss, t.sub), "")
-	if t.alg != "RS256" {
-		r.add(s, "algorithm", Fail, fmt.Sprintf("alg %q: the token service accepts RS256 only (as Entra ID does)", t.alg), "have the issuer sign with RS256 (Kubernetes does by default)")
-	} else {
+	switch t.alg {
+	case "RS256":
+	case "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
+		r.add(s, "algorithm", Warn, fmt.Sprintf("alg %q: the token service accepts it only where its operator allows it for this issuer (RS256 otherwise, as Entra ID)", t.alg),
+			"if the exchange fails with AADSTS50027, ask the operator for wif serve --issuer-algorithms "+clip(t.iss)+"="+t.alg)
+	default:
+		r.add(s, "algorithm", Fail, fmt.Sprintf("alg %q: not a signature algorithm the token service accepts", t.alg), "have the issuer sign with RS256 (Kubernetes does by default)")
+	}
+	if t.alg == "RS256" {
 		r.add(s, "algorithm", Pass, "RS256, kid "+quoteOrNone(t.kid), "")
 	}
 	switch {
@@ -256,7 +262,7 @@ func checkIssuer(ctx context.Context, r *Report, cfg Config, c *http.Client, t *
 		return
 	}
 	r.add(s, "keys", Pass, fmt.Sprintf("kid %q found among %d key(s)", t.kid, len(set.Keys)), "")
-	jws, err := gojose.ParseSignedCompact(t.raw, []gojose.SignatureAlgorithm{gojose.RS256})
+	jws, err := gojose.ParseSignedCompact(t.raw, []gojose.SignatureAlgorithm{gojose.RS256, gojose.RS384, gojose.RS512, gojose.PS256, gojose.PS384, gojose.PS512, gojose.ES256, gojose.ES384, gojose.ES512, gojose.EdDSA})
 	if err == nil {
 		_, err = jws.Verify(key)
 	}
