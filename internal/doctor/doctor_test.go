@@ -2,6 +2,10 @@ package doctor
 
 import (
 	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +46,39 @@ func TestHuman(t *testing.T) {
 	} {
 		if got := human(d); got != want {
 			t.Errorf("human(%s) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+// TestTokenFileAlgorithm: an ES256 token (a SPIRE JWT-SVID) is a warning
+// naming the operator's switch, not a failure; an unsigned one fails.
+func TestTokenFileAlgorithm(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for _, tc := range []struct {
+		alg  string
+		want Status
+	}{{"ES256", Warn}, {"none", Fail}, {"RS256", Pass}} {
+		hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + tc.alg + `","kid":"k"}`))
+		claims := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"iss":"https://spire.example.org","sub":"spiffe://example.org/x","aud":"api://AzureADTokenExchange","iat":%d,"exp":%d}`,
+			now.Unix(), now.Add(time.Hour).Unix())))
+		path := filepath.Join(dir, tc.alg)
+		if err := os.WriteFile(path, []byte(hdr+"."+claims+".c2ln"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := &Report{}
+		checkTokenFile(r, Config{Now: time.Now}, &workload{tokenFile: path})
+		var got *Check
+		for i := range r.Checks {
+			if r.Checks[i].Name == "algorithm" {
+				got = &r.Checks[i]
+			}
+		}
+		if got == nil || got.Status != tc.want {
+			t.Fatalf("%s: %+v", tc.alg, got)
+		}
+		if tc.alg == "ES256" && !strings.Contains(got.Fix, "--issuer-algorithms https://spire.example.org=ES256") {
+			t.Errorf("ES256 fix: %q", got.Fix)
 		}
 	}
 }
