@@ -30,8 +30,11 @@ func walk(name string, n *yaml3.Node, t reflect.Type, path string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if n.Kind == yaml3.AliasNode && n.Alias != nil {
-		n = n.Alias
+	if n.Kind == yaml3.AliasNode {
+		// Not followed: nested aliases would make the walk exponential
+		// (the strict decoder, which bounds aliasing, reports what is
+		// under them).
+		return nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -157,7 +158,15 @@ func (h *devLog) Handle(ctx context.Context, r slog.Record) error {
 	if a["reason"] != "" {
 		line += ": " + a["reason"]
 	}
-	line += " (wif audit explain " + a["correlation_id"] + ")\n"
+	line += " (wif audit explain " + a["correlation_id"] + ")"
+	// The reason quotes what the caller sent: no control character (an
+	// escape sequence) reaches the terminal.
+	line = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, line) + "\n"
 	if h.mu != nil {
 		h.mu.Lock()
 		defer h.mu.Unlock()

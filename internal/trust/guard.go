@@ -1,11 +1,13 @@
 package trust
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -78,6 +80,24 @@ func (g *AddressGuard) control(_, address string, _ syscall.RawConn) error {
 	return nil
 }
 
+// checkHost resolves host and refuses it when any of its addresses is one
+// fetches must not reach (for requests sent through a proxy).
+func (g *AddressGuard) checkHost(ctx context.Context, host, port string) error {
+	if port == "" {
+		port = "443"
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return fmt.Errorf("%w: resolve %s: %v", ErrAddressRefused, host, err)
+	}
+	for _, a := range addrs {
+		if err := g.control("tcp", net.JoinHostPort(a.Unmap().String(), port), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // guardClient returns a copy of cl whose connections pass g's check. A
 // transport that is not an *http.Transport cannot be guarded: its fetches
 // are refused.
@@ -96,6 +116,21 @@ func guardClient(cl *http.Client, g *AddressGuard) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: g.control}
 	tr.DialContext = d.DialContext
 	tr.DialTLSContext = nil
+	// Through a proxy (HTTPS_PROXY) the dialled address is the proxy's and
+	// the proxy reaches the issuer: check the issuer's host itself, as it
+	// resolves here, before the request is handed to the proxy.
+	if proxy := tr.Proxy; proxy != nil {
+		tr.Proxy = func(r *http.Request) (*url.URL, error) {
+			u, err := proxy(r)
+			if err != nil || u == nil {
+				return u, err
+			}
+			if err := g.checkHost(r.Context(), r.URL.Hostname(), r.URL.Port()); err != nil {
+				return nil, err
+			}
+			return u, nil
+		}
+	}
 	out.Transport = tr
 	return &out
 }

@@ -3,9 +3,11 @@ package trust
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -88,4 +90,44 @@ func TestRefusedRule(t *testing.T) {
 			t.Errorf("%s refused = %v, want %v", ip, got, want)
 		}
 	}
+}
+
+// TestAddressGuardThroughProxy: with a proxy configured the dialled
+// address is the proxy's, so the issuer's own host is checked before the
+// request is handed to the proxy — a private issuer is refused and the
+// proxy never sees the request.
+func TestAddressGuardThroughProxy(t *testing.T) {
+	var proxied int
+	proxy := httptestProxy(t, &proxied)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = func(*http.Request) (*url.URL, error) { return url.Parse(proxy) }
+	// The proxy itself is on loopback: let the guard dial it, as an
+	// installation with a proxy on its network would.
+	pu, _ := url.Parse(proxy)
+	proxyAddr := netip.MustParseAddrPort(pu.Host)
+	g := &AddressGuard{allow: func(ap netip.AddrPort) bool { return ap == proxyAddr }}
+	cl := guardClient(&http.Client{Transport: tr, Timeout: 3 * time.Second}, g)
+	for _, target := range []string{"https://10.1.2.3/.well-known/openid-configuration", "https://169.254.169.254/latest/meta-data", "https://localhost:8443/x"} {
+		_, err := cl.Get(target)
+		if !errors.Is(err, ErrAddressRefused) {
+			t.Errorf("%s through the proxy: %v", target, err)
+		}
+	}
+	if proxied != 0 {
+		t.Fatalf("the proxy got %d requests", proxied)
+	}
+}
+
+// httptestProxy is a plain HTTP proxy that only counts what reaches it.
+func httptestProxy(t *testing.T, n *int) string {
+	t.Helper()
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		*n++
+		mu.Unlock()
+		http.Error(w, "no", http.StatusBadGateway)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
