@@ -237,27 +237,8 @@ func newRoleAssignmentCommand(streams Streams, af *adminFlags) *cobra.Command {
 		Use:   "assignment",
 		Short: "App role assignments in az role assignment's shape (--assignee, --role, --scope = the resource application)",
 	}
-	var in admin.AssignmentResource
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Assign an app role (--scope: the resource application's identifier URI, appId or display name)",
-		Args:  cobra.NoArgs,
-		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
-			g, err := c.CreateAssignment(ctx, tid, in)
-			if err != nil {
-				return err
-			}
-			return af.print(streams.Out, g, assignmentTable(g))
-		}),
-	}
-	cf := create.Flags()
-	cf.StringVar(&in.Principal, "assignee", "", "identity name or client id, or application display name or appId")
-	cf.StringVar(&in.Role, "role", "", "app role value (e.g. Data.Read) or id")
-	cf.StringVar(&in.Resource, "scope", "", "the resource application: identifier URI, appId or display name")
-	for _, n := range []string{"assignee", "role", "scope"} {
-		_ = create.MarkFlagRequired(n)
-	}
-
+	create := newAssignCommand(streams, af, "create", "Assign an app role (--scope: the resource application's identifier URI, appId or display name)",
+		"scope", "the resource application: identifier URI, appId or display name")
 	var q admin.AssignmentResource
 	filter := func(ctx context.Context, c *admin.Client, tid string) ([]admin.AssignmentResource, error) {
 		return findAssignments(ctx, c, tid, q)

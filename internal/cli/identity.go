@@ -159,11 +159,7 @@ func newIdentityCreate(streams Streams, af *adminFlags) *cobra.Command {
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			in := admin.IdentityResource{Location: location}
 			if len(tags) > 0 {
-				in.Tags = map[string]string{}
-				for _, t := range tags {
-					k, v, _ := strings.Cut(t, "=")
-					in.Tags[k] = v
-				}
+				in.Tags = parseTags(tags)
 			}
 			m, err := c.PutIdentity(ctx, tid, id.subscription, id.resourceGroup, id.name, in)
 			if err != nil {

@@ -30,10 +30,18 @@ func assignmentTable(items ...admin.AssignmentResource) func() table {
 }
 
 func newRoleAssign(streams Streams, af *adminFlags) *cobra.Command {
+	return newAssignCommand(streams, af, "assign", "Assign an app role of a resource application to an identity or application",
+		"resource", "resource application: identifier URI, appId or display name")
+}
+
+// newAssignCommand creates an app role assignment; resourceFlag names the
+// resource application's flag (--resource for wif role assign, --scope for
+// az role assignment create's shape).
+func newAssignCommand(streams Streams, af *adminFlags, use, short, resourceFlag, resourceHelp string) *cobra.Command {
 	var in admin.AssignmentResource
 	cmd := &cobra.Command{
-		Use:   "assign",
-		Short: "Assign an app role of a resource application to an identity or application",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: withAdmin(af, func(ctx context.Context, c *admin.Client, tid string) error {
 			g, err := c.CreateAssignment(ctx, tid, in)
@@ -45,9 +53,9 @@ func newRoleAssign(streams Streams, af *adminFlags) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&in.Principal, "assignee", "", "identity name or client id, or application display name or appId")
-	f.StringVar(&in.Resource, "resource", "", "resource application: identifier URI, appId or display name")
+	f.StringVar(&in.Resource, resourceFlag, "", resourceHelp)
 	f.StringVar(&in.Role, "role", "", "app role value (e.g. Data.Read) or id")
-	for _, n := range []string{"assignee", "resource", "role"} {
+	for _, n := range []string{"assignee", resourceFlag, "role"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
 	return cmd

@@ -99,17 +99,6 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 }
 
-// tracingOn reports whether p records spans (not nil, not a no-op).
-func tracingOn(p trace.TracerProvider) bool {
-	if p == nil {
-		return false
-	}
-	if tp, ok := p.(*telemetry.Provider); ok {
-		return tp.Enabled
-	}
-	return true
-}
-
 // Gateway is a running set of routes. It is an http.Handler serving the
 // routes plus /healthz, /readyz and /metrics.
 type Gateway struct {
@@ -183,7 +172,7 @@ func New(cfg *Config, policies []*apim.Policy, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %d policies for %d routes", len(policies), len(cfg.Routes))
 	}
 	g := &Gateway{cfg: cfg, logger: opts.Logger, now: opts.Now, reg: opts.Registry, maxRateLimitKeys: opts.MaxRateLimitKeys,
-		tracer: telemetry.Tracer(opts.TracerProvider, "gateway"), tracing: tracingOn(opts.TracerProvider),
+		tracer: telemetry.Tracer(opts.TracerProvider, "gateway"), tracing: telemetry.Enabled(opts.TracerProvider),
 		remote: map[string]*tokenauth.RemoteKeySet{}, buffers: newBufferPool()}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)

@@ -8,7 +8,6 @@ package sts
 
 import (
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"runtime"
 
 	"context"
@@ -113,7 +112,7 @@ type Config struct {
 	// and Retry-After (default 100 ms).
 	MaxQueueWait time.Duration
 	// Tracer records the exchange's spans: evaluating the assertion,
-	// fetching the issuer's key, signing (default: none).
+	// fetching the issuer's key, signing (nil: none, and no span work).
 	Tracer trace.Tracer
 }
 
@@ -167,9 +166,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
-	}
-	if cfg.Tracer == nil {
-		cfg.Tracer = noop.NewTracerProvider().Tracer("")
 	}
 	if cfg.ClockSkew == 0 {
 		cfg.ClockSkew = 5 * time.Minute

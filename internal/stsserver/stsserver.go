@@ -166,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
-		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: telemetry.Tracer(cfg.TracerProvider, "sts"),
+		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: stsTracer(cfg.TracerProvider),
 		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait, IssuerAlgorithms: cfg.IssuerAlgorithms,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
 	})
@@ -282,4 +282,13 @@ func issuerGuard(allowPrivate bool) *trust.AddressGuard {
 		return nil
 	}
 	return &trust.AddressGuard{}
+}
+
+// stsTracer is the exchange's tracer when tracing is on, else nil (the
+// token service then does no span work at all).
+func stsTracer(tp trace.TracerProvider) trace.Tracer {
+	if !telemetry.Enabled(tp) {
+		return nil
+	}
+	return telemetry.Tracer(tp, "sts")
 }

@@ -85,6 +85,18 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 // Propagator reads and writes W3C traceparent/tracestate.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
+// Enabled reports whether p records spans: not nil and not a no-op
+// Provider. Parts skip span work on their hot paths when it is false.
+func Enabled(p trace.TracerProvider) bool {
+	if p == nil {
+		return false
+	}
+	if pp, ok := p.(*Provider); ok {
+		return pp.Enabled
+	}
+	return true
+}
+
 // Tracer returns p's tracer for a part; a nil p traces nothing.
 func Tracer(p trace.TracerProvider, part string) trace.Tracer {
 	if p == nil {
@@ -96,10 +108,7 @@ func Tracer(p trace.TracerProvider, part string) trace.Tracer {
 // Handler wraps h with a server span per request, continuing the caller's
 // traceparent; the span is named by the route pattern the mux matched.
 func Handler(p trace.TracerProvider, part string, h http.Handler) http.Handler {
-	if p == nil {
-		return h
-	}
-	if pp, ok := p.(*Provider); ok && !pp.Enabled {
+	if !Enabled(p) {
 		return h
 	}
 	tr := Tracer(p, part)

@@ -77,9 +77,12 @@ func TestNoEndpointNoTracing(t *testing.T) {
 	if err != nil || tp.Enabled {
 		t.Fatalf("%v %+v", err, tp)
 	}
-	h := http.NotFoundHandler()
-	if got := telemetry.Handler(tp, "x", h); got == nil {
-		t.Fatal("nil handler")
+	h := &countingHandler{}
+	if got := telemetry.Handler(tp, "x", h); got != http.Handler(h) {
+		t.Fatalf("a no-op provider wrapped the handler: %T", got)
+	}
+	if telemetry.Enabled(tp) || telemetry.Enabled(nil) {
+		t.Fatal("a no-op or nil provider reports tracing on")
 	}
 	if _, err := telemetry.New(context.Background(), telemetry.Options{Endpoint: "collector:4318"}); err == nil {
 		t.Fatal("an endpoint without a scheme was accepted")
@@ -91,3 +94,7 @@ func TestNoEndpointNoTracing(t *testing.T) {
 		t.Fatalf("OTEL_EXPORTER_OTLP_ENDPOINT: %v", err)
 	}
 }
+
+type countingHandler struct{ n int }
+
+func (c *countingHandler) ServeHTTP(http.ResponseWriter, *http.Request) { c.n++ }
