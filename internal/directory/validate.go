@@ -274,7 +274,15 @@ func (f FederatedCredential) Validate() error {
 	} else if !credNameRE.MatchString(f.Name) {
 		c.fail("name", f.Name, "may hold only letters, digits, '-' and '_', and must start with a letter or digit")
 	}
-	c.issuer(f.Issuer)
+	if set, ok := IssuerSetName(f.Issuer); ok {
+		before := len(c.errs)
+		c.objectName("issuer", set)
+		for _, e := range c.errs[before:] {
+			e.Rule = "names an issuer set (" + IssuerSetPrefix + "NAME) whose name " + e.Rule
+		}
+	} else {
+		c.issuer(f.Issuer)
+	}
 	switch {
 	case f.ClaimsMatchingExpression != nil && f.Subject != "":
 		c.fail("subject", f.Subject, "must be empty when claimsMatchingExpression is set (a credential matches by one or the other)")

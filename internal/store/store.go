@@ -19,7 +19,7 @@
 //   - Times are stored and returned in UTC with at least microsecond
 //     precision; the same instant comes back whatever zone went in.
 //   - Every write to the directory (tenants, applications, identities,
-//     credentials, assignments) increases the directory revision, so readers
+//     credentials, assignments, trusted issuers, issuer sets) increases the directory revision, so readers
 //     that keep the directory in memory can tell when to reload.
 package store
 
@@ -100,6 +100,25 @@ type DirectoryStore interface {
 	ListAppRoleAssignments(ctx context.Context, tenantID string, filter AssignmentFilter) ([]directory.AppRoleAssignment, error)
 	DeleteAppRoleAssignment(ctx context.Context, tenantID, id string) error
 
+	// CreateTrustedIssuer fails with ErrAlreadyExists when the tenant has a
+	// trusted issuer of that name (case-insensitively) or for that issuer,
+	// and with ErrNotFound when the tenant does not exist.
+	CreateTrustedIssuer(ctx context.Context, t directory.TrustedIssuer) (directory.TrustedIssuer, error)
+	GetTrustedIssuer(ctx context.Context, tenantID, name string) (directory.TrustedIssuer, error)
+	ListTrustedIssuers(ctx context.Context, tenantID string) ([]directory.TrustedIssuer, error)
+	// UpdateTrustedIssuer rejects a change of name; a change of issuer
+	// that clashes with another object is ErrAlreadyExists.
+	UpdateTrustedIssuer(ctx context.Context, tenantID, name string, update func(*directory.TrustedIssuer) error) (directory.TrustedIssuer, error)
+	DeleteTrustedIssuer(ctx context.Context, tenantID, name string, pre ...Precondition) error
+
+	// CreateIssuerSet fails with ErrAlreadyExists when the tenant has an
+	// issuer set of that name.
+	CreateIssuerSet(ctx context.Context, s directory.IssuerSet) (directory.IssuerSet, error)
+	GetIssuerSet(ctx context.Context, tenantID, name string) (directory.IssuerSet, error)
+	ListIssuerSets(ctx context.Context, tenantID string) ([]directory.IssuerSet, error)
+	UpdateIssuerSet(ctx context.Context, tenantID, name string, update func(*directory.IssuerSet) error) (directory.IssuerSet, error)
+	DeleteIssuerSet(ctx context.Context, tenantID, name string, pre ...Precondition) error
+
 	// Snapshot reads the whole directory in one consistent read.
 	Snapshot(ctx context.Context) (Snapshot, error)
 	// Revision is the directory revision: it increases with every write to
@@ -158,6 +177,8 @@ type Snapshot struct {
 	ManagedIdentities  []directory.ManagedIdentity
 	Credentials        []directory.FederatedCredential
 	AppRoleAssignments []directory.AppRoleAssignment
+	TrustedIssuers     []directory.TrustedIssuer
+	IssuerSets         []directory.IssuerSet
 }
 
 // SigningKey is one of the token service's signing keys as stored.

@@ -53,8 +53,10 @@ type Store struct {
 	audit    []auditEntry                             // in append order
 	auditIDs map[string]bool
 	auditSeq int64
-	usage    map[string]time.Time          // credential id → last use
-	issuers  map[string]store.IssuerStatus // by issuer
+	usage    map[string]time.Time               // credential id → last use
+	issuers  map[string]store.IssuerStatus      // by issuer
+	trusted  map[string]directory.TrustedIssuer // by tenant|lower-case name
+	sets     map[string]directory.IssuerSet     // by tenant|lower-case name
 }
 
 type auditEntry struct {
@@ -78,6 +80,8 @@ func New(opts ...Option) *Store {
 		auditIDs: map[string]bool{},
 		usage:    map[string]time.Time{},
 		issuers:  map[string]store.IssuerStatus{},
+		trusted:  map[string]directory.TrustedIssuer{},
+		sets:     map[string]directory.IssuerSet{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -219,6 +223,16 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precon
 	for k, v := range s.assigns {
 		if v.TenantID == id {
 			delete(s.assigns, k)
+		}
+	}
+	for k, v := range s.trusted {
+		if v.TenantID == id {
+			delete(s.trusted, k)
+		}
+	}
+	for k, v := range s.sets {
+		if v.TenantID == id {
+			delete(s.sets, k)
 		}
 	}
 	s.revision++
@@ -843,6 +857,14 @@ func (s *Store) Snapshot(ctx context.Context) (store.Snapshot, error) {
 	for _, a := range s.assigns {
 		snap.AppRoleAssignments = append(snap.AppRoleAssignments, a)
 	}
+	for _, t := range s.trusted {
+		snap.TrustedIssuers = append(snap.TrustedIssuers, rules.TrustedIssuer(t))
+	}
+	for _, v := range s.sets {
+		snap.IssuerSets = append(snap.IssuerSets, rules.IssuerSet(v))
+	}
+	rules.SortTrustedIssuers(snap.TrustedIssuers)
+	rules.SortIssuerSets(snap.IssuerSets)
 	rules.SortTenants(snap.Tenants)
 	rules.SortApplications(snap.Applications)
 	rules.SortManagedIdentities(snap.ManagedIdentities)
@@ -1147,6 +1169,16 @@ func FromSnapshot(ctx context.Context, snap store.Snapshot, opts ...Option) (*St
 	}
 	for _, a := range snap.AppRoleAssignments {
 		if _, err := s.CreateAppRoleAssignment(ctx, a); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, t := range snap.TrustedIssuers {
+		if _, err := s.CreateTrustedIssuer(ctx, t); err != nil {
+			return nil, fmt.Errorf("copy snapshot: %w", err)
+		}
+	}
+	for _, v := range snap.IssuerSets {
+		if _, err := s.CreateIssuerSet(ctx, v); err != nil {
 			return nil, fmt.Errorf("copy snapshot: %w", err)
 		}
 	}

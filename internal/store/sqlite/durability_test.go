@@ -16,6 +16,7 @@ import (
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
+	"github.com/wif-project/wif/internal/store/internal/rules"
 	"github.com/wif-project/wif/internal/store/internal/sqlbase"
 )
 
@@ -199,6 +200,56 @@ func (noAudit) ListAudit(context.Context, store.AuditFilter) (store.AuditPage, e
 }
 
 func (noAudit) ListSigningKeys(context.Context) ([]store.SigningKey, error) { return nil, nil }
+
+// Snapshot reads the directory through the list methods: an old schema
+// has no trust_objects table for today's snapshot to read.
+func (n noAudit) Snapshot(ctx context.Context) (store.Snapshot, error) {
+	var snap store.Snapshot
+	var err error
+	if snap.Revision, err = n.Revision(ctx); err != nil {
+		return snap, err
+	}
+	if snap.Tenants, err = n.ListTenants(ctx); err != nil {
+		return snap, err
+	}
+	for _, t := range snap.Tenants {
+		apps, err := n.ListApplications(ctx, t.ID)
+		if err != nil {
+			return snap, err
+		}
+		mis, err := n.ListManagedIdentities(ctx, t.ID, store.IdentityFilter{})
+		if err != nil {
+			return snap, err
+		}
+		as, err := n.ListAppRoleAssignments(ctx, t.ID, store.AssignmentFilter{})
+		if err != nil {
+			return snap, err
+		}
+		snap.Applications = append(snap.Applications, apps...)
+		snap.ManagedIdentities = append(snap.ManagedIdentities, mis...)
+		snap.AppRoleAssignments = append(snap.AppRoleAssignments, as...)
+		parents := make([]string, 0, len(apps)+len(mis))
+		for _, a := range apps {
+			parents = append(parents, a.AppID)
+		}
+		for _, m := range mis {
+			parents = append(parents, m.ClientID)
+		}
+		for _, p := range parents {
+			fs, err := n.ListFederatedCredentials(ctx, t.ID, p)
+			if err != nil {
+				return snap, err
+			}
+			snap.Credentials = append(snap.Credentials, fs...)
+		}
+	}
+	rules.SortApplications(snap.Applications)
+	rules.SortManagedIdentities(snap.ManagedIdentities)
+	rules.SortCredentials(snap.Credentials)
+	rules.SortAssignments(snap.AppRoleAssignments)
+	snap.TrustedIssuers, snap.IssuerSets = []directory.TrustedIssuer{}, []directory.IssuerSet{}
+	return snap, nil
+}
 
 func (s *Store) withoutAudit() store.Store { return noAudit{s} }
 

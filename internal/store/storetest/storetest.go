@@ -86,6 +86,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RemovingAppRoleRemovesItsAssignments", testRemoveRole},
 		{"CredentialUsage", testCredentialUsage},
 		{"IssuerStatus", testIssuerStatus},
+		{"TrustedIssuers", testTrustedIssuers},
+		{"IssuerSets", testIssuerSets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

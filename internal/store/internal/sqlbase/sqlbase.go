@@ -1055,6 +1055,9 @@ func (s *Store) Snapshot(ctx context.Context) (store.Snapshot, error) {
 	if err != nil {
 		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
 	}
+	if err := s.snapshotTrust(ctx, tx, &snap); err != nil {
+		return store.Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return store.Snapshot{}, fmt.Errorf("snapshot: end: %s: %w", s.d.Name, err)
 	}

@@ -1,0 +1,127 @@
+package storetest
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wif-project/wif/internal/directory"
+	"github.com/wif-project/wif/internal/store"
+)
+
+// testJWKS is a public key set document (one RSA key); the store keeps it
+// as text and does not parse its keys.
+const testJWKS = `{"keys":[{"kty":"RSA","kid":"k1","use":"sig","n":"sXch","e":"AQAB"}]}`
+
+func issuerFixture(tenantID, name, iss string) directory.TrustedIssuer {
+	return directory.TrustedIssuer{
+		TenantID: tenantID, Name: name, Issuer: iss, KeySource: directory.KeySourceJWKS,
+		JWKS: testJWKS, KeysUpdatedAt: time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC),
+		Algorithms: []string{"RS256", "ES256"}, MaxTokenLifetimeSeconds: 3600, RequireKeyUse: true,
+	}
+}
+
+func testTrustedIssuers(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	other := mkTenant(t, s)
+	r0 := rev(t, s)
+	in := issuerFixture(upper(ten.ID), "aks-prod", "https://oidc.example.com/aks/")
+	got := val(s.CreateTrustedIssuer(ctx, in)).must(t)
+	checkMeta(t, "created trusted issuer", got.Meta, 1)
+	if got.TenantID != ten.ID || got.JWKS != testJWKS || !got.KeysUpdatedAt.Equal(in.KeysUpdatedAt) || got.MaxTokenLifetimeSeconds != 3600 || !got.RequireKeyUse {
+		t.Errorf("created trusted issuer = %+v", got)
+	}
+	if r := rev(t, s); r <= r0 {
+		t.Errorf("revision %d after creating a trusted issuer, was %d", r, r0)
+	}
+	// Same name (any case) or same issuer in the tenant: refused; the same
+	// issuer in another tenant is that tenant's own object.
+	dup := issuerFixture(ten.ID, "AKS-PROD", "https://other.example.com")
+	wantErr(t, val(s.CreateTrustedIssuer(ctx, dup)).err, store.ErrAlreadyExists)
+	dup = issuerFixture(ten.ID, "second", in.Issuer)
+	wantErr(t, val(s.CreateTrustedIssuer(ctx, dup)).err, store.ErrAlreadyExists)
+	val(s.CreateTrustedIssuer(ctx, issuerFixture(other.ID, "aks-prod", in.Issuer))).must(t)
+	// A bad object is refused with the rule; a missing tenant is not found.
+	bad := issuerFixture(ten.ID, "bad", "https://bad.example.com")
+	bad.Algorithms = []string{"HS256"}
+	if err := val(s.CreateTrustedIssuer(ctx, bad)).err; !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("HS256 allowed: err = %v, want a validation error", err)
+	}
+	wantErr(t, val(s.CreateTrustedIssuer(ctx, issuerFixture(newID(), "x-y-z", "https://x.example.com"))).err, store.ErrNotFound)
+
+	g := val(s.GetTrustedIssuer(ctx, upper(ten.ID), "Aks-Prod")).must(t)
+	equal(t, "got trusted issuer", g, got)
+	wantErr(t, val(s.GetTrustedIssuer(ctx, ten.ID, "nope")).err, store.ErrNotFound)
+	list := val(s.ListTrustedIssuers(ctx, ten.ID)).must(t)
+	if len(list) != 1 || list[0].Name != "aks-prod" {
+		t.Errorf("list = %+v", list)
+	}
+	wantErr(t, val(s.ListTrustedIssuers(ctx, newID())).err, store.ErrNotFound)
+
+	upd := val(s.UpdateTrustedIssuer(ctx, ten.ID, "aks-prod", func(v *directory.TrustedIssuer) error {
+		v.KeySource = directory.KeySourcePushed
+		v.RetiredKeys = []directory.RetiredKey{{Key: []byte(`{"kty":"RSA","kid":"old"}`), Until: time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)}}
+		return nil
+	})).must(t)
+	checkMeta(t, "updated trusted issuer", upd.Meta, 2)
+	g = val(s.GetTrustedIssuer(ctx, ten.ID, "aks-prod")).must(t)
+	if g.KeySource != directory.KeySourcePushed || len(g.RetiredKeys) != 1 || string(g.RetiredKeys[0].Key) != `{"kty":"RSA","kid":"old"}` {
+		t.Errorf("after update: %+v", g)
+	}
+	val(s.CreateTrustedIssuer(ctx, issuerFixture(ten.ID, "second", "https://second.example.com"))).must(t)
+	wantErr(t, val(s.UpdateTrustedIssuer(ctx, ten.ID, "second", func(v *directory.TrustedIssuer) error {
+		v.Issuer = in.Issuer
+		return nil
+	})).err, store.ErrAlreadyExists)
+	if err := val(s.UpdateTrustedIssuer(ctx, ten.ID, "second", func(v *directory.TrustedIssuer) error {
+		v.Name = "renamed"
+		return nil
+	})).err; !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("rename: err = %v, want a validation error", err)
+	}
+
+	wantErr(t, s.DeleteTrustedIssuer(ctx, ten.ID, "aks-prod", func(int64) error { return store.ErrConflict }), store.ErrConflict)
+	noErr(t, s.DeleteTrustedIssuer(ctx, ten.ID, "AKS-prod"))
+	wantErr(t, s.DeleteTrustedIssuer(ctx, ten.ID, "aks-prod"), store.ErrNotFound)
+
+	// Snapshots carry them; deleting the tenant removes them.
+	snap := val(s.Snapshot(ctx)).must(t)
+	if len(snap.TrustedIssuers) != 2 {
+		t.Errorf("snapshot holds %d trusted issuers, want 2", len(snap.TrustedIssuers))
+	}
+	noErr(t, s.DeleteTenant(ctx, ten.ID))
+	snap = val(s.Snapshot(ctx)).must(t)
+	if len(snap.TrustedIssuers) != 1 || snap.TrustedIssuers[0].TenantID != other.ID {
+		t.Errorf("after deleting the tenant, snapshot trusted issuers = %+v", snap.TrustedIssuers)
+	}
+}
+
+func testIssuerSets(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	in := directory.IssuerSet{TenantID: ten.ID, Name: "prod-clusters", Issuers: []string{"https://a.example.com", "https://b.example.com/"}}
+	got := val(s.CreateIssuerSet(ctx, in)).must(t)
+	checkMeta(t, "created issuer set", got.Meta, 1)
+	wantErr(t, val(s.CreateIssuerSet(ctx, directory.IssuerSet{TenantID: ten.ID, Name: "PROD-clusters", Issuers: in.Issuers})).err, store.ErrAlreadyExists)
+	if err := val(s.CreateIssuerSet(ctx, directory.IssuerSet{TenantID: ten.ID, Name: "empty"})).err; !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("empty set: err = %v", err)
+	}
+	r0 := rev(t, s)
+	upd := val(s.UpdateIssuerSet(ctx, ten.ID, "prod-clusters", func(v *directory.IssuerSet) error {
+		v.Issuers = append(v.Issuers, "https://c.example.com")
+		return nil
+	})).must(t)
+	if len(upd.Issuers) != 3 || rev(t, s) <= r0 {
+		t.Errorf("update: %+v (revision %d, was %d)", upd, rev(t, s), r0)
+	}
+	equal(t, "got issuer set", val(s.GetIssuerSet(ctx, ten.ID, "Prod-Clusters")).must(t), upd)
+	if l := val(s.ListIssuerSets(ctx, ten.ID)).must(t); len(l) != 1 {
+		t.Errorf("list = %+v", l)
+	}
+	if snap := val(s.Snapshot(ctx)).must(t); len(snap.IssuerSets) != 1 || len(snap.IssuerSets[0].Issuers) != 3 {
+		t.Errorf("snapshot issuer sets = %+v", snap.IssuerSets)
+	}
+	noErr(t, s.DeleteIssuerSet(ctx, ten.ID, "prod-clusters"))
+	wantErr(t, val(s.GetIssuerSet(ctx, ten.ID, "prod-clusters")).err, store.ErrNotFound)
+}
