@@ -52,6 +52,12 @@ const (
 	ScopeIdentCred  Scope = "identityCredential"
 	ScopeAssignment Scope = "appRoleAssignment"
 	ScopeAudit      Scope = "audit"
+	// ScopeIssuer is a tenant's trusted issuers and issuer sets: what
+	// verifies every credential of the tenant, so directory roles only.
+	ScopeIssuer Scope = "trustedIssuer"
+	// ScopeIssuerKeys is a push of a trusted issuer's keys: a directory
+	// role, or the identity the object names as its pushClientId.
+	ScopeIssuerKeys Scope = "trustedIssuerKeys"
 	// ScopeKeys is the token service's signing keys: the whole
 	// installation's, so only the operator tenant's directory admins.
 	ScopeKeys Scope = "signingKeys"
@@ -92,6 +98,10 @@ type Caller struct {
 	OperatorTenant string
 	// ClientID is the token's client (appid/azp), for the audit log.
 	ClientID string
+	// pushOnly: authenticated but holding no role for the operation; the
+	// handler allows it only what the object itself grants the client (a
+	// trusted issuer's pushClientId).
+	pushOnly bool
 }
 
 // Claims are the claims of an admin token the authorizer uses.

@@ -35,7 +35,7 @@ type Holding struct {
 }
 
 // probeScopes are every scope an operation can have.
-var probeScopes = []Scope{ScopeTenant, ScopeDirectory, ScopeApp, ScopeAppCred, ScopeIdentity, ScopeIdentCred, ScopeAssignment, ScopeAudit, ScopeKeys}
+var probeScopes = []Scope{ScopeTenant, ScopeDirectory, ScopeApp, ScopeAppCred, ScopeIdentity, ScopeIdentCred, ScopeAssignment, ScopeAudit, ScopeKeys, ScopeIssuer, ScopeIssuerKeys}
 
 // probeTenant stands for "a tenant that is neither the caller's nor the
 // target's": Allowed treats every such tenant alike.

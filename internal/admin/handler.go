@@ -149,6 +149,16 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"DELETE", identityPath + "/federatedIdentityCredentials/{credentialName}", ScopeIdentCred, "Delete an identity's federated identity credential", "", "", 204, h.deleteIdentityCred},
 		{"POST", identityPath + "/testFederatedCredentials", ScopeIdentCred, "Dry-run an exchange of an assertion for this identity: every check's verdict, no token issued", "TestRequest", "TestResult", 200, h.testIdentityCreds},
 
+		{"GET", tenantPath + "/trustedIssuers", ScopeIssuer, "List the tenant's trusted issuers: where each issuer's keys come from and what its tokens may be", "", "TrustedIssuerList", 200, h.listTrustedIssuers},
+		{"GET", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Get a trusted issuer, with its keys as the token service reads them", "", "TrustedIssuer", 200, h.getTrustedIssuer},
+		{"PUT", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Create or update a trusted issuer (keySource discovery, jwks or pushed)", "TrustedIssuer", "TrustedIssuer", 200, h.putTrustedIssuer},
+		{"DELETE", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Delete a trusted issuer: its issuer is fetched by discovery again", "", "", 204, h.deleteTrustedIssuer},
+		{"POST", tenantPath + "/trustedIssuers/{issuerName}/keys", ScopeIssuerKeys, "Push a pushed issuer's current key set (wif cluster sync); dropped keys verify for keyOverlapSeconds more", "PushKeysRequest", "PushKeysResult", 200, h.pushKeys},
+		{"GET", tenantPath + "/issuerSets", ScopeIssuer, "List the tenant's issuer sets", "", "IssuerSetList", 200, h.listIssuerSets},
+		{"GET", tenantPath + "/issuerSets/{setName}", ScopeIssuer, "Get an issuer set", "", "IssuerSet", 200, h.getIssuerSet},
+		{"PUT", tenantPath + "/issuerSets/{setName}", ScopeIssuer, "Create or update an issuer set; credentials name it as issuer urn:wif:issuer-set:NAME", "IssuerSet", "IssuerSet", 200, h.putIssuerSet},
+		{"DELETE", tenantPath + "/issuerSets/{setName}", ScopeIssuer, "Delete an issuer set: credentials naming it then match nothing", "", "", 204, h.deleteIssuerSet},
+
 		{"GET", tenantPath + "/appRoleAssignments", ScopeAssignment, "List app role assignments (filter by principalId, resourceAppId)", "", "AssignmentList", 200, h.listAssignments},
 		{"POST", tenantPath + "/appRoleAssignments", ScopeAssignment, "Assign an app role (by ids or by names)", "Assignment", "Assignment", 201, h.postAssignment},
 		{"DELETE", tenantPath + "/appRoleAssignments/{assignmentId}", ScopeAssignment, "Remove an app role assignment", "", "", 204, h.deleteAssignment},
@@ -231,7 +241,7 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if op.Scope == ScopeDirectory && r.Method == http.MethodPost && boolQuery(r, "dryRun") {
 			op.Write = false
 		}
-		caller, err := h.cfg.Authorizer.Authorize(r, op)
+		caller, err := h.authorize(r, op)
 		if err != nil {
 			writeError(w, toAPIError(err, h.cfg.Logger, r))
 			return
@@ -247,6 +257,34 @@ func (h *Handler) wrap(rt route) http.Handler {
 			writeError(w, toAPIError(err, h.cfg.Logger, r))
 		}
 	})
+}
+
+// identifier is an Authorizer that can also authenticate alone.
+type identifier interface {
+	Identify(r *http.Request) (Caller, error)
+}
+
+// authorize decides op. A key push that no role allows is let through for
+// an authenticated caller marked pushOnly: the handler then allows it only
+// if the trusted issuer names the caller as its pushClientId.
+func (h *Handler) authorize(r *http.Request, op Operation) (Caller, error) {
+	if op.Scope != ScopeIssuerKeys {
+		return h.cfg.Authorizer.Authorize(r, op)
+	}
+	c, err := h.cfg.Authorizer.Authorize(r, Operation{Scope: ScopeIssuer, Write: true, TenantID: op.TenantID})
+	if err == nil || !errors.Is(err, ErrForbidden) {
+		return c, err
+	}
+	id, ok := h.cfg.Authorizer.(identifier)
+	if !ok {
+		return Caller{}, err
+	}
+	c, ierr := id.Identify(r)
+	if ierr != nil {
+		return Caller{}, ierr
+	}
+	c.pushOnly = true
+	return c, nil
 }
 
 // browserGuard refuses what a web page in an admin's browser could make the

@@ -30,6 +30,10 @@ func schemaTypes() map[string]reflect.Type {
 		"TestRequest":        reflect.TypeFor[TestRequest](),
 		"TestResult":         reflect.TypeFor[sts.TestResult](),
 		"StaleReport":        reflect.TypeFor[StaleReport](),
+		"TrustedIssuer":      reflect.TypeFor[TrustedIssuerResource](),
+		"IssuerSet":          reflect.TypeFor[IssuerSetResource](),
+		"PushKeysRequest":    reflect.TypeFor[PushKeysRequest](),
+		"PushKeysResult":     reflect.TypeFor[PushKeysResult](),
 		"Error":              reflect.TypeFor[ErrorBody](),
 	}
 }

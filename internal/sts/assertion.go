@@ -55,20 +55,6 @@ func (s *Service) algorithmsOf(iss string) []string {
 	return []string{string(jose.RS256)}
 }
 
-// allowedAlgorithm reports whether alg may sign assertions of issuer iss.
-func (s *Service) allowedAlgorithm(iss, alg string) bool {
-	algs, ok := s.cfg.IssuerAlgorithms[iss]
-	if !ok {
-		return alg == string(jose.RS256)
-	}
-	for _, a := range algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
-}
-
 func parseAssertion(raw string) (*assertion, *Error) {
 	if len(raw) > maxAssertionSize {
 		return nil, errMalformedJWT(fmt.Sprintf("The assertion is %d bytes; the limit is %d.", len(raw), maxAssertionSize))

@@ -3,6 +3,7 @@ package sts
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/wif-project/wif/internal/directory"
 	"net/url"
 	"strings"
 	"time"
@@ -159,6 +160,27 @@ func (d *Diagnosis) encode() string {
 	}
 }
 
+// credIssuerResult says how a credential's issuer, or the members of the
+// issuer set it names, relate to the token's issuer.
+func credIssuerResult(f *credential, presented string) string {
+	if f.members == nil {
+		return compareIssuer(f.Issuer, presented)
+	}
+	if f.members[presented] {
+		return resultMatch
+	}
+	set, _ := directory.IssuerSetName(f.Issuer)
+	if len(f.members) == 0 {
+		return fmt.Sprintf("the credential names issuer set %q, which does not exist (or is empty)", set)
+	}
+	for _, m := range f.issuerList() {
+		if r := compareIssuer(m, presented); r != "differs" {
+			return fmt.Sprintf("issuer set %q member %q %s", set, m, r)
+		}
+	}
+	return fmt.Sprintf("not among the %d issuers of issuer set %q", len(f.members), set)
+}
+
 // compareIssuer says how a credential's issuer relates to the token's.
 func compareIssuer(configured, presented string) string {
 	switch {
@@ -250,7 +272,7 @@ func explainCredentials(c *client, a *assertion) []CredentialCheck {
 	for i := range c.creds {
 		f := &c.creds[i]
 		cc := CredentialCheck{Name: f.Name, Issuer: f.Issuer, Audience: f.Audience(), Subject: f.Subject,
-			IssuerResult: compareIssuer(f.Issuer, cl.Issuer), AudienceResult: compareAudience(f.Audience(), cl.Audience)}
+			IssuerResult: credIssuerResult(f, cl.Issuer), AudienceResult: compareAudience(f.Audience(), cl.Audience)}
 		if f.expr != nil {
 			cc.Expression = f.ClaimsMatchingExpression.Value
 			cc.SubjectResult = "the token's claims do not satisfy the expression"

@@ -18,14 +18,20 @@ type dirIndex struct {
 	revision int64
 	tenants  map[string]*tenantIndex // by lower-case tenant id
 	// issuers is every issuer some credential names: the only ones whose
-	// keys may ever be fetched.
+	// keys may ever be fetched (members of the issuer sets that
+	// credentials name included).
 	issuers map[string]bool
+	// profiles are the fetch settings of trusted issuers that have their
+	// own (a CA bundle, private addresses), by profile name.
+	profiles map[string]profileEntry
 }
 
 type tenantIndex struct {
 	tenant    directory.Tenant
 	clients   map[string]*client   // by lower-case client id
 	resources map[string]*resource // by lower-case identifier URI (and without trailing '/'), and by appId
+	// issuers are the tenant's trusted issuers, by exact issuer URL.
+	issuers map[string]*issuerPolicy
 }
 
 // client is a caller: a managed identity or an application, with its
@@ -42,6 +48,31 @@ type client struct {
 type credential struct {
 	directory.FederatedCredential
 	expr *directory.ClaimsExpression
+	// members, for a credential naming an issuer set, are the set's
+	// issuers (empty when the set does not exist); nil otherwise.
+	members map[string]bool
+}
+
+// trusts reports whether the credential trusts issuer iss.
+func (f *credential) trusts(iss string) bool {
+	if f.members != nil {
+		return f.members[iss]
+	}
+	return f.Issuer == iss
+}
+
+// issuerList is the issuers the credential trusts: its issuer, or its
+// set's members.
+func (f *credential) issuerList() []string {
+	if f.members == nil {
+		return []string{f.Issuer}
+	}
+	out := make([]string, 0, len(f.members))
+	for m := range f.members {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // resource is an application as the target of a token, with the roles it
@@ -52,9 +83,30 @@ type resource struct {
 }
 
 func buildIndex(snap store.Snapshot) (*dirIndex, error) {
-	idx := &dirIndex{revision: snap.Revision, tenants: map[string]*tenantIndex{}, issuers: map[string]bool{}}
+	idx := &dirIndex{revision: snap.Revision, tenants: map[string]*tenantIndex{}, issuers: map[string]bool{}, profiles: map[string]profileEntry{}}
 	for _, t := range snap.Tenants {
-		idx.tenants[strings.ToLower(t.ID)] = &tenantIndex{tenant: t, clients: map[string]*client{}, resources: map[string]*resource{}}
+		idx.tenants[strings.ToLower(t.ID)] = &tenantIndex{tenant: t, clients: map[string]*client{}, resources: map[string]*resource{}, issuers: map[string]*issuerPolicy{}}
+	}
+	for _, t := range snap.TrustedIssuers {
+		ti := idx.tenants[strings.ToLower(t.TenantID)]
+		if ti == nil {
+			continue
+		}
+		pol, prof := compilePolicy(t)
+		ti.issuers[t.Issuer] = pol
+		if prof != nil {
+			idx.profiles[pol.profile] = profileEntry{issuer: t.Issuer, profile: *prof}
+		}
+	}
+	// Issuer sets, by tenant and lower-case name; credentials naming the
+	// same set share one member map.
+	sets := map[string]map[string]bool{}
+	for _, v := range snap.IssuerSets {
+		m := make(map[string]bool, len(v.Issuers))
+		for _, iss := range v.Issuers {
+			m[iss] = true
+		}
+		sets[strings.ToLower(v.TenantID)+"|"+strings.ToLower(v.Name)] = m
 	}
 	for _, m := range snap.ManagedIdentities {
 		ti := idx.tenants[strings.ToLower(m.TenantID)]
@@ -104,8 +156,18 @@ func buildIndex(snap store.Snapshot) (*dirIndex, error) {
 			}
 			cred.expr = expr
 		}
+		if name, ok := directory.IssuerSetName(f.Issuer); ok {
+			cred.members = sets[strings.ToLower(f.TenantID)+"|"+strings.ToLower(name)]
+			if cred.members == nil {
+				cred.members = map[string]bool{} // the set does not exist: matches nothing
+			}
+			for m := range cred.members {
+				idx.issuers[m] = true
+			}
+		} else {
+			idx.issuers[f.Issuer] = true
+		}
 		c.creds = append(c.creds, cred)
-		idx.issuers[f.Issuer] = true
 	}
 	for _, a := range snap.AppRoleAssignments {
 		ti := idx.tenants[strings.ToLower(a.TenantID)]

@@ -4,6 +4,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+	"slices"
 
 	"context"
 	"crypto/sha256"
@@ -158,10 +159,14 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 			return fail("assertion", errMalformedJWT(fmt.Sprintf("The assertion has no %s claim.", missing.name)))
 		}
 	}
-	if !s.allowedAlgorithm(cl.Issuer, a.alg) {
-		d.Reason = fmt.Sprintf("issuer %q may sign with %s; the assertion is signed with %s", clip(cl.Issuer), strings.Join(s.algorithmsOf(cl.Issuer), ", "), a.alg)
+	pol := ti.issuers[cl.Issuer]
+	if algs := s.algorithmsFor(pol, cl.Issuer); !slices.Contains(algs, a.alg) {
+		d.Reason = fmt.Sprintf("issuer %q may sign with %s; the assertion is signed with %s", clip(cl.Issuer), strings.Join(algs, ", "), a.alg)
+		if pol != nil {
+			d.Reason += fmt.Sprintf(" (trusted issuer %q of the tenant)", pol.name)
+		}
 		return fail("assertion", errMalformedJWT(fmt.Sprintf("The assertion's alg is %q; it is not accepted from this issuer.", a.alg)).
-			withHint("the token service accepts RS256 assertions (as Entra ID does) unless its operator allows more for the issuer: wif serve --issuer-algorithms ISSUER=%s", a.alg))
+			withHint("the token service accepts RS256 assertions (as Entra ID does) unless the issuer's trusted-issuer object allows more: wif issuer-trust create --issuer ISSUER --algorithms RS256,%s (a tenant admin), or wif serve --issuer-algorithms ISSUER=%s (the operator)", a.alg, a.alg))
 	}
 	if len(cl.Audience) == 0 {
 		return fail("assertion", errMalformedJWT("The assertion has no aud claim."))
@@ -179,6 +184,15 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 		if e := timeFail(newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; it must not exceed 25 hours.", life.Round(time.Second)).
 			withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)")); e != nil {
 			return e
+		}
+	}
+	if pol != nil && pol.maxLifetime > 0 {
+		if life := cl.Expiry.Sub(*cl.IssuedAt); life > pol.maxLifetime {
+			d.Time.Result = fmt.Sprintf("lifetime %s is over the %s that trusted issuer %q allows", life.Round(time.Second), pol.maxLifetime, pol.name)
+			if e := timeFail(newError(errInvalidRequest, CodeAssertionLifetime, "The client assertion's lifetime (exp - iat) is %s; this issuer's tokens may live at most %s.", life.Round(time.Second), pol.maxLifetime).
+				withHint("request shorter-lived platform tokens (a Kubernetes projected token's expirationSeconds, for example)")); e != nil {
+				return e
+			}
 		}
 	}
 	skew := s.cfg.ClockSkew
@@ -230,7 +244,7 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 	if s.cfg.Tracer != nil {
 		kctx, kspan = s.cfg.Tracer.Start(ctx, "trust.issuer_key", trace.WithAttributes(attribute.String("wif.issuer", clip(keyIssuer)), attribute.String("wif.kid", clip(a.kid))))
 	}
-	key, err := s.cfg.Keys.Key(kctx, keyIssuer, a.kid)
+	key, err := s.issuerKey(kctx, ti.issuers[keyIssuer], keyIssuer, a.kid)
 	if kspan != nil {
 		if err != nil {
 			kspan.SetStatus(codes.Error, "key unavailable")
@@ -287,14 +301,15 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 // or letter case; "" when there is none (its keys are never fetched).
 func hintIssuer(c *client, iss string) string {
 	for i := range c.creds {
-		if c.creds[i].Issuer == iss {
+		if c.creds[i].trusts(iss) {
 			return iss
 		}
 	}
 	for i := range c.creds {
-		f := c.creds[i].Issuer
-		if strings.TrimRight(f, "/") == strings.TrimRight(iss, "/") || strings.EqualFold(f, iss) {
-			return f
+		for _, f := range c.creds[i].issuerList() {
+			if strings.TrimRight(f, "/") == strings.TrimRight(iss, "/") || strings.EqualFold(f, iss) {
+				return f
+			}
 		}
 	}
 	return ""

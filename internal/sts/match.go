@@ -3,6 +3,8 @@ package sts
 import (
 	"fmt"
 	"strings"
+
+	"github.com/wif-project/wif/internal/directory"
 )
 
 // matchCredential finds the federated credential of c that trusts the
@@ -16,7 +18,7 @@ func matchCredential(c *client, a *assertion) (cred *credential, e *Error, reaso
 	cl := &a.claims
 	var byIssuer []*credential
 	for i := range c.creds {
-		if c.creds[i].Issuer == cl.Issuer {
+		if c.creds[i].trusts(cl.Issuer) {
 			byIssuer = append(byIssuer, &c.creds[i])
 		}
 	}
@@ -68,17 +70,27 @@ func issuerHint(c *client, iss string) string {
 	norm := func(s string) string { return strings.TrimRight(s, "/") }
 	var best *credential
 	bestDist := -1
+	bestIssuer := ""
 	for i := range c.creds {
 		f := &c.creds[i]
-		switch {
-		case norm(f.Issuer) == norm(iss):
-			return fmt.Sprintf("issuer differs only by a trailing '/': credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, clip(iss))
-		case strings.EqualFold(f.Issuer, iss):
-			return fmt.Sprintf("issuer differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, f.Issuer, clip(iss))
+		for _, fi := range f.issuerList() {
+			switch {
+			case norm(fi) == norm(iss):
+				return fmt.Sprintf("issuer differs only by a trailing '/': credential '%s' expects '%s', the token has '%s'", f.Name, fi, clip(iss))
+			case strings.EqualFold(fi, iss):
+				return fmt.Sprintf("issuer differs only in letter case: credential '%s' expects '%s', the token has '%s'", f.Name, fi, clip(iss))
+			}
+			if d := levenshtein(fi, iss); bestDist < 0 || d < bestDist {
+				best, bestDist, bestIssuer = f, d, fi
+			}
 		}
-		if d := levenshtein(f.Issuer, iss); bestDist < 0 || d < bestDist {
-			best, bestDist = f, d
-		}
+	}
+	if best == nil {
+		return fmt.Sprintf("no credential of %s '%s' trusts issuer '%s'; its credentials name issuer sets that have no members", kindName(c), c.name, clip(iss))
+	}
+	if best.members != nil {
+		set, _ := directory.IssuerSetName(best.Issuer)
+		return fmt.Sprintf("no credential of %s '%s' trusts issuer '%s'; the nearest, '%s', trusts issuer set '%s', whose nearest member is '%s'", kindName(c), c.name, clip(iss), best.Name, set, bestIssuer)
 	}
 	return fmt.Sprintf("no credential of %s '%s' trusts issuer '%s'; the nearest, '%s', trusts '%s'", kindName(c), c.name, clip(iss), best.Name, best.Issuer)
 }

@@ -32,7 +32,7 @@ func (brokenSigner) IsOwnKey(string) bool           { return false }
 // tested on its own and through the HTTPS tests).
 type staticKey struct{ pub *rsa.PublicKey }
 
-func (k staticKey) Key(context.Context, string, string) (crypto.PublicKey, error) { return k.pub, nil }
+func (k staticKey) Key(context.Context, KeyRequest) (crypto.PublicKey, error) { return k.pub, nil }
 
 // TestServiceFailureIs503: a failure of the service itself (here, signing)
 // is 503 temporarily_unavailable with Retry-After — never a permanent 4xx

@@ -42,7 +42,7 @@ type Signer interface {
 // (internal/trust implements it through an adapter). Its errors wrap
 // ErrKeysUnavailable, ErrIssuerMetadataInvalid or ErrUnknownKID.
 type KeySource interface {
-	Key(ctx context.Context, issuer, kid string) (crypto.PublicKey, error)
+	Key(ctx context.Context, req KeyRequest) (crypto.PublicKey, error)
 }
 
 // Errors a KeySource reports.

@@ -153,7 +153,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// Only issuers that some federated credential names are fetched:
 		// a token's iss alone never causes network I/O.
 		Allow: func(src trust.Source) bool {
-			return svc != nil && src.Issuer != "" && src == trust.IssuerSource(src.Issuer) && svc.TrustsIssuer(src.Issuer)
+			return svc != nil && src.Issuer != "" && src.DiscoveryURL == trust.IssuerSource(src.Issuer).DiscoveryURL && svc.AllowsFetch(src.Issuer, src.Profile)
+		},
+		// A tenant's trusted issuer may add CA certificates, or (set by
+		// the operator) allow private addresses, for its issuer only.
+		Profile: func(name string) (trust.Profile, error) {
+			if svc == nil {
+				return trust.Profile{}, errors.New("the token service is starting")
+			}
+			return svc.FetchProfile(name)
 		},
 		// How each issuer answers is kept for wif audit stale.
 		Hooks: trust.Hooks{OnFetch: func(src trust.Source, err error) {
@@ -260,9 +268,13 @@ func (s *Server) Run(ctx context.Context) error {
 // classifying its failures into the token service's error kinds.
 type trustKeys struct{ c *trust.Cache }
 
-func (k trustKeys) Key(ctx context.Context, issuer, kid string) (crypto.PublicKey, error) {
-	jwk, err := k.c.Key(ctx, trust.IssuerSource(issuer), kid)
+func (k trustKeys) Key(ctx context.Context, req sts.KeyRequest) (crypto.PublicKey, error) {
+	src := trust.IssuerSource(req.Issuer)
+	src.Profile = req.Profile
+	jwk, err := k.c.Key(ctx, src, req.KID)
 	switch {
+	case err == nil && req.RequireUse && jwk.Use != "sig":
+		return nil, fmt.Errorf("%w: the issuer's key %q has no \"use\": \"sig\", which the tenant's trusted issuer requires", sts.ErrUnknownKID, jwk.KeyID)
 	case err == nil:
 		return jwk.Key, nil
 	case errors.Is(err, trust.ErrUnknownKID):

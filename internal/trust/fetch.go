@@ -92,7 +92,7 @@ func (c *Cache) fetch(src Source) (*keySet, *FetchError) {
 		if len(parsed.skipped) > 0 {
 			why = strings.Join(parsed.skipped, "; ")
 		}
-		return nil, &FetchError{Source: src, URL: doc.JWKSURI, Err: fmt.Errorf("the key set has no usable RSA or EC signing key: %s", why)}
+		return nil, &FetchError{Source: src, URL: doc.JWKSURI, Err: fmt.Errorf("the key set has no usable RSA, EC or Ed25519 signing key: %s", why)}
 	}
 	maxAge, ok := parseMaxAge(hdr)
 	return c.newKeySet(parsed.keys, Metadata{Issuer: doc.Issuer, JWKSURI: doc.JWKSURI}, c.ttl(maxAge, ok)), nil
@@ -126,7 +126,11 @@ func (c *Cache) get(ctx context.Context, src Source, url string) ([]byte, http.H
 	// it answers 406 to a request that accepts only application/json.
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	req.Header.Set("User-Agent", "wif-trust/1 (OIDC key cache)")
-	resp, err := c.client.Do(req)
+	client, err := c.clientFor(src)
+	if err != nil {
+		return fail(0, err)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fail(0, c.transportError(ctx, err))
 	}

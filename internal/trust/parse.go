@@ -3,6 +3,7 @@ package trust
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
@@ -116,8 +117,8 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 			out.skip("key %d (kid %s): use %q, not \"sig\"", i, quoteShort(hdr.Kid), hdr.Use)
 			continue
 		}
-		if hdr.Kty != "RSA" && hdr.Kty != "EC" {
-			out.skip("key %d (kid %s): kty %q, only RSA and EC are used", i, quoteShort(hdr.Kid), hdr.Kty)
+		if hdr.Kty != "RSA" && hdr.Kty != "EC" && hdr.Kty != "OKP" {
+			out.skip("key %d (kid %s): kty %q, only RSA, EC and OKP (Ed25519) are used", i, quoteShort(hdr.Kid), hdr.Kty)
 			continue
 		}
 		var k jose.JSONWebKey
@@ -131,12 +132,12 @@ func parseJWKS(data []byte, maxKeys int) (parsedKeys, error) {
 				out.skip("key %d (kid %s): RSA key of %d bits, at least %d required", i, quoteShort(k.KeyID), pub.N.BitLen(), minRSABits)
 				continue
 			}
-		case *ecdsa.PublicKey:
+		case *ecdsa.PublicKey, ed25519.PublicKey:
 		default:
 			// encoding/json matches member names case-insensitively and
 			// go-jose does not, so the two readers can disagree on "kty";
 			// what go-jose parsed is what counts.
-			out.skip("key %d (kid %s): not an RSA or EC public key (%T)", i, quoteShort(k.KeyID), k.Key)
+			out.skip("key %d (kid %s): not an RSA, EC or Ed25519 public key (%T)", i, quoteShort(k.KeyID), k.Key)
 			continue
 		}
 		if !k.Valid() {

@@ -83,7 +83,7 @@ func TestParseJWKS(t *testing.T) {
 			t.Errorf("key %q is not a valid public key", k.KeyID)
 		}
 	}
-	if want := []string{"good", "nouse", "", "ec"}; !slices.Equal(kids, want) {
+	if want := []string{"good", "nouse", "", "ec", "ed"}; !slices.Equal(kids, want) {
 		t.Errorf("kept kids %q, want %q", kids, want)
 	}
 	if _, ok := got.keys[3].Key.(*ecdsa.PublicKey); !ok {
@@ -91,13 +91,12 @@ func TestParseJWKS(t *testing.T) {
 	}
 	wantSkipped := []string{
 		`key 4 (kid "enc"): use "enc", not "sig"`,
-		`key 5 (kid "ed"): kty "OKP", only RSA and EC are used`,
 		`key 6 (kid "weak"): RSA key of 1024 bits, at least 2048 required`,
 		`key 7 (kid "bad"): `,
 		`key 8 (kid "badec"): `,
 		`key 9: duplicate kid "good", the first one is kept`,
 		`key 10: not a JSON object`,
-		`key 11 (kid "nokty"): kty "", only RSA and EC are used`,
+		`key 11 (kid "nokty"): kty "", only RSA, EC and OKP (Ed25519) are used`,
 	}
 	if len(got.skipped) != len(wantSkipped) {
 		t.Fatalf("skipped:\n%s\nwant %d lines", strings.Join(got.skipped, "\n"), len(wantSkipped))
@@ -170,7 +169,7 @@ func mustJSON(t testing.TB, v any) string {
 // reach logs and error messages.
 func TestParseJWKSBoundsReasons(t *testing.T) {
 	long := strings.Repeat("x", 1000)
-	entries := []string{`{"kty":"OKP","kid":"` + long + `"}`}
+	entries := []string{`{"kty":"oct","kid":"` + long + `"}`}
 	for range 500 {
 		entries = append(entries, `{"kty":"RSA","use":"enc"}`)
 	}
@@ -181,7 +180,7 @@ func TestParseJWKSBoundsReasons(t *testing.T) {
 	if len(got.skipped) != maxSkipReasons+1 || got.skipped[maxSkipReasons] != "and 481 more keys skipped" {
 		t.Fatalf("%d reasons, last %q", len(got.skipped), got.skipped[len(got.skipped)-1])
 	}
-	if want := `key 0 (kid "` + strings.Repeat("x", 64) + `"...): kty "OKP"`; !strings.HasPrefix(got.skipped[0], want) {
+	if want := `key 0 (kid "` + strings.Repeat("x", 64) + `"...): kty "oct"`; !strings.HasPrefix(got.skipped[0], want) {
 		t.Fatalf("skipped[0] = %.200q, want prefix %q", got.skipped[0], want)
 	}
 }

@@ -97,6 +97,10 @@ type Source struct {
 	// carry (Entra's v2 document serving v1 tokens); the caller must then
 	// check the token's iss itself.
 	Issuer string
+	// Profile, when not empty, names how the source is fetched (see
+	// Options.Profile): two sources differing only by profile are two
+	// cache entries.
+	Profile string
 }
 
 // IssuerSource is the Source of an OIDC issuer as the token service uses it
@@ -163,6 +167,9 @@ type Options struct {
 	// federated credential names. Nil allows every Source: only for
 	// Sources that come from configuration, never from a token.
 	Allow func(Source) bool
+	// Profile returns the fetch profile a Source names (see Source.Profile);
+	// an error refuses the fetch. Nil: Sources with a profile are refused.
+	Profile func(name string) (Profile, error)
 	// Hooks observe the cache (tests count with them).
 	Hooks Hooks
 }
@@ -259,6 +266,9 @@ type Cache struct {
 	wg      sync.WaitGroup
 	closeMu sync.Mutex // orders wg.Add after Close's wg.Wait
 	closed  bool
+
+	profMu   sync.Mutex
+	profiles map[string]*http.Client // by profile name, built on first use
 }
 
 // entry is one Source's cache state.
