@@ -53,6 +53,9 @@ func FuzzAdminJSON(f *testing.F) {
 	f.Add(uint8(4), []byte("tenants:\n- id: 72f988bf-86f1-41af-91ab-2d7cd011db47\n  displayName: x\n"))
 	f.Add(uint8(5), []byte(`{"displayName":"renamed"}`))
 	f.Add(uint8(6), []byte(`{"issuer":"https://i.example","subject":"s","name":"cred1"}`))
+	f.Add(uint8(10), []byte(`{"issuer":"https://i.example","keySource":"jwks","jwks":{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"AQAB","y":"AQAB"}]},"algorithms":["ES256"]}`))
+	f.Add(uint8(11), []byte(`{"jwks":{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}`))
+	f.Add(uint8(12), []byte(`{"issuers":["https://a.example","https://b.example"]}`))
 	h := fuzzHandler(f)
 	idPath := "/admin/tenants/" + fuzzTenant + "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/mi1"
 	targets := []struct{ method, path string }{
@@ -64,6 +67,9 @@ func FuzzAdminJSON(f *testing.F) {
 		{"POST", "/admin/directory?dryRun=true&replay=24h"},
 		{"PUT", "/admin/tenants/" + fuzzTenant},
 		{"PATCH", idPath},
+		{"PUT", "/admin/tenants/" + fuzzTenant + "/trustedIssuers/cluster"},
+		{"POST", "/admin/tenants/" + fuzzTenant + "/trustedIssuers/cluster/keys"},
+		{"PUT", "/admin/tenants/" + fuzzTenant + "/issuerSets/prod"},
 	}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		tg := targets[int(which)%len(targets)]
