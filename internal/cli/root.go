@@ -76,6 +76,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newTenantCommand(streams), newADCommand(streams),
 		newBackupCommand(streams), newRestoreCommand(streams),
 		newClusterCommand(streams),
+		newIssuerTrustCommand(streams), newIssuerSetCommand(streams),
 	}
 }
 
