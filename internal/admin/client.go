@@ -472,7 +472,9 @@ func (c *Client) DeleteAssignment(ctx context.Context, tid, id string) error {
 }
 
 // TrustedIssuerPath is the path of a tenant's trusted issuer.
-func TrustedIssuerPath(tid, name string) string { return TenantPath(tid) + "/trustedIssuers/" + esc(name) }
+func TrustedIssuerPath(tid, name string) string {
+	return TenantPath(tid) + "/trustedIssuers/" + esc(name)
+}
 
 // IssuerSetPath is the path of a tenant's issuer set.
 func IssuerSetPath(tid, name string) string { return TenantPath(tid) + "/issuerSets/" + esc(name) }
