@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"encoding/json"
@@ -145,28 +144,11 @@ func issuerSetResource(s directory.IssuerSet) IssuerSetResource {
 // checkKeySet parses an uploaded or pushed key set as the token service
 // will: it must hold at least one usable signing key with a kid.
 func checkKeySet(field string, raw []byte, requireUse bool) (string, error) {
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		return "", &directory.ValidationError{Field: field, Rule: "must be a JSON Web Key Set object {\"keys\": [...]}"}
-	}
-	set, err := trust.ParseKeySet(compact.Bytes(), trust.KeySetOptions{RequireUse: requireUse})
+	b, err := trust.UsableKeySet(raw, requireUse)
 	if err != nil {
 		return "", &directory.ValidationError{Field: field, Rule: err.Error()}
 	}
-	n := 0
-	for _, k := range set.Keys {
-		if k.KeyID != "" {
-			n++
-		}
-	}
-	if n == 0 {
-		why := "no key at all"
-		if len(set.Skipped) > 0 {
-			why = strings.Join(set.Skipped, "; ")
-		}
-		return "", &directory.ValidationError{Field: field, Rule: "holds no usable public signing key with a kid (RSA of 2048 bits or more, EC, Ed25519): " + why}
-	}
-	return compact.String(), nil
+	return string(b), nil
 }
 
 func (h *Handler) listTrustedIssuers(w http.ResponseWriter, r *http.Request) error {

@@ -47,6 +47,9 @@ type Tenant struct {
 	Applications       []Application     `json:"applications,omitempty"`
 	ManagedIdentities  []ManagedIdentity `json:"managedIdentities,omitempty"`
 	AppRoleAssignments []Assignment      `json:"appRoleAssignments,omitempty"`
+	// TrustedIssuers and IssuerSets are the tenant's trust settings.
+	TrustedIssuers []TrustedIssuer `json:"trustedIssuers,omitempty"`
+	IssuerSets     []IssuerSet     `json:"issuerSets,omitempty"`
 }
 
 // Application is an app registration (with its service principal).
@@ -261,6 +264,7 @@ func (d *Document) Validate() error {
 			}
 			seenAsg[g] = gi
 		}
+		errs = append(errs, validateTrust(tp, tid, t)...)
 	}
 	return capped(errs)
 }

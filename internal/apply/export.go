@@ -90,6 +90,7 @@ func FromSnapshot(snap store.Snapshot) *Document {
 				Tags: copyTags(m.Tags), FederatedCredentials: credsOf[strings.ToLower(m.ClientID)]})
 		}
 		dt.AppRoleAssignments = exportAssignments(t.ID, apps, mis, snap.AppRoleAssignments)
+		dt.TrustedIssuers, dt.IssuerSets = exportTrust(t.ID, snap)
 		doc.Tenants = append(doc.Tenants, dt)
 	}
 	return doc

@@ -320,6 +320,8 @@ func (pl *planner) tenant(ti int, t Tenant) {
 		}
 	}
 
+	pl.trust(tid, t, old != nil)
+
 	// Existing objects of this tenant.
 	var oldApps []directory.Application
 	var oldMIs []directory.ManagedIdentity

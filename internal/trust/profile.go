@@ -1,11 +1,14 @@
 package trust
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -131,4 +134,31 @@ func ParseKeySet(data []byte, opts KeySetOptions) (ParsedKeySet, error) {
 		out.Keys = append(out.Keys, k)
 	}
 	return out, nil
+}
+
+// UsableKeySet checks an uploaded or pushed key set as the token service
+// will read it: a JSON Web Key Set with at least one usable public signing
+// key that has a kid. It returns the set compacted (as it is stored) or
+// an error saying what is wrong with it.
+func UsableKeySet(raw []byte, requireUse bool) ([]byte, error) {
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, errors.New(`must be a JSON Web Key Set object {"keys": [...]}`)
+	}
+	set, err := ParseKeySet(compact.Bytes(), KeySetOptions{RequireUse: requireUse})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range set.Keys {
+		if k.KeyID != "" {
+			return compact.Bytes(), nil
+		}
+	}
+	why := "no key at all"
+	if len(set.Skipped) > 0 {
+		why = strings.Join(set.Skipped, "; ")
+	} else if len(set.Keys) > 0 {
+		why = "its keys have no kid"
+	}
+	return nil, errors.New("holds no usable public signing key with a kid (RSA of 2048 bits or more, EC, Ed25519): " + why)
 }
