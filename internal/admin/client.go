@@ -543,3 +543,11 @@ func createOnlyHeader(on bool) http.Header {
 	}
 	return http.Header{"If-None-Match": {"*"}}
 }
+
+// GetPushedIssuer reads a pushed issuer as its sync agent may (no admin
+// role needed for the identity the object names as pushClientId).
+func (c *Client) GetPushedIssuer(ctx context.Context, tid, name string) (TrustedIssuerResource, error) {
+	var out TrustedIssuerResource
+	_, err := c.Do(ctx, http.MethodGet, TrustedIssuerPath(tid, name)+"/keys", nil, nil, &out)
+	return out, err
+}

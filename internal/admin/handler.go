@@ -153,6 +153,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"GET", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Get a trusted issuer, with its keys as the token service reads them", "", "TrustedIssuer", 200, h.getTrustedIssuer},
 		{"PUT", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Create or update a trusted issuer (keySource discovery, jwks or pushed)", "TrustedIssuer", "TrustedIssuer", 200, h.putTrustedIssuer},
 		{"DELETE", tenantPath + "/trustedIssuers/{issuerName}", ScopeIssuer, "Delete a trusted issuer: its issuer is fetched by discovery again", "", "", 204, h.deleteTrustedIssuer},
+		{"GET", tenantPath + "/trustedIssuers/{issuerName}/keys", ScopeIssuerKeys, "Get a pushed issuer as its sync agent sees it (the agent needs no admin role for this)", "", "TrustedIssuer", 200, h.getPushedIssuer},
 		{"POST", tenantPath + "/trustedIssuers/{issuerName}/keys", ScopeIssuerKeys, "Push a pushed issuer's current key set (wif cluster sync); dropped keys verify for keyOverlapSeconds more", "PushKeysRequest", "PushKeysResult", 200, h.pushKeys},
 		{"GET", tenantPath + "/issuerSets", ScopeIssuer, "List the tenant's issuer sets", "", "IssuerSetList", 200, h.listIssuerSets},
 		{"GET", tenantPath + "/issuerSets/{setName}", ScopeIssuer, "Get an issuer set", "", "IssuerSet", 200, h.getIssuerSet},
@@ -271,7 +272,7 @@ func (h *Handler) authorize(r *http.Request, op Operation) (Caller, error) {
 	if op.Scope != ScopeIssuerKeys {
 		return h.cfg.Authorizer.Authorize(r, op)
 	}
-	c, err := h.cfg.Authorizer.Authorize(r, Operation{Scope: ScopeIssuer, Write: true, TenantID: op.TenantID})
+	c, err := h.cfg.Authorizer.Authorize(r, Operation{Scope: ScopeIssuer, Write: op.Write, TenantID: op.TenantID})
 	if err == nil || !errors.Is(err, ErrForbidden) {
 		return c, err
 	}

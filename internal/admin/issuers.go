@@ -300,14 +300,9 @@ func (h *Handler) pushKeys(w http.ResponseWriter, r *http.Request) error {
 		return &directory.ValidationError{Field: "jwks", Rule: "is required: the issuer's JSON Web Key Set, as its API server serves it at /openid/v1/jwks"}
 	}
 	ctx := r.Context()
-	cur, err := h.cfg.Store.GetTrustedIssuer(ctx, tid, name)
+	cur, err := h.pushedIssuer(r, tid, name)
 	if err != nil {
-		return notFound(err, "trusted issuer %q", name)
-	}
-	if c := callerFrom(r); c.pushOnly {
-		if cur.PushClientID == "" || !strings.EqualFold(c.ClientID, cur.PushClientID) || !strings.EqualFold(c.TenantID, tid) {
-			return fmt.Errorf("%w: the token's client %s is not the pushClientId of trusted issuer %q in tenant %s, and it holds no %s there", ErrForbidden, c.ClientID, name, tid, RoleReadWriteAll)
-		}
+		return err
 	}
 	if cur.KeySource != directory.KeySourcePushed {
 		return errorf(http.StatusConflict, CodeConflict, "trusted issuer %q takes its keys by %s, not by push: set keySource to %q to let an agent keep them current", name, cur.KeySource, directory.KeySourcePushed)
@@ -348,6 +343,34 @@ func (h *Handler) pushKeys(w http.ResponseWriter, r *http.Request) error {
 }
 
 var errUnchanged = errors.New("unchanged")
+
+// pushedIssuer reads a trusted issuer for its push client (or an admin):
+// a caller let through only as pushOnly must be the object's pushClientId
+// in the object's tenant.
+func (h *Handler) pushedIssuer(r *http.Request, tid, name string) (directory.TrustedIssuer, error) {
+	cur, err := h.cfg.Store.GetTrustedIssuer(r.Context(), tid, name)
+	c := callerFrom(r)
+	if c.pushOnly && (err != nil || cur.PushClientID == "" || !strings.EqualFold(c.ClientID, cur.PushClientID) || !strings.EqualFold(c.TenantID, tid)) {
+		// The same answer whether or not the object exists.
+		return directory.TrustedIssuer{}, fmt.Errorf("%w: the token's client %s is not the pushClientId of a trusted issuer %q in tenant %s, and it holds no %s there", ErrForbidden, c.ClientID, name, tid, RoleReadWriteAll)
+	}
+	if err != nil {
+		return directory.TrustedIssuer{}, notFound(err, "trusted issuer %q", name)
+	}
+	return cur, nil
+}
+
+func (h *Handler) getPushedIssuer(w http.ResponseWriter, r *http.Request) error {
+	tid, err := h.tenantID(r)
+	if err != nil {
+		return err
+	}
+	t, err := h.pushedIssuer(r, tid, r.PathValue("issuerName"))
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, ETag(t.Version), trustedIssuerResource(t))
+}
 
 // retire computes a pushed issuer's retired keys after a push of jwks:
 // keys of the stored set that the push drops are kept until now + the

@@ -89,6 +89,15 @@ func TestTrustedIssuerPermissions(t *testing.T) {
 	if r := e.do(t, agent, "GET", issuersURL(e.TenantB, "cluster"), nil, nil); r.status != 403 {
 		t.Fatalf("agent GET: %d %s", r.status, r.body)
 	}
+	if r := e.do(t, agent, "GET", issuersURL(e.TenantB, "cluster")+"/keys", nil, nil); r.status != 200 || !strings.Contains(string(r.body), cluster.URL) {
+		t.Fatalf("agent GET of its pushed issuer: %d %s", r.status, r.body)
+	}
+	// Another object, existing or not, answers the same 403.
+	for _, n := range []string{"uploaded-later", "nope"} {
+		if r := e.do(t, agent, "GET", issuersURL(e.TenantB, n)+"/keys", nil, nil); r.status != 403 {
+			t.Fatalf("agent GET of %s: %d %s", n, r.status, r.body)
+		}
+	}
 	// A key set with private material, or no usable key, is refused with
 	// the reason.
 	bad := map[string]any{"jwks": json.RawMessage(`{"keys":[{"kty":"RSA","kid":"x","n":"AQAB","e":"AQAB","d":"AQAB"}]}`)}

@@ -22,7 +22,8 @@ const (
 
 // TrustedIssuer is a tenant's settings for one issuer (see
 // directory.TrustedIssuer). A pushed issuer's keys belong to its agent:
-// the document leaves them out and apply keeps them.
+// a document's jwks seeds them when the issuer is created, apply keeps them
+// afterwards, and export leaves them out.
 type TrustedIssuer struct {
 	Name      string `json:"name"`
 	Issuer    string `json:"issuer"`
@@ -216,8 +217,10 @@ func (pl *planner) trust(tid string, t Tenant, exists bool) {
 				}})
 			continue
 		}
-		if w.KeySource == directory.KeySourcePushed && w.JWKS == "" {
-			w.JWKS = old.JWKS // the agent's keys stay
+		if w.KeySource == directory.KeySourcePushed {
+			// The agent's keys stay: a document's jwks seeds a pushed
+			// issuer when it is created, never after.
+			w.JWKS = old.JWKS
 		}
 		d := diffObjects(viewOf(old), viewOf(w))
 		if len(d) == 0 {

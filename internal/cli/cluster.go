@@ -26,7 +26,7 @@ func newClusterCommand(streams Streams) *cobra.Command {
 		Use:   "cluster",
 		Short: "Helpers for self-managed Kubernetes clusters",
 	}
-	cmd.AddCommand(newClusterOIDCCommand(streams))
+	cmd.AddCommand(newClusterOIDCCommand(streams), newClusterSyncCommand(streams))
 	return cmd
 }
 

@@ -136,22 +136,38 @@ func ParseKeySet(data []byte, opts KeySetOptions) (ParsedKeySet, error) {
 	return out, nil
 }
 
+// CanonicalJSON re-encodes a JSON document compactly with object members
+// in sorted order, so two encodings of the same key set compare equal.
+func CanonicalJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errors.New("more than one JSON value")
+	}
+	return json.Marshal(v)
+}
+
 // UsableKeySet checks an uploaded or pushed key set as the token service
 // will read it: a JSON Web Key Set with at least one usable public signing
-// key that has a kid. It returns the set compacted (as it is stored) or
+// key that has a kid. It returns the set in canonical form (CanonicalJSON,
+// as it is stored) or
 // an error saying what is wrong with it.
 func UsableKeySet(raw []byte, requireUse bool) ([]byte, error) {
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
+	canon, err := CanonicalJSON(raw)
+	if err != nil {
 		return nil, errors.New(`must be a JSON Web Key Set object {"keys": [...]}`)
 	}
-	set, err := ParseKeySet(compact.Bytes(), KeySetOptions{RequireUse: requireUse})
+	set, err := ParseKeySet(canon, KeySetOptions{RequireUse: requireUse})
 	if err != nil {
 		return nil, err
 	}
 	for _, k := range set.Keys {
 		if k.KeyID != "" {
-			return compact.Bytes(), nil
+			return canon, nil
 		}
 	}
 	why := "no key at all"

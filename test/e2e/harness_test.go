@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -36,6 +37,12 @@ type process struct {
 
 func start(t *testing.T, dir, name string, bin string, args ...string) *process {
 	t.Helper()
+	return startWithEnv(t, dir, name, nil, bin, args...)
+}
+
+// startWithEnv is start with more environment variables (NAME=value).
+func startWithEnv(t *testing.T, dir, name string, env []string, bin string, args ...string) *process {
+	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -43,6 +50,9 @@ func start(t *testing.T, dir, name string, bin string, args ...string) *process 
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s: %v", name, err)
@@ -153,6 +163,13 @@ type cluster struct {
 	Client     *kubernetes.Clientset
 	procs      []*process
 
+	// What restartAPIServer needs.
+	dir       string
+	apiArgs   []string
+	apiserver *process
+	adminTok  string
+	restarts  int
+
 	warnMu   sync.Mutex
 	warnings []string
 }
@@ -229,8 +246,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	port := freePort(t)
 	url := fmt.Sprintf("https://127.0.0.1:%d", port)
-	apiserver := start(t, dir, "kube-apiserver", apiserverBin,
-		"--etcd-servers", etcdURL,
+	apiArgs := []string{"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(port),
 		"--advertise-address", advertise,
 		"--tls-cert-file", filepath.Join(dir, "serving.pem"), "--tls-private-key-file", filepath.Join(dir, "serving-key.pem"),
@@ -239,35 +255,23 @@ func startCluster(t *testing.T) *cluster {
 		"--service-account-issuer", url,
 		// The discovery document would name the advertise address in
 		// jwks_uri; the server listens on loopback only.
-		"--service-account-jwks-uri", url+"/openid/v1/jwks",
-		"--service-account-key-file", filepath.Join(dir, "sa.key"),
-		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"),
+		"--service-account-jwks-uri", url + "/openid/v1/jwks",
 		"--service-cluster-ip-range", "10.0.0.0/24",
 		"--allow-privileged=true",
 		"--enable-priority-and-fairness=false",
 		"--profiling=false",
 		"--cert-dir", filepath.Join(dir, "apiserver-certs"),
-		"--v", "1")
-	c := &cluster{URL: url, CA: ca, CAFile: filepath.Join(dir, "ca.pem"), SAKeyFile: filepath.Join(dir, "sa.key"), procs: []*process{etcd, apiserver}}
+		"--v", "1"}
+	saKeyFile := filepath.Join(dir, "sa.key")
+	apiserver := start(t, dir, "kube-apiserver", apiserverBin, append(slices.Clone(apiArgs), saKeyArgs(saKeyFile, saKeyFile)...)...)
+	c := &cluster{URL: url, CA: ca, CAFile: filepath.Join(dir, "ca.pem"), SAKeyFile: saKeyFile, procs: []*process{etcd, apiserver},
+		dir: dir, apiArgs: apiArgs, apiserver: apiserver, adminTok: token}
 	c.Config = &rest.Config{Host: url, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{CAData: ca.CertPEM},
 		QPS: 100, Burst: 200, WarningHandler: c}
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
 		t.Fatal(err)
 	}
-	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}, Timeout: 5 * time.Second}
-	waitFor(t, "kube-apiserver", 90*time.Second, c.procs, func() error {
-		req, _ := http.NewRequest("GET", url+"/readyz", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("/readyz: %s", resp.Status)
-		}
-		return nil
-	})
+	c.waitReady(t)
 	c.Kubeconfig = filepath.Join(dir, "kubeconfig")
 	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -312,3 +316,51 @@ func readyFile(t *testing.T, path string, p *process, timeout time.Duration) str
 }
 
 var _ = context.Background
+
+// saKeyArgs are the API server's service-account key flags: the key that
+// signs tokens and the keys that verify them (and are published).
+func saKeyArgs(signing string, verifying ...string) []string {
+	args := []string{"--service-account-signing-key-file", signing}
+	for _, k := range verifying {
+		args = append(args, "--service-account-key-file", k)
+	}
+	return args
+}
+
+// waitReady waits for the API server's /readyz.
+func (c *cluster) waitReady(t *testing.T) {
+	t.Helper()
+	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.CA.Pool()}}, Timeout: 5 * time.Second}
+	waitFor(t, "kube-apiserver", 90*time.Second, c.procs, func() error {
+		req, _ := http.NewRequest("GET", c.URL+"/readyz", nil)
+		req.Header.Set("Authorization", "Bearer "+c.adminTok)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+}
+
+// restartAPIServer stops the API server and starts it again on the same
+// address with other service-account keys, as an operator rotating the
+// signing key does.
+func (c *cluster) restartAPIServer(t *testing.T, signing string, verifying ...string) {
+	t.Helper()
+	old := c.apiserver
+	_ = old.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-old.done:
+	case <-time.After(30 * time.Second):
+		_ = old.cmd.Process.Kill()
+		<-old.done
+	}
+	c.restarts++
+	c.apiserver = start(t, c.dir, fmt.Sprintf("kube-apiserver-%d", c.restarts), apiserverBin, append(slices.Clone(c.apiArgs), saKeyArgs(signing, verifying...)...)...)
+	c.procs = []*process{c.procs[0], c.apiserver}
+	c.waitReady(t)
+}
