@@ -121,6 +121,37 @@ func TestHelmChartOnAPIServer(t *testing.T) {
 		t.Fatalf("serve on PostgreSQL: %v %+v", err, serve.Spec.Template.Spec.Volumes)
 	}
 
+	// wif cluster sync: its own service account, bound to the issuer
+	// discovery role only, its own projected token, and args the binary
+	// accepts.
+	if out, err := run("upgrade", "wif", chart, "--set", values+",clusterSync.enabled=true,clusterSync.trustedIssuer=prod,clusterSync.clientID=not-a-guid"); err == nil ||
+		!strings.Contains(out, "/clusterSync/clientID") {
+		t.Fatalf("a bad clusterSync.clientID: %v\n%s", err, out)
+	}
+	const agentID = "6a0c7c1e-4a0e-4f3c-9d1a-2f3e4d5c6b7a"
+	// (Still on PostgreSQL: a SQLite volume claim would outlive uninstall
+	// here, with no kube-controller-manager to remove its finalizer.)
+	mustHelm("upgrade", "wif", chart, "--set", values+",serve.store=postgres://db.example/wif,serve.replicas=3,clusterSync.enabled=true,clusterSync.trustedIssuer=prod,clusterSync.clientID="+agentID)
+	objs3 := manifestObjects(t, mustHelm("get", "manifest", "wif"))
+	syncDep, err := k.AppsV1().Deployments(ns).Get(ctx, "wif-cluster-sync", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := syncDep.Spec.Template.Spec
+	args := pod.Containers[0].Args
+	if !slices.Contains(args, "--trusted-issuer=prod") || !slices.Contains(args, "--server=https://wif.example.com") || pod.ServiceAccountName != "wif-cluster-sync" ||
+		pod.Containers[0].Env[0].Value != agentID || pod.Volumes[0].Projected.Sources[0].ServiceAccountToken.Audience != "api://AzureADTokenExchange" {
+		t.Fatalf("cluster sync deployment: args %v, sa %s, env %v", args, pod.ServiceAccountName, pod.Containers[0].Env)
+	}
+	crb, err := k.RbacV1().ClusterRoleBindings().Get(ctx, "wif-cluster-sync", metav1.GetOptions{})
+	if err != nil || crb.RoleRef.Name != "system:service-account-issuer-discovery" || crb.Subjects[0].Name != "wif-cluster-sync" {
+		t.Fatalf("cluster sync binding: %v %+v", err, crb)
+	}
+	if out, err := exec.Command(wifBin, append(args, "--help")...).CombinedOutput(); err != nil {
+		t.Fatalf("wif refuses the chart's cluster sync args %v: %v\n%s", args, err, out)
+	}
+	objs2 = append(objs2, objs3...)
+
 	mustHelm("uninstall", "wif", "--wait", "--timeout", "60s")
 	for _, o := range append(objs, objs2...) {
 		got, err := getObject(ctx, k, o)
