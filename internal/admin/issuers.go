@@ -225,7 +225,9 @@ func (h *Handler) putTrustedIssuer(w http.ResponseWriter, r *http.Request) error
 	if err := putPreconditions(r, fmt.Sprintf("trusted issuer %q", name), exists); err != nil {
 		return err
 	}
-	if in.AllowPrivateAddresses && !(exists && old.AllowPrivateAddresses) {
+	// Keeping the operator's allowance is fine; turning it on, or pointing
+	// an allowed object at another issuer, is the operator's call.
+	if in.AllowPrivateAddresses && !(exists && old.AllowPrivateAddresses && old.Issuer == in.Issuer) {
 		if err := mayAllowPrivate(r); err != nil {
 			return err
 		}
@@ -412,6 +414,10 @@ func retire(t *directory.TrustedIssuer, jwks string, now time.Time) []directory.
 		}
 	}
 	slices.SortFunc(out, func(a, b directory.RetiredKey) int { return a.Until.Compare(b.Until) })
+	// Bounded: an agent pushing ever new keys keeps only the newest.
+	if n := len(out) - directory.MaxRetiredKeys; n > 0 {
+		out = out[n:]
+	}
 	return out
 }
 

@@ -117,6 +117,16 @@ func TestTrustedIssuerPermissions(t *testing.T) {
 	if r := e.do(t, operator, "PUT", issuersURL(e.TenantB, "internal"), nil, disc); r.status != 201 {
 		t.Fatalf("operator allowPrivateAddresses: %d %s", r.status, r.body)
 	}
+	// The tenant admin may change what else it holds, but not point the
+	// allowance at another address.
+	disc["description"] = "cluster-1"
+	if r := e.do(t, tenantAdmin, "PUT", issuersURL(e.TenantB, "internal"), nil, disc); r.status != 200 {
+		t.Fatalf("tenant admin keeping the allowance: %d %s", r.status, r.body)
+	}
+	disc["issuer"] = "https://169.254.169.254/latest"
+	if r := e.do(t, tenantAdmin, "PUT", issuersURL(e.TenantB, "internal"), nil, disc); r.status != 403 {
+		t.Fatalf("tenant admin moving the allowance to another issuer: %d %s", r.status, r.body)
+	}
 
 	// A push to a jwks issuer is refused: its keys are the admin's.
 	if r := e.do(t, tenantAdmin, "PUT", issuersURL(e.TenantB, "uploaded"), nil, map[string]any{"issuer": "https://uploaded.example", "jwks": keySet(t, cluster.Key())}); r.status != 201 {

@@ -32,6 +32,7 @@ const (
 	MaxJWKSBytes          = 64 << 10
 	MaxCABundleBytes      = 64 << 10
 	MaxIssuerSetMembers   = 100
+	MaxRetiredKeys        = 20
 	MaxTokenLifetimeLimit = 25 * time.Hour
 	// DefaultKeyOverlap is how long keys removed by a push keep verifying.
 	DefaultKeyOverlap = time.Hour
@@ -188,6 +189,9 @@ func (t TrustedIssuer) Validate() error {
 	}
 	if t.KeyOverlapSeconds < 0 || time.Duration(t.KeyOverlapSeconds)*time.Second > MaxKeyOverlap {
 		c.fail("keyOverlapSeconds", fmt.Sprint(t.KeyOverlapSeconds), "must be between 0 (the default, %s) and %d (7 days)", DefaultKeyOverlap, int64(MaxKeyOverlap/time.Second))
+	}
+	if len(t.RetiredKeys) > MaxRetiredKeys {
+		c.fail("retiredKeys", "", "holds %d keys; the limit is %d", len(t.RetiredKeys), MaxRetiredKeys)
 	}
 	for i, k := range t.RetiredKeys {
 		if !json.Valid(k.Key) || len(k.Key) == 0 || k.Key[0] != '{' {

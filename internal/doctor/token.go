@@ -128,8 +128,8 @@ func checkTokenFile(r *Report, cfg Config, w *workload) *token {
 	switch t.alg {
 	case "RS256":
 	case "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA":
-		r.add(s, "algorithm", Warn, fmt.Sprintf("alg %q: the token service accepts it only where its operator allows it for this issuer (RS256 otherwise, as Entra ID)", t.alg),
-			"if the exchange fails with AADSTS50027, ask the operator for wif serve --issuer-algorithms "+clip(t.iss)+"="+t.alg)
+		r.add(s, "algorithm", Warn, fmt.Sprintf("alg %q: the token service accepts it only where the tenant's trusted issuer (or its operator) allows it for this issuer (RS256 otherwise, as Entra ID)", t.alg),
+			"if the exchange fails with AADSTS50027, ask a tenant admin for wif issuer-trust create --issuer "+clip(t.iss)+" --algorithms "+t.alg+" (or the operator for wif serve --issuer-algorithms "+clip(t.iss)+"="+t.alg+")")
 	default:
 		r.add(s, "algorithm", Fail, fmt.Sprintf("alg %q: not a signature algorithm the token service accepts", t.alg), "have the issuer sign with RS256 (Kubernetes does by default)")
 	}

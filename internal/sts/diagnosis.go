@@ -82,6 +82,9 @@ type KeyCheck struct {
 	// Issuer is the issuer whose keys were used (or would have been).
 	Issuer string `json:"issuer,omitempty"`
 	KeyID  string `json:"kid,omitempty"`
+	// TrustedIssuer names the tenant's trusted issuer for Issuer and where
+	// its keys come from ("name (jwks)"), when there is one.
+	TrustedIssuer string `json:"trustedIssuer,omitempty"`
 	// Result: "signature verified", "signature does not verify", "kid not
 	// among the issuer's keys", "keys unavailable", or "not checked: why".
 	Result string `json:"result"`

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
 )
 
@@ -244,7 +245,11 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 	if s.cfg.Tracer != nil {
 		kctx, kspan = s.cfg.Tracer.Start(ctx, "trust.issuer_key", trace.WithAttributes(attribute.String("wif.issuer", clip(keyIssuer)), attribute.String("wif.kid", clip(a.kid))))
 	}
-	key, err := s.issuerKey(kctx, ti.issuers[keyIssuer], keyIssuer, a.kid)
+	keyPol := ti.issuers[keyIssuer]
+	if keyPol != nil {
+		d.Key.TrustedIssuer = keyPol.name + " (" + string(keyPol.source) + ")"
+	}
+	key, err := s.issuerKey(kctx, keyPol, keyIssuer, a.kid)
 	if kspan != nil {
 		if err != nil {
 			kspan.SetStatus(codes.Error, "key unavailable")
@@ -259,6 +264,9 @@ func (s *Service) evaluate(ctx context.Context, ti *tenantIndex, clientID, raw s
 			d.Key.Result = "kid not among the issuer's keys"
 			ke = newError(errInvalidClient, CodeUnknownKID, "The key used to sign the client assertion (kid '%s') was not found among the signing keys published by issuer '%s'.", clip(a.kid), clip(cl.Issuer)).withCause(err).
 				withHint("the issuer's JWKS does not list this kid: was its signing key rotated, or is the token from another cluster?")
+		case errors.Is(err, ErrIssuerMetadataInvalid) && keyPol != nil && keyPol.source != directory.KeySourceDiscovery:
+			d.Key.Result = "keys unavailable: the trusted issuer's " + string(keyPol.source) + " key set has no usable key"
+			ke = errExternalOIDC(CodeExternalOIDCInvalid).withCause(err).withHint("%s", nextStep)
 		case errors.Is(err, ErrIssuerMetadataInvalid):
 			d.Key.Result = "keys unavailable: the issuer's metadata is invalid"
 			ke = errExternalOIDC(CodeExternalOIDCInvalid).withCause(err).withHint("%s", nextStep)

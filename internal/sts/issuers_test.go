@@ -75,6 +75,11 @@ func TestUploadedJWKSForUnreachableIssuer(t *testing.T) {
 	if n := env.Issuer.DiscoveryRequests.Load(); n != before {
 		t.Errorf("the issuer's discovery document was fetched %d times with an uploaded JWKS", n-before)
 	}
+	// An admin's dry run names the trusted issuer whose keys verified it.
+	res, err := env.Server.STS.TestAssertion(context.Background(), env.TenantID, mi.ClientID, token)
+	if err != nil || res.Result != "pass" || res.Diagnosis.Key == nil || res.Diagnosis.Key.TrustedIssuer != "air-gapped (jwks)" || res.Diagnosis.Key.Result != "signature verified" {
+		t.Errorf("dry run: %v %+v %+v", err, res, res.Diagnosis.Key)
+	}
 
 	// A token signed by a key that is not in the uploaded set is refused
 	// as an unknown kid, as a fetched set would be.
