@@ -247,3 +247,25 @@ func (c *testClock) set(t time.Time) {
 	c.t = t
 	c.mu.Unlock()
 }
+
+// claimsMatchingExpression works for a Kubernetes issuer too (Entra allows
+// it for three SaaS issuers only): one credential for every service
+// account of a namespace.
+func TestKubernetesClaimsExpression(t *testing.T) {
+	env := wiftest.Start(t)
+	ctx := context.Background()
+	mi := env.CreateManagedIdentity(t, "team-a")
+	env.CreateResourceApp(t, "api://ledger", 2)
+	if _, err := env.Store.CreateFederatedCredential(ctx, directory.FederatedCredential{TenantID: env.TenantID, ParentKind: directory.ParentManagedIdentity,
+		ParentClientID: mi.ClientID, ID: directory.NewID(), Name: "namespace", Issuer: env.Issuer.URL, Audiences: []string{directory.DefaultAudience},
+		ClaimsMatchingExpression: &directory.ClaimsMatchingExpression{Value: "claims['sub'] matches 'system:serviceaccount:team-a:*'", LanguageVersion: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	env.Changed(t)
+	for _, sa := range []string{"api", "worker"} {
+		if r := exchange(t, env, mi.ClientID, env.Issuer.Mint(t, "system:serviceaccount:team-a:"+sa, directory.DefaultAudience, time.Hour)); r.Status != 200 {
+			t.Fatalf("team-a:%s: %d %s", sa, r.Status, r.Raw)
+		}
+	}
+	wantCode(t, exchange(t, env, mi.ClientID, env.Issuer.Mint(t, "system:serviceaccount:team-b:api", directory.DefaultAudience, time.Hour)), 401, 700213, "AADSTS700213")
+}
