@@ -12,6 +12,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authzv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -151,6 +152,50 @@ func TestHelmChartOnAPIServer(t *testing.T) {
 		t.Fatalf("wif refuses the chart's cluster sync args %v: %v\n%s", args, err, out)
 	}
 	objs2 = append(objs2, objs3...)
+
+	// wif controller: its RBAC and args the binary accepts.
+	mustHelm("upgrade", "wif", chart, "--set", values+",serve.store=postgres://db.example/wif,serve.replicas=3,controller.enabled=true,controller.clientID="+agentID+",controller.watchNamespaces={team-a,team-b}")
+	objs4 := manifestObjects(t, mustHelm("get", "manifest", "wif"))
+	ctrlDep, err := k.AppsV1().Deployments(ns).Get(ctx, "wif-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cargs := ctrlDep.Spec.Template.Spec.Containers[0].Args
+	if !slices.Contains(cargs, "--watch-namespaces=team-a,team-b") || !slices.Contains(cargs, "--leader-election-namespace="+ns) {
+		t.Fatalf("controller args: %v", cargs)
+	}
+	if out, err := exec.Command(wifBin, append(cargs, "--help")...).CombinedOutput(); err != nil {
+		t.Fatalf("wif refuses the chart's controller args %v: %v\n%s", cargs, err, out)
+	}
+	if cr, err := k.RbacV1().ClusterRoles().Get(ctx, "wif-controller", metav1.GetOptions{}); err != nil || len(cr.Rules) != 5 || cr.Rules[0].APIGroups[0] != "managedidentity.azure.com" {
+		t.Fatalf("controller ClusterRole: %v %+v", err, cr)
+	}
+	// What the controller does, allowed by the chart's RBAC as the API
+	// server decides it (SubjectAccessReview), and no more than that.
+	user := "system:serviceaccount:" + ns + ":wif-controller"
+	for _, c := range []struct {
+		group, resource, sub, verb, ns string
+		want                           bool
+	}{
+		{"managedidentity.azure.com", "userassignedidentities", "", "watch", "", true},
+		{"managedidentity.azure.com", "federatedidentitycredentials", "", "update", "team-a", true},
+		{"managedidentity.azure.com", "userassignedidentities", "status", "update", "team-a", true},
+		{"", "configmaps", "", "create", "team-a", true},
+		{"", "secrets", "", "update", "team-a", true},
+		{"", "events", "", "create", "team-a", true},
+		{"coordination.k8s.io", "leases", "", "update", ns, true},
+		{"coordination.k8s.io", "leases", "", "update", "team-a", false},
+		{"", "secrets", "", "list", "team-a", false},
+		{"managedidentity.azure.com", "userassignedidentities", "", "delete", "team-a", false},
+	} {
+		sar, err := k.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:serviceaccounts"},
+			ResourceAttributes: &authzv1.ResourceAttributes{Group: c.group, Resource: c.resource, Subresource: c.sub, Verb: c.verb, Namespace: c.ns}}}, metav1.CreateOptions{})
+		if err != nil || sar.Status.Allowed != c.want {
+			t.Errorf("controller may %s %s/%s in %q: %v (want %v): %v", c.verb, c.resource, c.sub, c.ns, sar.Status.Allowed, c.want, err)
+		}
+	}
+	objs2 = append(objs2, objs4...)
 
 	mustHelm("uninstall", "wif", "--wait", "--timeout", "60s")
 	for _, o := range append(objs, objs2...) {
