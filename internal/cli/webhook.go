@@ -16,6 +16,7 @@ import (
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/tlsutil"
 	"github.com/wif-project/wif/internal/webhook"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -72,7 +73,12 @@ the MutatingWebhookConfiguration --webhook-config-name kept in step.`,
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
+			dyn, err := dynamic.NewForConfig(restConfig)
+			if err != nil {
+				return fmt.Errorf("kubernetes client: %w", err)
+			}
 			opts := webhook.ServeOptions{
+				Identities: webhook.DynamicIdentities{Client: dyn},
 				Config: webhook.Config{
 					TenantID: f.tenantID, AuthorityHost: f.authorityHost, Audience: f.audience,
 					LegacyTokenPath: f.tokenPathLegacy, ProxyImage: f.proxyImage, ProxyInitImage: f.proxyInitImage,

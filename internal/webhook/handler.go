@@ -31,6 +31,7 @@ const Path = "/mutate-v1-pod"
 type Handler struct {
 	config  *Config
 	sas     ServiceAccountGetter
+	ids     IdentityResolver
 	logger  *slog.Logger
 	now     func() time.Time
 	total   *prometheus.CounterVec
@@ -45,6 +46,9 @@ type HandlerOptions struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for latency; nil is time.Now.
 	Now func() time.Time
+	// Identities resolves wif.io/identity references; nil refuses pods
+	// whose service account uses one.
+	Identities IdentityResolver
 }
 
 // NewHandler checks cfg and returns a Handler.
@@ -56,7 +60,7 @@ func NewHandler(cfg Config, sas ServiceAccountGetter, opts HandlerOptions) (*Han
 		return nil, errors.New("webhook: a service account getter is required")
 	}
 	h := &Handler{
-		config: &cfg, sas: sas, logger: opts.Logger, now: opts.Now,
+		config: &cfg, sas: sas, ids: opts.Identities, logger: opts.Logger, now: opts.Now,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "wif_webhook_mutations_total",
 			Help: "Pod admission reviews by namespace and result (mutated, unchanged, denied, error).",
@@ -186,6 +190,22 @@ func (h *Handler) review(ctx context.Context, req *admissionv1.AdmissionRequest)
 		}
 		h.logger.Error("service account lookup failed", attrs("err", err)...)
 		return errored(http.StatusInternalServerError, err), "error"
+	}
+	if ref := sa.Annotations[IdentityRefAnnotation]; ref != "" && sa.Annotations[ClientIDAnnotation] == "" {
+		if h.ids == nil {
+			return errored(http.StatusBadRequest, fmt.Errorf("service account %s/%s names identity %q (%s), but this webhook does not resolve identity references (run it with access to managedidentity.azure.com objects)", req.Namespace, saName, ref, IdentityRefAnnotation)), "denied"
+		}
+		id, err := h.ids.IdentityClientID(ctx, req.Namespace, ref)
+		if errors.Is(err, ErrIdentityNotReady) {
+			h.logger.Info("pod denied: identity reference not ready", attrs("identity", ref, "err", err)...)
+			return errored(http.StatusBadRequest, fmt.Errorf("service account %s/%s names identity %q (%s): %v; the pod is admitted once the identity is Ready", req.Namespace, saName, ref, IdentityRefAnnotation, err)), "denied"
+		}
+		if err != nil {
+			h.logger.Error("identity reference lookup failed", attrs("identity", ref, "err", err)...)
+			return errored(http.StatusInternalServerError, err), "error"
+		}
+		sa = sa.DeepCopy()
+		sa.Annotations[ClientIDAnnotation] = id
 	}
 	mutated := pod.DeepCopy()
 	warnings, err := h.config.Mutate(mutated, req.Namespace, sa)

@@ -31,6 +31,8 @@ type ServeOptions struct {
 	NativeSidecarMode string
 	// Client talks to the API server.
 	Client kubernetes.Interface
+	// Identities resolves wif.io/identity references (nil: refused).
+	Identities IdentityResolver
 	// Listener serves HTTPS (Path, /healthz, /readyz, /metrics).
 	Listener net.Listener
 	// CertFile and KeyFile, when set, are served and reloaded on change;
@@ -119,7 +121,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	probes.AddReadiness("serviceaccount-cache", sas.Ready)
 	go start(ctx)
 
-	h, err := NewHandler(o.Config, sas, HandlerOptions{Logger: logger, Registerer: reg})
+	h, err := NewHandler(o.Config, sas, HandlerOptions{Logger: logger, Registerer: reg, Identities: o.Identities})
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,17 +18,20 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
 
 	"github.com/wif-project/wif/internal/admin"
+	"github.com/wif-project/wif/internal/webhook"
 )
 
 var (
@@ -244,6 +250,54 @@ spec:
 	}
 	if st, body := exchange(mint("team-a", "payments")); st != 200 {
 		t.Fatalf("exchange of the service account's token: %d %s", st, body)
+	}
+
+	// 1b. A service account names the identity instead of its client id:
+	// the webhook (its handler, with the real API server) injects the
+	// reconciled status.clientId; an identity not Ready denies the pod.
+	for name, ref := range map[string]string{"payments-ref": "payments", "ghost-ref": "ghost"} {
+		mustCreate(t, func() error {
+			_, err := k.CoreV1().ServiceAccounts("team-a").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name,
+				Annotations: map[string]string{webhook.IdentityRefAnnotation: ref}}}, metav1.CreateOptions{})
+			return err
+		})
+	}
+	sas, startSAs := webhook.NewServiceAccountInformer(k, 0)
+	go startSAs(ctx)
+	wh, err := webhook.NewHandler(webhook.Config{TenantID: e2eTenant, AuthorityHost: authority + "/"}, sas, webhook.HandlerOptions{Identities: webhook.DynamicIdentities{Client: dyn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admit := func(sa string) (bool, string) {
+		t.Helper()
+		pod := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "team-a", Labels: map[string]string{webhook.UseLabel: "true"}},
+			Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
+		raw, _ := json.Marshal(pod)
+		body, _ := json.Marshal(admissionv1.AdmissionReview{TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{UID: "u1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace: "team-a",
+				Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", webhook.Path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		wh.ServeHTTP(rec, req)
+		var out admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || out.Response == nil {
+			t.Fatalf("admission response: %v %s", err, rec.Body)
+		}
+		msg := string(out.Response.Patch)
+		if out.Response.Result != nil {
+			msg += out.Response.Result.Message
+		}
+		return out.Response.Allowed, msg
+	}
+	waitFor(t, "the webhook resolving wif.io/identity", 30*time.Second, nil, func() error {
+		if ok, patch := admit("payments-ref"); !ok || !strings.Contains(patch, clientID) {
+			return fmt.Errorf("allowed %v: %s", ok, patch)
+		}
+		return nil
+	})
+	if ok, msg := admit("ghost-ref"); ok || !strings.Contains(msg, `names identity "ghost" (wif.io/identity)`) || !strings.Contains(msg, "does not exist") {
+		t.Fatalf("a reference to a missing identity: allowed %v: %s", ok, msg)
 	}
 
 	// 2. Edit the subject: the old service account is refused, the new one accepted.

@@ -195,6 +195,12 @@ func TestHelmChartOnAPIServer(t *testing.T) {
 			t.Errorf("controller may %s %s/%s in %q: %v (want %v): %v", c.verb, c.resource, c.sub, c.ns, sar.Status.Allowed, c.want, err)
 		}
 	}
+	// The webhook resolves wif.io/identity references: it reads identities.
+	if sar, err := k.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authzv1.SubjectAccessReview{Spec: authzv1.SubjectAccessReviewSpec{
+		User: "system:serviceaccount:" + ns + ":wif-webhook", ResourceAttributes: &authzv1.ResourceAttributes{Group: "managedidentity.azure.com",
+			Resource: "userassignedidentities", Verb: "get", Namespace: "team-a"}}}, metav1.CreateOptions{}); err != nil || !sar.Status.Allowed {
+		t.Errorf("the webhook may not read identities: %v %+v", err, sar.Status)
+	}
 	objs2 = append(objs2, objs4...)
 
 	mustHelm("uninstall", "wif", "--wait", "--timeout", "60s")
