@@ -210,6 +210,8 @@ spec:
       clientId: {name: payments-identity, key: clientId}
       principalId: {name: payments-identity, key: principalId}
       tenantId: {name: payments-identity, key: tenantId}
+    secrets:
+      clientId: {name: payments-identity-secret, key: AZURE_CLIENT_ID}
 `)
 	uai := ready(uaiGVR, "team-a", "payments", "True")
 	clientID, _, _ := unstructured.NestedString(uai.Object, "status", "clientId")
@@ -221,6 +223,10 @@ spec:
 	cm, err := k.CoreV1().ConfigMaps("team-a").Get(ctx, "payments-identity", metav1.GetOptions{})
 	if err != nil || cm.Data["clientId"] != clientID || cm.Data["principalId"] != principalID || cm.Data["tenantId"] != e2eTenant {
 		t.Fatalf("ConfigMap: %v %v", err, cm)
+	}
+	if sec, err := k.CoreV1().Secrets("team-a").Get(ctx, "payments-identity-secret", metav1.GetOptions{}); err != nil || string(sec.Data["AZURE_CLIENT_ID"]) != clientID ||
+		len(sec.OwnerReferences) != 1 || sec.OwnerReferences[0].Name != "payments" {
+		t.Fatalf("Secret: %v %+v", err, sec)
 	}
 	apply(ficGVR, "team-a", fmt.Sprintf(`apiVersion: managedidentity.azure.com/v1api20230131
 kind: FederatedIdentityCredential
@@ -301,15 +307,21 @@ spec:
 	}
 
 	// 2. Edit the subject: the old service account is refused, the new one accepted.
-	apply(ficGVR, "team-a", fmt.Sprintf(`apiVersion: managedidentity.azure.com/v1api20230131
+	// (issuer and subject from a ConfigMap this time, as ASO allows)
+	mustCreate(t, func() error {
+		_, err := k.CoreV1().ConfigMaps("team-a").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "oidc"},
+			Data: map[string]string{"issuer": c.URL, "subject": "system:serviceaccount:team-a:payments-v2"}}, metav1.CreateOptions{})
+		return err
+	})
+	apply(ficGVR, "team-a", `apiVersion: managedidentity.azure.com/v1api20230131
 kind: FederatedIdentityCredential
 metadata: {name: payments-k8s}
 spec:
   owner: {name: payments}
   audiences: [api://AzureADTokenExchange]
-  issuer: %s
-  subject: system:serviceaccount:team-a:payments-v2
-`, c.URL))
+  issuerFromConfig: {name: oidc, key: issuer}
+  subjectFromConfig: {name: oidc, key: subject}
+`)
 	waitFor(t, "the new subject in force", 60*time.Second, []*process{ctrl}, func() error {
 		if st, body := exchange(mint("team-a", "payments-v2")); st != 200 {
 			return fmt.Errorf("%d %s", st, body)
@@ -331,6 +343,14 @@ spec:
   subject: system:serviceaccount:team-a:payments
 `)
 	ready(ficGVR, "team-a", "payments-bad", "False", "issuer: must be an https URL")
+	waitFor(t, "a Warning event on the refused credential", 30*time.Second, []*process{ctrl}, func() error {
+		evs, err := k.CoreV1().Events("team-a").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=payments-bad"})
+		if err != nil || len(evs.Items) == 0 || evs.Items[0].Reason != "DirectoryRefused" || evs.Items[0].Type != "Warning" ||
+			!strings.Contains(evs.Items[0].Message, "must be an https URL") {
+			return fmt.Errorf("events: %v %+v", err, evs)
+		}
+		return nil
+	})
 	if err := dyn.Resource(ficGVR).Namespace("team-a").Delete(ctx, "payments-bad", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +368,28 @@ spec:
 	if st, body := exchange(mint("team-a", "payments-v2")); st != 401 {
 		t.Fatalf("exchange after the credential was deleted: %d %s", st, body)
 	}
+
+	// 4b. wif's extension: a claims expression, for every service account
+	// of the namespace.
+	apply(ficGVR, "team-a", fmt.Sprintf(`apiVersion: managedidentity.azure.com/v1api20230131
+kind: FederatedIdentityCredential
+metadata:
+  name: payments-namespace
+  annotations: {"wif.io/claims-matching-expression": "claims['sub'] matches 'system:serviceaccount:team-a:*'"}
+spec:
+  owner: {name: payments}
+  audiences: [api://AzureADTokenExchange]
+  issuer: %s
+`, c.URL))
+	ready(ficGVR, "team-a", "payments-namespace", "True")
+	waitFor(t, "the expression in force", 60*time.Second, []*process{ctrl}, func() error {
+		for _, sa := range []string{"payments", "payments-v2"} {
+			if st, body := exchange(mint("team-a", sa)); st != 200 {
+				return fmt.Errorf("%s: %d %s", sa, st, body)
+			}
+		}
+		return nil
+	})
 
 	// 5. reconcile-policy: detach-on-delete leaves the identity; skip reads
 	// it (and creates nothing).
