@@ -332,7 +332,10 @@ func (c *Client) ListAudit(ctx context.Context, tid string, q AuditQuery) ([]Aud
 // Export returns the whole directory as a YAML document.
 func (c *Client) Export(ctx context.Context) ([]byte, error) {
 	var out []byte
-	_, err := c.Do(ctx, http.MethodGet, "/admin/directory", http.Header{"Accept": {"application/yaml"}}, nil, &out)
+	// A whole directory can be far larger than any other answer.
+	cc := *c
+	cc.MaxResponseBytes = max(c.MaxResponseBytes, 4<<30)
+	_, err := cc.Do(ctx, http.MethodGet, "/admin/directory", http.Header{"Accept": {"application/yaml"}}, nil, &out)
 	return out, err
 }
 

@@ -51,9 +51,11 @@ type Config struct {
 	OnChange func()
 	// Logger receives failures (default: discard).
 	Logger *slog.Logger
-	// MaxBodyBytes bounds JSON request bodies (default 1 MiB); directory
-	// documents may be up to apply.MaxDocumentBytes.
+	// MaxBodyBytes bounds JSON request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxApplyBytes bounds a directory document sent to POST
+	// /admin/directory (default apply.DefaultMaxApplyBytes).
+	MaxApplyBytes int64
 	// Registerer receives the API's metrics (nil: not registered).
 	Registerer prometheus.Registerer
 	// Keys operates the token service's signing keys (nil: the key
@@ -108,6 +110,9 @@ func NewHandler(cfg Config) (*Handler, error) {
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxApplyBytes <= 0 {
+		cfg.MaxApplyBytes = apply.DefaultMaxApplyBytes
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux(), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wif_admin_requests_total",
@@ -1484,8 +1489,12 @@ func wantsYAML(r *http.Request) bool {
 }
 
 func (h *Handler) applyDirectory(w http.ResponseWriter, r *http.Request) error {
-	body := http.MaxBytesReader(w, r.Body, apply.MaxDocumentBytes)
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxApplyBytes)
 	data, err := io.ReadAll(body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errorf(http.StatusRequestEntityTooLarge, CodeTooLarge, "the directory document is larger than the %d bytes this server takes (wif serve --max-apply-bytes); split the directory by tenant and apply the parts one at a time", mbe.Limit)
+	}
 	if err != nil {
 		return err
 	}

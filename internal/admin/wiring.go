@@ -38,6 +38,9 @@ type ServiceConfig struct {
 	Keys KeyOperator
 	// Tester runs credential dry-runs (the token service's *sts.Service).
 	Tester CredentialTester
+	// MaxApplyBytes bounds directory documents (default
+	// apply.DefaultMaxApplyBytes).
+	MaxApplyBytes int64
 }
 
 // NewForTokenService builds the admin API as the token service serves it:
@@ -62,6 +65,8 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 		Registerer: c.Registerer,
 		Keys:       c.Keys,
 		Tester:     c.Tester,
+
+		MaxApplyBytes: c.MaxApplyBytes,
 	})
 }
 

@@ -27,8 +27,10 @@ import (
 	"github.com/wif-project/wif/internal/directory"
 )
 
-// MaxDocumentBytes bounds the size of a directory document.
-const MaxDocumentBytes = 8 << 20
+// DefaultMaxApplyBytes is the admin API's default bound on a directory
+// document sent to it (wif serve --max-apply-bytes); documents read from
+// files have no bound.
+const DefaultMaxApplyBytes = 64 << 20
 
 // DefaultSubscriptionID is the subscription of a managed identity whose
 // document entry names none (wif has no subscriptions of its own; the id
@@ -127,7 +129,7 @@ type Assignment struct {
 // fields are paths into the document, such as
 // tenants[0].managedIdentities[1].federatedCredentials[0].issuer).
 func Parse(r io.Reader) (*Document, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxDocumentBytes+1))
+	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read directory document: %w", err)
 	}
@@ -138,9 +140,6 @@ func Parse(r io.Reader) (*Document, error) {
 // not exist is reported as name:line:column with its path and the nearest
 // valid field.
 func ParseNamed(name string, data []byte) (*Document, error) {
-	if len(data) > MaxDocumentBytes {
-		return nil, fmt.Errorf("directory document is larger than %d bytes", MaxDocumentBytes)
-	}
 	var doc Document
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("directory document is empty: expected a mapping with a 'tenants' list")

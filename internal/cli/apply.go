@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -12,21 +15,29 @@ import (
 
 	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/apply"
+	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
 	"github.com/wif-project/wif/internal/sts"
+	"github.com/wif-project/wif/internal/tlsutil"
 )
 
 func newApplyCommand(streams Streams) *cobra.Command {
-	var file string
+	var files []string
 	var dryRun, prune, failOnBreak bool
 	var replay string
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE|-",
+		Use:   "apply -f FILE|DIR|- [-f ...]",
 		Short: "Make the directory match a directory document (idempotent; deletes only with --prune)",
 		Long: `Apply a directory document (see 'wif export'): create what is missing, update
 what differs, and with --prune delete what the document does not mention.
 Objects are matched by natural key, so a document without ids applies
 idempotently. --dry-run prints the changes without making them.
+
+-f may be repeated, and may name a directory: every *.yaml, *.yml and *.json
+file under it (recursively, in path order) is read, and together they are one
+document — a tenant may appear in many files, an object in only one (wif
+export --split-by resource-group --out DIR writes such a directory). With
+--prune, what none of the files mentions is deleted.
 
 --dry-run --replay 24h also replays the exchanges audited in the last 24
 hours (or 7d, ...) against the directory the document would make, and lists
@@ -39,24 +50,18 @@ change. --fail-on-break exits 1 when some exchange would break (for CI).`,
 	af := addAdminFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
-		var r io.Reader = streams.In
-		name := "standard input"
-		if file != "-" {
-			name = file
-			f, err := os.Open(file)
-			if err != nil {
-				return fmt.Errorf("open directory document: %w", err)
-			}
-			defer f.Close()
-			r = f
-		}
-		data, err := io.ReadAll(io.LimitReader(r, apply.MaxDocumentBytes+1))
+		// Parse every file here first: a typo is reported with its file's
+		// name, line and the field's path before anything is sent.
+		docs, err := readDocuments(streams, files)
 		if err != nil {
-			return fmt.Errorf("read directory document: %w", err)
+			return err
 		}
-		// Parse here first: a typo is reported with the file's name, line
-		// and the field's path before anything is sent.
-		if _, err := apply.ParseNamed(name, data); err != nil {
+		doc, err := apply.Merge(docs)
+		if err != nil {
+			return err
+		}
+		data, err := doc.Marshal()
+		if err != nil {
 			return err
 		}
 		c, err := af.client(ctx)
@@ -92,7 +97,7 @@ change. --fail-on-break exits 1 when some exchange would break (for CI).`,
 		}
 		return nil
 	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "the directory document (YAML or JSON); - reads standard input")
+	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "a directory document (YAML or JSON), a directory of them (read recursively), or - for standard input; repeatable")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the changes without making them")
 	cmd.Flags().StringVar(&replay, "replay", "", "with --dry-run: replay the exchanges audited in this window (24h, 7d) against the new directory and list those whose outcome would change")
 	cmd.Flags().BoolVar(&failOnBreak, "fail-on-break", false, "with --replay: exit 1 when some audited exchange that succeeds now would be refused")
@@ -104,14 +109,20 @@ change. --fail-on-break exits 1 when some exchange would break (for CI).`,
 func newExportCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
-		Short: "Print the whole directory as a document for 'wif apply -f'",
+		Short: "Print the whole directory as a document for 'wif apply -f' (or write it split by tenant or resource group)",
 		Args:  cobra.NoArgs,
 	}
 	af := addAdminFlags(cmd)
 	af.output = "yaml"
 	cmd.PersistentFlags().Lookup("output").DefValue = "yaml"
+	var splitBy, outDir string
+	cmd.Flags().StringVar(&splitBy, "split-by", "", "write one file per tenant or per resource group (tenant, resource-group) under --out, for wif apply -f DIR")
+	cmd.Flags().StringVar(&outDir, "out", "", "with --split-by: the directory to write the files to (created; files of the same names are replaced)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
+		if (splitBy == "") != (outDir == "") {
+			return errors.New("--split-by and --out go together: wif export --split-by resource-group --out DIR")
+		}
 		c, err := af.client(ctx)
 		if err != nil {
 			return err
@@ -119,6 +130,36 @@ func newExportCommand(streams Streams) *cobra.Command {
 		y, err := c.Export(ctx)
 		if err != nil {
 			return err
+		}
+		if splitBy != "" {
+			doc, err := apply.Parse(bytesReader(y))
+			if err != nil {
+				return fmt.Errorf("the server's export does not parse: %w", err)
+			}
+			parts, err := apply.Split(doc, splitBy)
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(parts))
+			for n := range parts {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				data, err := parts[n].Marshal()
+				if err != nil {
+					return err
+				}
+				p := filepath.Join(outDir, filepath.FromSlash(n))
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
+				}
+				if err := tlsutil.WriteFileAtomic(p, data, 0o644); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(streams.Out, "wrote %d files to %s (apply them with: wif apply -f %s)\n", len(names), outDir, outDir)
+			return nil
 		}
 		if af.output == "yaml" && af.query == "" {
 			_, err = streams.Out.Write(y)
@@ -218,4 +259,91 @@ func outcomeText(o sts.Outcome) string {
 		s += ": " + o.Reason
 	}
 	return s
+}
+
+// readDocuments reads and parses every document the -f values name: files,
+// directories (every *.yaml, *.yml, *.json under them, in path order) and
+// "-" (standard input, once).
+func readDocuments(streams Streams, args []string) ([]apply.NamedDocument, error) {
+	var docs []apply.NamedDocument
+	read := func(name string, r io.Reader) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		doc, err := apply.ParseNamed(name, data)
+		if err != nil {
+			var ves directory.ValidationErrors
+			if errors.As(err, &ves) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return err
+		}
+		docs = append(docs, apply.NamedDocument{Name: name, Doc: doc})
+		return nil
+	}
+	stdin := false
+	for _, a := range args {
+		if a == "-" {
+			if stdin {
+				return nil, errors.New("-f - is given twice: standard input can be read once")
+			}
+			stdin = true
+			if err := read("standard input", streams.In); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		info, err := os.Stat(a)
+		if err != nil {
+			return nil, fmt.Errorf("open directory document: %w", err)
+		}
+		if !info.IsDir() {
+			f, err := os.Open(a)
+			if err != nil {
+				return nil, fmt.Errorf("open directory document: %w", err)
+			}
+			err = read(a, f)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var paths []string
+		err = filepath.WalkDir(a, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && p != a && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir // .git and the like
+			}
+			switch strings.ToLower(filepath.Ext(p)) {
+			case ".yaml", ".yml", ".json":
+				if !d.IsDir() {
+					paths = append(paths, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read directory %s: %w", a, err)
+		}
+		if len(paths) == 0 {
+			return nil, fmt.Errorf("directory %s holds no *.yaml, *.yml or *.json file", a)
+		}
+		sort.Strings(paths)
+		for _, p := range paths {
+			f, err := os.Open(p)
+			if err != nil {
+				return nil, fmt.Errorf("open directory document: %w", err)
+			}
+			err = read(p, f)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return docs, nil
 }

@@ -36,6 +36,7 @@ type serveFlags struct {
 	issuerAlgs       []string
 	allowPrivateIss  bool
 	maxCreds         int
+	maxApplyBytes    int64
 	otlpEndpoint     string
 	maxInflight      int
 	maxQueueWait     time.Duration
@@ -112,6 +113,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.bootstrapTenant, "bootstrap-admin-tenant", "", "with --bootstrap-admin-issuer: the tenant id of the admin identity, created if it does not exist, and the operator tenant unless --operator-tenant names another (default: the store's only tenant; required when the store holds no tenant or several)")
 	fl.StringVar(&f.operatorTenant, "operator-tenant", "", "the tenant whose directory admins administer every tenant (default: the bootstrap admin's tenant)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fl.Int64Var(&f.maxApplyBytes, "max-apply-bytes", apply.DefaultMaxApplyBytes, "the largest directory document the admin API takes (wif apply sends one per call; larger directories: apply them split by tenant)")
 	fl.IntVar(&f.maxCreds, "max-credentials-per-identity", directory.MaxCredentialsPerParent, "the most federated credentials one identity or application may hold (Entra: 20)")
 	fl.StringArrayVar(&f.issuerAlgs, "issuer-algorithms", nil, "ISSUER=ALG[,ALG...]: the signature algorithms an issuer's assertions may use instead of RS256 alone, e.g. https://spire.example.org=ES256 for SPIFFE/SPIRE JWT-SVIDs (repeatable; RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)")
 	fl.BoolVar(&f.allowPrivateIss, "allow-private-issuers", false, "let issuer fetches reach loopback, link-local and private addresses (refused by default, so a credential cannot point the token service at 169.254.169.254 or an internal service); for single-tenant installations whose issuers are on the internal network")
@@ -240,7 +242,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
-		MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss, IssuerAlgorithms: issuerAlgs,
+		MaxApplyBytes: f.maxApplyBytes, MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss, IssuerAlgorithms: issuerAlgs,
 	})
 	if err != nil {
 		return err

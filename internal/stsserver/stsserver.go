@@ -80,6 +80,9 @@ type Config struct {
 	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// MaxApplyBytes bounds directory documents sent to the admin API
+	// (default apply.DefaultMaxApplyBytes).
+	MaxApplyBytes int64
 	// IssuerAlgorithms lets issuers sign with more than RS256 (see
 	// sts.Config.IssuerAlgorithms).
 	IssuerAlgorithms map[string][]string
@@ -221,7 +224,7 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 				cfg.Logger.Warn("reloading the directory after an admin change failed; the next refresh retries", "error", err)
 			}
 		},
-		Logger: cfg.Logger, Registerer: reg, Keys: keys, Tester: svc,
+		Logger: cfg.Logger, Registerer: reg, Keys: keys, Tester: svc, MaxApplyBytes: cfg.MaxApplyBytes,
 	}
 	ah, err := admin.NewForTokenService(sc)
 	if err != nil {
