@@ -2,9 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +19,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wif-project/wif/internal/console"
 	"github.com/wif-project/wif/internal/devenv"
+	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/store"
 	"github.com/wif-project/wif/internal/store/memory"
 	"github.com/wif-project/wif/internal/store/stores"
@@ -36,9 +42,10 @@ var systemRootFiles = []string{
 
 func newDevCommand(streams Streams) *cobra.Command {
 	var (
-		cfg          devenv.Config
-		verbose      bool
-		otlpEndpoint string
+		cfg           devenv.Config
+		verbose       bool
+		otlpEndpoint  string
+		consoleListen string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -82,6 +89,14 @@ restarts. Stop with Ctrl-C.`,
 				return err
 			}
 			fmt.Fprint(streams.ErrOut, d.Env().Banner(d.ReadyIn, selfCommand()))
+			if consoleListen != "" {
+				url, err := startDevConsole(cmd.Context(), d.Env(), consoleListen, cfg.Logger)
+				if err != nil {
+					cfg.Logger.Warn("the console did not start", "error", err)
+				} else {
+					fmt.Fprintf(streams.ErrOut, "Console:\n  %s\n", url)
+				}
+			}
 			err = d.Wait()
 			fmt.Fprintln(streams.ErrOut, "wif dev stopped")
 			return err
@@ -94,8 +109,39 @@ restarts. Stop with Ctrl-C.`,
 	f.DurationVar(&cfg.TokenFileLifetime, "token-file-lifetime", time.Hour, "lifetime of the federated tokens in the token file (replaced at 80%)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every part's debug messages")
 	f.StringVar(&otlpEndpoint, "otlp-endpoint", "", "export the token service's and the gateway's traces over OTLP/HTTP (default $OTEL_EXPORTER_OTLP_ENDPOINT; off when neither is set)")
+	f.StringVar(&consoleListen, "console-listen", "127.0.0.1:8099", "serve the web console here (a free port if it is taken; \"\" for none)")
 	_ = f.MarkHidden("token-file-lifetime")
 	return cmd
+}
+
+// startDevConsole serves the console for wif dev's loopback admin API,
+// on addr or, when addr is taken, a free loopback port.
+func startDevConsole(ctx context.Context, e devenv.Env, addr string, logger *slog.Logger) (string, error) {
+	pem, err := os.ReadFile(e.CAFile)
+	if err != nil {
+		return "", err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	u, err := url.Parse(strings.TrimSuffix(e.AuthorityHost, "/"))
+	if err != nil {
+		return "", err
+	}
+	con, err := console.New(console.Config{AdminURL: u, Logger: logger,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}},
+		Session:   console.Session{Server: u.String(), TenantID: e.TenantID, Roles: []string{}, CanWrite: true, Unrestricted: true}})
+	if err != nil {
+		return "", err
+	}
+	ln, err := httpx.Listen(addr)
+	if err != nil {
+		if ln, err = httpx.Listen("127.0.0.1:0"); err != nil {
+			return "", err
+		}
+	}
+	con.SetAddr(ln.Addr().String())
+	go func() { _ = con.Serve(ctx, ln) }()
+	return con.URL(), nil
 }
 
 // selfCommand is how the user can run this same wif from another shell:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,22 @@ func TestDevShowsRefusals(t *testing.T) {
 	// run builds wif.
 	if !strings.Contains(errOut.String(), "\n  go run ./cmd/wif token get --scope api://provider-api/.default --decode\n") {
 		t.Errorf("banner:\n%s", errOut.String())
+	}
+	// The console: its URL printed, its page served, its API answering
+	// with the session token (the browser tests drive it fully).
+	conRe := regexp.MustCompile(`Console:\n  (http://127\.0\.0\.1:\d+)/#token=([A-Za-z0-9_-]+)\n`)
+	var m []string
+	for deadline := time.Now().Add(5 * time.Second); m == nil; time.Sleep(20 * time.Millisecond) {
+		if m = conRe.FindStringSubmatch(errOut.String()); m == nil && time.Now().After(deadline) {
+			t.Fatalf("no console URL in wif dev's output:\n%s", errOut.String())
+		}
+	}
+	req, _ := http.NewRequest("GET", m[1]+"/api/tenants", nil)
+	req.Header.Set("X-Wif-Console-Token", m[2])
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the dev console's API: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
 	}
 	env := map[string]string{}
 	data, _ := os.ReadFile(envFile)

@@ -77,7 +77,7 @@ func subcommands(streams Streams) []*cobra.Command {
 		newBackupCommand(streams), newRestoreCommand(streams),
 		newClusterCommand(streams),
 		newIssuerTrustCommand(streams), newIssuerSetCommand(streams),
-		newControllerCommand(streams),
+		newControllerCommand(streams), newConsoleCommand(streams),
 	}
 }
 
