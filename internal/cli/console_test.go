@@ -173,6 +173,57 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("creating a credential twice: %q", msg)
 	}
 
+	// Two editors: the console's edit of a credential another admin
+	// changed meanwhile is refused (If-Match), not silently overwritten.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#/identity/rg/demo"), chromedp.WaitVisible(chromedp.CSS(`#credentials tr[data-credential="from-console"] button.edit`)),
+		chromedp.Click(chromedp.CSS(`#credentials tr[data-credential="from-console"] button.edit`))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Store.UpdateFederatedCredential(context.Background(), e.Tenant, mi.ClientID, "from-console", func(f *directory.FederatedCredential) error {
+		f.Subject = "system:serviceaccount:default:changed-elsewhere"
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#cred-subject`), "system:serviceaccount:default:edited-in-console"),
+		chromedp.Click(chromedp.CSS(`#new-credential button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#toast div.err:last-child`))); err != nil {
+		t.Fatal(err)
+	}
+	if msg := text(t, ctx, "#toast div.err:last-child"); !strings.Contains(msg, "PreconditionFailed") || !strings.Contains(msg, "reload") {
+		t.Fatalf("a stale edit: %q", msg)
+	}
+	if f, _ := e.Store.GetFederatedCredential(context.Background(), e.Tenant, mi.ClientID, "from-console"); f.Subject != "system:serviceaccount:default:changed-elsewhere" {
+		t.Fatalf("the stale edit overwrote the other admin's change: %s", f.Subject)
+	}
+	// Read again, edit again: saved.
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#credentials tr[data-credential="from-console"] button.edit`)),
+		chromedp.Click(chromedp.CSS(`#credentials tr[data-credential="from-console"] button.edit`)),
+		chromedp.SetValue(chromedp.CSS(`#cred-subject`), "system:serviceaccount:default:edited-in-console"),
+		chromedp.Click(chromedp.CSS(`#new-credential button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if f, _ := e.Store.GetFederatedCredential(context.Background(), e.Tenant, mi.ClientID, "from-console"); f.Subject == "system:serviceaccount:default:edited-in-console" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edit after a reload was not saved")
+		}
+	}
+
+	// An application: its roles and who holds them.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#/app/11111111-1111-1111-1111-111111111111"), chromedp.WaitVisible(chromedp.CSS(`#app-roles`))); err != nil {
+		t.Fatal(err)
+	}
+	if roles := text(t, ctx, "#app-roles"); !strings.Contains(roles, "Data.Read") || !strings.Contains(roles, "Data.Write") {
+		t.Errorf("app roles: %s", roles)
+	}
+	if holders := text(t, ctx, "#assignments"); !strings.Contains(holders, "demo") {
+		t.Errorf("assignments: %s", holders)
+	}
+	screenshot(t, ctx, "application")
+
 	// A refused exchange, opened to its explanation.
 	tok := e.Issuer.Mint(t, "system:serviceaccount:default:demO", directory.DefaultAudience, time.Hour)
 	caPEM, err := os.ReadFile(e.CAFile)

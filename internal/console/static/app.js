@@ -89,8 +89,8 @@ async function viewDirectory() {
     el("td", { text: m.resourceGroup }),
     el("td", { class: "mono" }, m.properties.clientId, copyButton(m.properties.clientId, "client id")),
     el("td", { text: Object.entries(m.tags || {}).map(([k, v]) => k + "=" + v).join(" ") })));
-  const appRows = apps.map((a) => el("tr", {},
-    el("td", { text: a.displayName }), el("td", { class: "mono" }, a.appId, copyButton(a.appId, "appId")),
+  const appRows = apps.map((a) => el("tr", { "data-app": a.displayName },
+    el("td", {}, el("a", { href: "#/app/" + encodeURIComponent(a.appId), text: a.displayName })), el("td", { class: "mono" }, a.appId, copyButton(a.appId, "appId")),
     el("td", { text: (a.identifierUris || []).join(" ") }),
     el("td", { text: (a.appRoles || []).map((r) => r.value).join(", ") })));
   const out = [el("h1", {}, "Directory ", el("span", { class: "muted mono", text: state.tenant }))];
@@ -115,7 +115,8 @@ async function viewIdentity(rg, name) {
     el("td", { class: "mono", text: f.properties.subject || (f.properties.claimsMatchingExpression || {}).value || "" }),
     el("td", { class: "mono", text: (f.properties.audiences || []).join(" ") }),
     el("td", { text: f.properties.lastUsedDateTime ? when(f.properties.lastUsedDateTime) : "never" }),
-    el("td", {}, canWrite && el("button", { class: "danger", type: "button", "aria-label": "Delete credential " + f.name,
+    el("td", {}, canWrite && el("button", { type: "button", class: "edit", "aria-label": "Edit credential " + f.name,
+      onclick: () => editCredential(f) }, "Edit"), " ", canWrite && el("button", { class: "danger", type: "button", "aria-label": "Delete credential " + f.name,
       onclick: async () => {
         if (!confirm("Delete federated credential " + f.name + "?")) return;
         try { await api("DELETE", idPath(rg, name) + "/federatedIdentityCredentials/" + encodeURIComponent(f.name), undefined, { "If-Match": f.etag || "*" }); toast("Deleted " + f.name); route(); }
@@ -148,12 +149,50 @@ function credentialForm(rg, name) {
     ev.preventDefault();
     const v = (id) => f.querySelector("#" + id).value.trim();
     const body = { properties: { issuer: v("cred-issuer"), subject: v("cred-subject"), audiences: [v("cred-audience") || "api://AzureADTokenExchange"] } };
+    // Create only if new; an edit only if nobody changed it since it was read.
+    const editing = f.dataset.etag;
     try {
-      await api("PUT", idPath(rg, name) + "/federatedIdentityCredentials/" + encodeURIComponent(v("cred-name")), body, { "If-None-Match": "*" });
-      toast("Created " + v("cred-name")); route();
-    } catch (e) { toast(e.message, true); }
+      await api("PUT", idPath(rg, name) + "/federatedIdentityCredentials/" + encodeURIComponent(v("cred-name")), body, editing ? { "If-Match": editing } : { "If-None-Match": "*" });
+      toast((editing ? "Saved " : "Created ") + v("cred-name")); route();
+    } catch (e) {
+      toast(e.status === 412 && editing ? e.message + " — reload to see the current version before editing again" : e.message, true);
+    }
   });
   return f;
+}
+
+function editCredential(c) {
+  const f = document.getElementById("new-credential");
+  if (!f) return;
+  f.dataset.etag = c.etag || "";
+  f.querySelector("h2").textContent = "Edit federated credential " + c.name;
+  const set = (id, v) => { f.querySelector("#" + id).value = v || ""; };
+  set("cred-name", c.name); f.querySelector("#cred-name").readOnly = true;
+  set("cred-issuer", c.properties.issuer); set("cred-subject", c.properties.subject); set("cred-audience", (c.properties.audiences || [])[0]);
+  f.querySelector("button[type=submit]").textContent = "Save";
+  f.querySelector("#cred-subject").focus();
+}
+
+async function viewApp(appId) {
+  const base = tp() + "/applications/" + encodeURIComponent(appId);
+  const [{ data: a }, creds, asgs] = await Promise.all([api("GET", base), list(base + "/federatedIdentityCredentials"),
+    list(tp() + "/appRoleAssignments?resourceAppId=" + encodeURIComponent(appId))]);
+  show(el("h1", {}, "Application ", el("span", { text: a.displayName })),
+    el("div", { class: "grid card" },
+      el("span", { class: "muted", text: "App id" }), el("span", { class: "mono" }, a.appId, copyButton(a.appId, "appId")),
+      el("span", { class: "muted", text: "Service principal" }), el("span", { class: "mono" }, a.servicePrincipalId || "", a.servicePrincipalId && copyButton(a.servicePrincipalId, "service principal id")),
+      el("span", { class: "muted", text: "Identifier URIs" }), el("span", { class: "mono", text: (a.identifierUris || []).join(" ") }),
+      el("span", { class: "muted", text: "Access tokens" }), el("span", { text: "v" + (a.requestedAccessTokenVersion || 1) })),
+    el("h2", { text: "App roles (" + (a.appRoles || []).length + ")" }),
+    el("table", { id: "app-roles" }, el("thead", {}, el("tr", {}, ["Value", "Id", "Enabled"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, (a.appRoles || []).map((r) => el("tr", {}, el("td", { text: r.value }), el("td", { class: "mono", text: r.id }), el("td", { text: r.isEnabled === false ? "no" : "yes" }))))),
+    el("h2", { text: "Assigned to (" + asgs.length + ")" }),
+    el("table", { id: "assignments" }, el("thead", {}, el("tr", {}, ["Principal", "Role", "Since"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, asgs.map((g) => el("tr", {}, el("td", { class: "mono", text: g.principal || g.principalId }), el("td", { text: g.role || g.appRoleId }), el("td", { text: when(g.createdDateTime) }))))),
+    el("h2", { text: "Federated credentials (" + creds.length + ")" }),
+    el("table", { id: "app-credentials" }, el("thead", {}, el("tr", {}, ["Name", "Issuer", "Subject or expression", "Audience"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, creds.map((f) => el("tr", {}, el("td", { text: f.name }), el("td", { class: "mono", text: f.issuer }),
+        el("td", { class: "mono", text: f.subject || (f.claimsMatchingExpression || {}).value || "" }), el("td", { class: "mono", text: (f.audiences || []).join(" ") }))))));
 }
 
 // issuerHint is the CLI's pre-check, as far as a page can make it: the
@@ -275,6 +314,7 @@ async function viewInspect() {
 
 async function viewHealth() {
   const out = [el("h1", { text: "Health" })];
+  const push = (...n) => out.push(...n.filter((x) => x));
   try {
     const keys = await list("/signingKeys");
     out.push(el("h2", { text: "Signing keys" }), el("table", { id: "signing-keys" }, el("thead", {}, el("tr", {}, ["Kid", "State", "Signs from", "Signs until", "Published until"].map((h) => el("th", { text: h })))),
@@ -282,10 +322,10 @@ async function viewHealth() {
   } catch (e) { out.push(el("h2", { text: "Signing keys" }), el("p", { class: "muted", text: e.status === 403 ? "Only the operator tenant's directory admins see the signing keys." : e.message })); }
   try {
     const { data } = await api("GET", tp() + "/staleCredentials");
-    out.push(el("h2", { text: "Issuers" }), el("table", { id: "issuers" }, el("thead", {}, el("tr", {}, ["Issuer", "Last success", "Failing since", "Last error"].map((h) => el("th", { text: h })))),
+    push(el("h2", { text: "Issuers failing for a day or more" }), (data.issuers || []).length ? null : el("p", { class: "good", text: "None: every issuer a credential trusts answered its last fetch (or needs none)." }), el("table", { id: "issuers" }, el("thead", {}, el("tr", {}, ["Issuer", "Last success", "Failing since", "Last error"].map((h) => el("th", { text: h })))),
       el("tbody", {}, (data.issuers || []).map((i) => el("tr", {}, el("td", { class: "mono", text: i.issuer }), el("td", { text: when(i.lastSuccess) }),
         el("td", { class: i.failingSince ? "bad" : "", text: when(i.failingSince) }), el("td", { text: i.lastError || "" }))))),
-      el("h2", { text: "Unused credentials" }), el("p", { class: "muted", text: (data.credentials || []).length + " credentials matched no exchange in " + (data.days || 30) + " days." }));
+      el("h2", { text: "Unused credentials" }), el("p", { class: "muted", text: (data.credentials || []).length + " credentials matched no exchange in " + (data.days || 30) + " days (wif audit stale lists them)." }));
   } catch (e) { out.push(failure(e)); }
   try {
     const r = await fetch("/status", { headers: { "X-Wif-Console-Token": state.token } });
@@ -302,12 +342,13 @@ async function route(quiet) {
   const [path, query] = (location.hash.slice(1) || "/directory").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   for (const a of document.querySelectorAll("nav a")) a.removeAttribute("aria-current");
-  const nav = document.getElementById("nav-" + (parts[0] === "identity" ? "directory" : parts[0]));
+  const nav = document.getElementById("nav-" + (parts[0] === "identity" || parts[0] === "app" ? "directory" : parts[0]));
   if (nav) nav.setAttribute("aria-current", "page");
   document.title = "wif console — " + (parts[0] || "directory");
   try {
     switch (parts[0]) {
       case "identity": await viewIdentity(parts[1], parts[2]); break;
+      case "app": await viewApp(parts[1]); break;
       case "exchanges": await viewExchanges(query || ""); break;
       case "inspect": await viewInspect(); break;
       case "health": await viewHealth(); break;
