@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -162,6 +163,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the console's pages are read with GET")
 			return
 		}
+		switch r.URL.Path {
+		case "/", "/index.html", "/app.js", "/app.css":
+		default:
+			writeError(w, http.StatusNotFound, "NotFound", "the console has no page "+strconvQuote(r.URL.Path)+"; views are under /#/")
+			return
+		}
 		h.Set("Cache-Control", "no-store")
 		c.files.ServeHTTP(w, r)
 		return
@@ -186,6 +193,13 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 	c.proxy.ServeHTTP(w, r)
+}
+
+func strconvQuote(s string) string {
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return strconv.Quote(s)
 }
 
 // status relays the token service's readiness (/readyz: its store and
