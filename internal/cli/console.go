@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -57,7 +58,8 @@ cannot read the directory are refused at start.`,
 		if err != nil {
 			return err
 		}
-		con, err := console.New(console.Config{AdminURL: u, Transport: c.HTTPClient.Transport, Token: c.Token, Session: sess})
+		con, err := console.New(console.Config{AdminURL: u, Transport: c.HTTPClient.Transport, Token: c.Token, Session: sess,
+			CheckIssuer: func(ctx context.Context, iss string) string { return checkIssuer(ctx, c.HTTPClient, iss) }})
 		if err != nil {
 			return err
 		}

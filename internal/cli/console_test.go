@@ -101,13 +101,24 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
+// tryText is text for polling loops: "" while the node is being replaced.
+func tryText(ctx context.Context, sel string) string {
+	s, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	return s
+}
+
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-	if err != nil {
-		t.Fatalf("text of %s: %v", sel, err)
+	var err error
+	for range 20 { // a node replaced by a re-render between query and read
+		var s string
+		if s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel))); err == nil {
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return s
+	t.Fatalf("text of %s: %v", sel, err)
+	return ""
 }
 
 // TestConsoleInBrowser drives the console in a real headless Chromium
@@ -140,6 +151,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("directory view: %s", got)
 	}
 	screenshot(t, ctx, "directory")
+	// Another tenant: a selector appears, and the directory follows it.
+	if _, err := e.Store.CreateTenant(context.Background(), directory.Tenant{ID: "5b2ee5f8-0f59-4a2b-9c47-3a2d1e5f7c11", DisplayName: "Fabrikam"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#tenant`)),
+		chromedp.SetValue(chromedp.CSS(`#tenant`), "5b2ee5f8-0f59-4a2b-9c47-3a2d1e5f7c11")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("tenant").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(tryText(ctx, "main h1"), "5b2ee5f8"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after choosing another tenant: %s", tryText(ctx, "main h1"))
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#tenant`), e.Tenant)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("tenant").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`#identities tr[data-identity="demo"]`))); err != nil {
+		t.Fatal(err)
+	}
 
 	// An identity, and a credential created through the form.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#identities tr[data-identity="demo"] a`)),
@@ -151,6 +187,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if hint := text(t, ctx, "#issuer-hint"); !strings.Contains(hint, "Ends with '/'") {
 		t.Errorf("trailing-slash warning: %q", hint)
+	}
+	// The CLI's own pre-check: the issuer's discovery document names its
+	// issuer with a '/', the form's has none.
+	_, withSlash := oidcIssuer(t)
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#cred-issuer`), strings.TrimSuffix(withSlash, "/"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("cred-issuer").dispatchEvent(new Event("change"))`)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(tryText(ctx, "#issuer-hint"), "(a missing trailing slash)"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pre-check's warning: %q", text(t, ctx, "#issuer-hint"))
+		}
 	}
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#cred-issuer`), e.Issuer.URL),
 		chromedp.SendKeys(chromedp.CSS(`#cred-subject`), "system:serviceaccount:default:from-console"),
@@ -183,6 +233,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		f.Subject = "system:serviceaccount:default:changed-elsewhere"
 		return nil
 	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.getElementById("toast").replaceChildren(), true`)); err != nil {
 		t.Fatal(err)
 	}
 	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#cred-subject`), "system:serviceaccount:default:edited-in-console"),

@@ -63,6 +63,10 @@ type Config struct {
 	Session Session
 	// SessionToken is the secret the page must send; empty: one is made.
 	SessionToken string
+	// CheckIssuer is the CLI's issuer pre-check (the issuer's discovery
+	// document names another issuer, a trailing '/' say): a warning, or
+	// "" when all is well or it cannot tell. Nil: no pre-check.
+	CheckIssuer func(ctx context.Context, issuer string) string
 	Logger       *slog.Logger
 }
 
@@ -158,7 +162,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "CrossOrigin", "requests from other origins are refused")
 		return
 	}
-	if !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/session" && r.URL.Path != "/status" {
+	if !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/session" && r.URL.Path != "/status" && r.URL.Path != "/precheck" {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "the console's pages are read with GET")
 			return
@@ -185,6 +189,14 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case "/status":
 		c.status(w, r)
+		return
+	case "/precheck":
+		warning := ""
+		if iss := r.URL.Query().Get("issuer"); c.cfg.CheckIssuer != nil && strings.HasPrefix(iss, "https://") && len(iss) <= 600 {
+			warning = c.cfg.CheckIssuer(r.Context(), iss)
+		}
+		h.Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]string{"warning": warning})
 		return
 	}
 	if !c.cfg.Session.CanWrite && r.Method != http.MethodGet && !strings.HasSuffix(r.URL.Path, "/testFederatedCredentials") {

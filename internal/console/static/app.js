@@ -141,7 +141,8 @@ function credentialForm(rg, name) {
   const hint = el("div", { class: "hint warn", id: "issuer-hint", "aria-live": "polite" });
   f.append(el("h2", { text: "New federated credential" }),
     ...field("cred-name", "Name", { required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_-]{2,119}", placeholder: "kubernetes" }),
-    ...field("cred-issuer", "Issuer (exactly as the tokens' iss)", { required: true, placeholder: "https://oidc.example.com/cluster-1", oninput: (e) => issuerHint(e.target.value, hint) }), hint,
+    ...field("cred-issuer", "Issuer (exactly as the tokens' iss)", { required: true, placeholder: "https://oidc.example.com/cluster-1",
+      oninput: (e) => issuerHint(e.target.value, hint), onchange: (e) => precheck(e.target.value, hint) }), hint,
     ...field("cred-subject", "Subject", { required: true, placeholder: "system:serviceaccount:NAMESPACE:NAME" }),
     ...field("cred-audience", "Audience", { value: "api://AzureADTokenExchange" }),
     el("p", {}, el("button", { class: "primary", type: "submit" }, "Create")));
@@ -195,6 +196,18 @@ async function viewApp(appId) {
         el("td", { class: "mono", text: f.subject || (f.claimsMatchingExpression || {}).value || "" }), el("td", { class: "mono", text: (f.audiences || []).join(" ") }))))));
 }
 
+// precheck runs the CLI's own pre-check (the console's process fetches the
+// issuer's discovery document, as wif identity federated-credential create
+// does) and shows its warning.
+async function precheck(v, hint) {
+  if (!v.startsWith("https://")) return;
+  try {
+    const r = await fetch("/precheck?issuer=" + encodeURIComponent(v), { headers: { "X-Wif-Console-Token": state.token } });
+    const { warning } = await r.json();
+    if (warning) hint.textContent = warning;
+  } catch (e) { /* the pre-check is advice only */ }
+}
+
 // issuerHint is the CLI's pre-check, as far as a page can make it: the
 // issuer must match the tokens' iss exactly, so a trailing '/' matters.
 function issuerHint(v, hint) {
@@ -226,14 +239,18 @@ async function viewExchanges(params) {
   if (q.get("code")) recs = recs.filter((r) => String(r.errorCode) === q.get("code"));
   if (q.get("issuer")) recs = recs.filter((r) => (r.issuer || "").includes(q.get("issuer")));
   const detail = el("div", { id: "explanation" });
+  const open = (r) => { state.open = r.correlationId; explain(r, detail); };
   const rows = recs.map((r) => el("tr", { class: "row", tabindex: 0, "data-correlation": r.correlationId,
-    onclick: () => explain(r, detail), onkeydown: (ev) => { if (ev.key === "Enter") explain(r, detail); } },
+    onclick: () => open(r), onkeydown: (ev) => { if (ev.key === "Enter") open(r); } },
     el("td", { text: when(r.time) }), el("td", {}, el("span", { class: "pill " + (r.result === "success" ? "good" : "bad"), text: r.result })),
     el("td", { text: r.errorCode ? "AADSTS" + r.errorCode : "" }), el("td", { class: "mono", text: r.clientId || "" }),
     el("td", { text: r.credentialName || "" }), el("td", { class: "mono", text: r.subject || "" }), el("td", { text: r.reason || "" })));
   show(el("h1", { text: "Exchanges" }), perMinute(recs), filters, detail,
     el("table", { id: "audit" }, el("thead", {}, el("tr", {}, ["Time", "Result", "Code", "Client", "Credential", "Subject", "Why"].map((h) => el("th", { text: h })))), el("tbody", {}, rows)),
     recs.length ? null : el("p", { class: "muted", text: "No exchanges match." }));
+  // A live refresh keeps the explanation that is open.
+  const opened = recs.find((r) => r.correlationId && r.correlationId === state.open);
+  if (opened) explain(opened, detail, true);
   if (q.get("live") !== "0") state.timer = setTimeout(() => { if (location.hash.startsWith("#/exchanges")) route(true); }, 5000);
 }
 
@@ -250,7 +267,7 @@ function perMinute(recs) {
       el("i", { class: "s", style: "height:" + (b.s * 80 / max) + "px" }), el("i", { class: "f", style: "height:" + (b.f * 80 / max) + "px" }))));
 }
 
-function explain(r, into) {
+function explain(r, into, quiet) {
   const d = r.diagnosis || {};
   const kids = [el("h2", {}, "Exchange ", el("span", { class: "mono", text: r.correlationId }), copyButton(r.correlationId, "correlation id")),
     el("p", { class: r.result === "success" ? "good" : "bad", id: "explanation-reason", text: r.reason || r.error || "succeeded" })];
@@ -267,7 +284,7 @@ function explain(r, into) {
   if (d.time) kids.push(el("p", {}, "Time: ", el("span", { text: d.time.result })));
   if (d.detail) kids.push(el("pre", { text: d.detail }));
   into.replaceChildren(el("div", { class: "card" }, kids));
-  into.scrollIntoView({ block: "nearest" });
+  if (!quiet) into.scrollIntoView({ block: "nearest" });
 }
 
 function b64json(part) {
@@ -368,7 +385,15 @@ async function start() {
     show(el("h1", { text: "Not connected" }), el("p", { class: "bad", role: "alert", text: e.message }));
     return;
   }
-  state.tenant = state.session.tenantId;
+  state.tenant = sessionStorage.getItem("wif-console-tenant") || state.session.tenantId;
+  try {
+    const tenants = await list("/tenants");
+    if (tenants.length > 1) {
+      const sel = el("select", { id: "tenant", "aria-label": "Tenant", onchange: (e) => { state.tenant = e.target.value; sessionStorage.setItem("wif-console-tenant", state.tenant); location.hash = "#/directory"; route(); } },
+        tenants.map((t) => el("option", { value: t.id, selected: t.id === state.tenant, text: t.displayName + " (" + t.id + ")" })));
+      document.querySelector("header nav").after(sel);
+    }
+  } catch (e) { /* a tenant's own admin cannot list tenants: stay in its tenant */ }
   document.getElementById("who").textContent = (state.session.unrestricted ? "wif dev (loopback)" : state.session.clientId + " · " + (state.session.roles.join(", ") || "no role")) + (state.session.canWrite ? "" : " · read-only");
   window.addEventListener("hashchange", () => route());
   route();
