@@ -67,7 +67,7 @@ type Config struct {
 	// document names another issuer, a trailing '/' say): a warning, or
 	// "" when all is well or it cannot tell. Nil: no pre-check.
 	CheckIssuer func(ctx context.Context, issuer string) string
-	Logger       *slog.Logger
+	Logger      *slog.Logger
 }
 
 // Console is the console's HTTP handler.
