@@ -183,11 +183,7 @@ tenant (a ManagedIdentityContributor cannot).`,
   wif issuer-trust create -n spire --issuer https://oidc.spire.example.org --algorithms ES256`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -211,11 +207,7 @@ tenant (a ManagedIdentityContributor cannot).`,
 		Short: "Change a trusted issuer (only the flags given)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -241,11 +233,7 @@ tenant (a ManagedIdentityContributor cannot).`,
 		Short: "Show a trusted issuer, with its keys as the token service reads them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -261,11 +249,7 @@ tenant (a ManagedIdentityContributor cannot).`,
 		Short: "List the tenant's trusted issuers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -284,11 +268,7 @@ tenant (a ManagedIdentityContributor cannot).`,
 		Short: "Delete a trusted issuer: its issuer is fetched by discovery and accepts RS256 only again",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -300,11 +280,7 @@ tenant (a ManagedIdentityContributor cannot).`,
 		Short: "Push a pushed issuer's current key set by hand (what wif cluster sync does on every change)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := af.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tid, err := af.tenantID(cmd.Context(), c)
+			c, tid, err := af.clientAndTenant(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -363,14 +339,7 @@ the tenant.`,
 	af := addAdminFlags(cmd)
 	var name, description string
 	var issuers, add, remove []string
-	get := func(cmd *cobra.Command) (*admin.Client, string, error) {
-		c, err := af.client(cmd.Context())
-		if err != nil {
-			return nil, "", err
-		}
-		tid, err := af.tenantID(cmd.Context(), c)
-		return c, tid, err
-	}
+	get := func(cmd *cobra.Command) (*admin.Client, string, error) { return af.clientAndTenant(cmd.Context()) }
 	create := &cobra.Command{
 		Use:     "create",
 		Short:   "Create an issuer set",

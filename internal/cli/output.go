@@ -197,6 +197,17 @@ func (f *adminFlags) client(ctx context.Context) (*admin.Client, error) {
 	return c, nil
 }
 
+// clientAndTenant is client and tenantID, for the commands that act in
+// one tenant.
+func (f *adminFlags) clientAndTenant(ctx context.Context) (*admin.Client, string, error) {
+	c, err := f.client(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	tid, err := f.tenantID(ctx, c)
+	return c, tid, err
+}
+
 // tenantID returns --tenant, or the server's only tenant.
 func (f *adminFlags) tenantID(ctx context.Context, c *admin.Client) (string, error) {
 	if f.tenant != "" {
