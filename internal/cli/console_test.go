@@ -275,6 +275,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	if holders := text(t, ctx, "#assignments"); !strings.Contains(holders, "demo") {
 		t.Errorf("assignments: %s", holders)
 	}
+	// An application's credential, through the same form.
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#cred-name`), "app-from-console"),
+		chromedp.SendKeys(chromedp.CSS(`#cred-issuer`), "https://token.actions.githubusercontent.com"),
+		chromedp.SendKeys(chromedp.CSS(`#cred-subject`), "repo:contoso/app:environment:prod"),
+		chromedp.Click(chromedp.CSS(`#new-credential button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#app-credentials tr[data-credential="app-from-console"]`))); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = mustRun(t, env, "app", "federated-credential", "list", "--id", "11111111-1111-1111-1111-111111111111", "--query", "[].subject", "-o", "tsv")
+	if !strings.Contains(out, "repo:contoso/app:environment:prod") {
+		t.Fatalf("the CLI does not see the application credential made in the console:\n%s", out)
+	}
 	screenshot(t, ctx, "application")
 
 	// A refused exchange, opened to its explanation.

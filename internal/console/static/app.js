@@ -74,6 +74,26 @@ const tp = () => "/tenants/" + encodeURIComponent(state.tenant);
 const idPath = (rg, name) => tp() + "/subscriptions/" + DEFAULT_SUB + "/resourceGroups/" + encodeURIComponent(rg) + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" + encodeURIComponent(name);
 function failure(e) { return el("p", { class: "bad", role: "alert", text: e.message }); }
 
+// props is a credential's properties: an identity's credential (ARM)
+// nests them, an application's (Graph) does not.
+const props = (c) => c.properties || c;
+
+// credentialRows renders credentials with edit and delete when allowed.
+function credentialRows(creds, base, canWrite) {
+  return creds.map((f) => el("tr", { "data-credential": f.name },
+    el("td", { text: f.name }), el("td", { class: "mono", text: props(f).issuer }),
+    el("td", { class: "mono", text: props(f).subject || (props(f).claimsMatchingExpression || {}).value || "" }),
+    el("td", { class: "mono", text: (props(f).audiences || []).join(" ") }),
+    el("td", { text: props(f).lastUsedDateTime ? when(props(f).lastUsedDateTime) : "never" }),
+    el("td", {}, canWrite && el("button", { type: "button", class: "edit", "aria-label": "Edit credential " + f.name,
+      onclick: () => editCredential(f) }, "Edit"), " ", canWrite && el("button", { class: "danger", type: "button", "aria-label": "Delete credential " + f.name,
+      onclick: async () => {
+        if (!confirm("Delete federated credential " + f.name + "?")) return;
+        try { await api("DELETE", base + "/federatedIdentityCredentials/" + encodeURIComponent(f.name), undefined, { "If-Match": f.etag || "*" }); toast("Deleted " + f.name); route(); }
+        catch (e) { toast(e.message, true); }
+      } }, "Delete"))));
+}
+
 // ---- views
 
 async function viewDirectory() {
@@ -110,18 +130,7 @@ async function viewDirectory() {
 async function viewIdentity(rg, name) {
   const [{ data: m }, creds] = await Promise.all([api("GET", idPath(rg, name)), list(idPath(rg, name) + "/federatedIdentityCredentials")]);
   const canWrite = state.session.canWrite;
-  const credRows = creds.map((f) => el("tr", { "data-credential": f.name },
-    el("td", { text: f.name }), el("td", { class: "mono", text: f.properties.issuer }),
-    el("td", { class: "mono", text: f.properties.subject || (f.properties.claimsMatchingExpression || {}).value || "" }),
-    el("td", { class: "mono", text: (f.properties.audiences || []).join(" ") }),
-    el("td", { text: f.properties.lastUsedDateTime ? when(f.properties.lastUsedDateTime) : "never" }),
-    el("td", {}, canWrite && el("button", { type: "button", class: "edit", "aria-label": "Edit credential " + f.name,
-      onclick: () => editCredential(f) }, "Edit"), " ", canWrite && el("button", { class: "danger", type: "button", "aria-label": "Delete credential " + f.name,
-      onclick: async () => {
-        if (!confirm("Delete federated credential " + f.name + "?")) return;
-        try { await api("DELETE", idPath(rg, name) + "/federatedIdentityCredentials/" + encodeURIComponent(f.name), undefined, { "If-Match": f.etag || "*" }); toast("Deleted " + f.name); route(); }
-        catch (e) { toast(e.message, true); }
-      } }, "Delete"))));
+  const credRows = credentialRows(creds, idPath(rg, name), canWrite);
   const out = [el("h1", {}, "Managed identity ", el("span", { class: "mono", text: rg + "/" + name })),
     el("div", { class: "grid card" },
       el("span", { class: "muted", text: "Client id" }), el("span", { class: "mono", id: "client-id" }, m.properties.clientId, copyButton(m.properties.clientId, "client id")),
@@ -130,12 +139,14 @@ async function viewIdentity(rg, name) {
       el("span", { class: "muted", text: "Resource id" }), el("span", { class: "mono" }, m.id, copyButton(m.id, "resource id"))),
     el("h2", { text: "Federated credentials (" + creds.length + ")" }),
     el("table", { id: "credentials" }, el("thead", {}, el("tr", {}, ["Name", "Issuer", "Subject or expression", "Audience", "Last used", ""].map((h) => el("th", { text: h })))), el("tbody", {}, credRows))];
-  if (canWrite) out.push(credentialForm(rg, name));
+  if (canWrite) out.push(credentialForm(idPath(rg, name), true));
   else out.push(el("p", { class: "muted", id: "read-only", text: "Read-only: the console's credentials hold no role that changes identities." }));
   show(...out);
 }
 
-function credentialForm(rg, name) {
+// credentialForm creates (If-None-Match: *) or edits (If-Match) a
+// credential under base; nested: the identity's ARM shape.
+function credentialForm(base, nested) {
   const f = el("form", { class: "card", id: "new-credential", "aria-label": "New federated credential" });
   const field = (id, label, attrs) => [el("label", { for: id, text: label }), el("input", Object.assign({ id, name: id }, attrs || {}))];
   const hint = el("div", { class: "hint warn", id: "issuer-hint", "aria-live": "polite" });
@@ -149,11 +160,12 @@ function credentialForm(rg, name) {
   f.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const v = (id) => f.querySelector("#" + id).value.trim();
-    const body = { properties: { issuer: v("cred-issuer"), subject: v("cred-subject"), audiences: [v("cred-audience") || "api://AzureADTokenExchange"] } };
+    const p = { issuer: v("cred-issuer"), subject: v("cred-subject"), audiences: [v("cred-audience") || "api://AzureADTokenExchange"] };
+    const body = nested ? { properties: p } : p;
     // Create only if new; an edit only if nobody changed it since it was read.
     const editing = f.dataset.etag;
     try {
-      await api("PUT", idPath(rg, name) + "/federatedIdentityCredentials/" + encodeURIComponent(v("cred-name")), body, editing ? { "If-Match": editing } : { "If-None-Match": "*" });
+      await api("PUT", base + "/federatedIdentityCredentials/" + encodeURIComponent(v("cred-name")), body, editing ? { "If-Match": editing } : { "If-None-Match": "*" });
       toast((editing ? "Saved " : "Created ") + v("cred-name")); route();
     } catch (e) {
       toast(e.status === 412 && editing ? e.message + " — reload to see the current version before editing again" : e.message, true);
@@ -169,13 +181,16 @@ function editCredential(c) {
   f.querySelector("h2").textContent = "Edit federated credential " + c.name;
   const set = (id, v) => { f.querySelector("#" + id).value = v || ""; };
   set("cred-name", c.name); f.querySelector("#cred-name").readOnly = true;
-  set("cred-issuer", c.properties.issuer); set("cred-subject", c.properties.subject); set("cred-audience", (c.properties.audiences || [])[0]);
+  set("cred-issuer", props(c).issuer); set("cred-subject", props(c).subject); set("cred-audience", (props(c).audiences || [])[0]);
   f.querySelector("button[type=submit]").textContent = "Save";
   f.querySelector("#cred-subject").focus();
 }
 
 async function viewApp(appId) {
   const base = tp() + "/applications/" + encodeURIComponent(appId);
+  // An application's credentials are directory admins' (a managed-identity
+  // contributor may not change them).
+  const appWrite = state.session.unrestricted || state.session.roles.includes("Directory.ReadWrite.All");
   const [{ data: a }, creds, asgs] = await Promise.all([api("GET", base), list(base + "/federatedIdentityCredentials"),
     list(tp() + "/appRoleAssignments?resourceAppId=" + encodeURIComponent(appId))]);
   show(el("h1", {}, "Application ", el("span", { text: a.displayName })),
@@ -191,9 +206,9 @@ async function viewApp(appId) {
     el("table", { id: "assignments" }, el("thead", {}, el("tr", {}, ["Principal", "Role", "Since"].map((h) => el("th", { text: h })))),
       el("tbody", {}, asgs.map((g) => el("tr", {}, el("td", { class: "mono", text: g.principal || g.principalId }), el("td", { text: g.role || g.appRoleId }), el("td", { text: when(g.createdDateTime) }))))),
     el("h2", { text: "Federated credentials (" + creds.length + ")" }),
-    el("table", { id: "app-credentials" }, el("thead", {}, el("tr", {}, ["Name", "Issuer", "Subject or expression", "Audience"].map((h) => el("th", { text: h })))),
-      el("tbody", {}, creds.map((f) => el("tr", {}, el("td", { text: f.name }), el("td", { class: "mono", text: f.issuer }),
-        el("td", { class: "mono", text: f.subject || (f.claimsMatchingExpression || {}).value || "" }), el("td", { class: "mono", text: (f.audiences || []).join(" ") }))))));
+    el("table", { id: "app-credentials" }, el("thead", {}, el("tr", {}, ["Name", "Issuer", "Subject or expression", "Audience", "Last used", ""].map((h) => el("th", { text: h })))),
+      el("tbody", {}, credentialRows(creds, base, appWrite))),
+    appWrite ? credentialForm(base, false) : el("p", { class: "muted", id: "read-only", text: "Read-only: changing an application's credentials needs Directory.ReadWrite.All." }));
 }
 
 // precheck runs the CLI's own pre-check (the console's process fetches the
