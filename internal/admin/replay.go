@@ -160,9 +160,17 @@ scan:
 					g = &replayGroup{x: x}
 					groups[k] = g
 				}
-				g.count++
+				// An aggregate row stands for Count exchanges and has no
+				// correlation id: the newest full record names the group.
+				g.count += max(rec.Count, 1)
 				if rec.Time.After(g.last) {
-					g.last, g.corrID = rec.Time, rec.CorrelationID
+					g.last = rec.Time
+					if rec.CorrelationID != "" {
+						g.corrID = rec.CorrelationID
+					}
+				}
+				if g.corrID == "" {
+					g.corrID = rec.CorrelationID
 				}
 				if rep.Scanned >= MaxReplayRecords {
 					rep.Truncated = true

@@ -205,12 +205,16 @@ type AuditResource struct {
 	Reason string `json:"reason,omitempty"`
 	// Diagnosis is a refusal's full explanation: what each check found.
 	Diagnosis *sts.Diagnosis `json:"diagnosis,omitempty"`
+	// Count is how many exchanges the record stands for: 1, or more for
+	// repeated successes counted in one row per minute (their time is the
+	// minute's start and they carry no correlation id).
+	Count int `json:"count"`
 }
 
 func auditResource(a store.AuditRecord, resourceURI string) AuditResource {
 	r := AuditResource{ID: a.ID, Time: a.Time.UTC(), TenantID: a.TenantID, ClientID: a.ClientID, CredentialName: a.CredentialName,
 		GrantType: a.GrantType, Resource: a.Resource, Issuer: a.Issuer, Subject: a.Subject, JTIHash: a.JTIHash,
-		Result: a.Result, ErrorCode: a.ErrorCode, Error: a.Error, CorrelationID: a.CorrelationID, RemoteAddr: a.RemoteAddr,
+		Result: a.Result, ErrorCode: a.ErrorCode, Error: a.Error, CorrelationID: a.CorrelationID, RemoteAddr: a.RemoteAddr, Count: max(a.Count, 1),
 		ResourceURI: resourceURI, Reason: a.Reason}
 	if a.Diagnosis != "" {
 		var d sts.Diagnosis

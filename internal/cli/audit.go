@@ -55,7 +55,12 @@ func newAuditCommand(streams Streams) *cobra.Command {
 					if r.ResourceURI != "" {
 						res = r.ResourceURI
 					}
-					t.rows = append(t.rows, []string{r.Time.UTC().Format(time.RFC3339), r.Result, r.ClientID, res, r.Subject, e, r.Reason, r.CorrelationID})
+					result, corr := r.Result, r.CorrelationID
+					if r.Count > 1 {
+						// An aggregate row: repeated successes of one minute.
+						result, corr = fmt.Sprintf("%s ×%d", r.Result, r.Count), "(per minute)"
+					}
+					t.rows = append(t.rows, []string{r.Time.UTC().Format(time.RFC3339), result, r.ClientID, res, r.Subject, e, r.Reason, corr})
 				}
 				return t
 			})

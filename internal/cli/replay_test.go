@@ -94,14 +94,16 @@ func TestApplyReplay(t *testing.T) {
 	out, _ := mustRun(t, env, "apply", "-f", doc, "--dry-run", "--replay", "24h")
 	golden(t, "apply-replay", norm(out))
 
-	// The same report as JSON, field by field.
+	// The same report as JSON, field by field. (Five records: the three
+	// successes of payments are the first, in full, and one row counting
+	// the two repeats.)
 	js, _ := mustRun(t, env, "apply", "-f", doc, "--dry-run", "--replay", "1d", "-o", "json")
 	var res admin.ApplyResult
 	if err := json.Unmarshal([]byte(js), &res); err != nil {
 		t.Fatalf("%v\n%s", err, js)
 	}
 	r := res.Replay
-	if r == nil || res.Applied != 0 || r.Scanned != 6 || r.Distinct != 3 || len(r.Breaks) != 1 || len(r.Fixes) != 1 || len(r.RoleChanges) != 0 || len(r.Uncertain) != 0 {
+	if r == nil || res.Applied != 0 || r.Scanned != 5 || r.Distinct != 3 || len(r.Breaks) != 1 || len(r.Fixes) != 1 || len(r.RoleChanges) != 0 || len(r.Uncertain) != 0 {
 		t.Fatalf("replay: %+v", r)
 	}
 	br, fx := r.Breaks[0], r.Fixes[0]

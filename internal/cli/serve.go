@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/wif-project/wif/internal/directory"
+	"io"
 
 	"github.com/wif-project/wif/internal/telemetry"
 
@@ -57,6 +58,8 @@ type serveFlags struct {
 	logLevel         string
 	auditRetention   time.Duration
 	auditSpoolDir    string
+	auditEvery       bool
+	auditSink        string
 	auditSpoolMax    int64
 	auditRefuseFull  bool
 	maxStaleness     time.Duration
@@ -100,6 +103,8 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringVar(&f.readyFile, "ready-file", "", "write the public URL to this file once listening")
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
+	fl.BoolVar(&f.auditEvery, "audit-every-exchange", false, "write a full audit record for every successful exchange (default: refusals and the first success of each client, credential, subject and audience per hour in full, repeats counted per minute in one record)")
+	fl.StringVar(&f.auditSink, "audit-sink", "", "also stream every audit record whole as JSON lines: stdout, or a file path (appended; for log shippers)")
 	fl.StringVar(&f.auditSpoolDir, "audit-spool-dir", "", "where audit records wait (fsync'd) while the store cannot take them, replayed when it can (default: <sqlite file>.audit-spool, or wif-audit-spool in the temporary directory; give a persistent volume in a pod)")
 	fl.Int64Var(&f.auditSpoolMax, "audit-spool-max-bytes", 256<<20, "bound on the audit spool; when reached, records are dropped and counted, or exchanges refused with --audit-refuse-when-full")
 	fl.BoolVar(&f.auditRefuseFull, "audit-refuse-when-full", false, "refuse exchanges (503) while the store is down and the audit spool full, rather than issue tokens that are not audited")
@@ -180,6 +185,19 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		}
 		issuerAlgs[iss] = append(issuerAlgs[iss], strings.Split(algs, ",")...)
 	}
+	var sink io.Writer
+	switch f.auditSink {
+	case "":
+	case "stdout", "-":
+		sink = os.Stdout
+	default:
+		fh, err := os.OpenFile(f.auditSink, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("--audit-sink: %w", err)
+		}
+		defer fh.Close()
+		sink = fh
+	}
 	st, err := stores.OpenWith(ctx, f.storeURL, stores.Options{Logger: logger, MaxCredentialsPerParent: f.maxCreds})
 	if err != nil {
 		return err
@@ -242,6 +260,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
+		AuditEveryExchange: f.auditEvery, AuditSink: sink,
 		MaxApplyBytes: f.maxApplyBytes, MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss, IssuerAlgorithms: issuerAlgs,
 	})
 	if err != nil {

@@ -81,6 +81,7 @@ func TestServeCommand(t *testing.T) {
 			"serve", "--listen", "127.0.0.1:0", "--tls-self-signed", "--tls-ca-out", filepath.Join(dir, "ca.pem"),
 			"--directory", dirFile, "--issuer-ca-file", issuerCA, "--ready-file", filepath.Join(dir, "ready"), "--allow-private-issuers",
 			"--bootstrap-admin-issuer", issuer.URL, "--bootstrap-admin-subject", "system:serviceaccount:ci:deployer",
+			"--audit-sink", filepath.Join(dir, "audit.jsonl"),
 		}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	}()
 	t.Cleanup(func() {
@@ -164,6 +165,20 @@ func TestServeCommand(t *testing.T) {
 
 	if _, err := os.Stat(filepath.Join(dir, "wif.db")); err != nil {
 		t.Errorf("WIF_STORE was not honoured: %v", err)
+	}
+	// --audit-sink: every exchange as a JSON line (within the audit
+	// writer's flush interval), no token in it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(dir, "audit.jsonl"))
+		if n := strings.Count(string(b), `"result":"success"`); n >= 2 {
+			if strings.Contains(string(b), "eyJ") || !strings.Contains(string(b), `"clientId":"`+clientID+`"`) {
+				t.Fatalf("audit sink:\n%s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit sink holds: %s", b)
+		}
 	}
 	if logs := stderr.String(); strings.Contains(logs, "eyJ") {
 		t.Error("the logs hold what looks like a JWT")

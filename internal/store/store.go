@@ -266,6 +266,11 @@ type AuditRecord struct {
 	// Diagnosis is a refusal's structured explanation (JSON, at most a few
 	// KiB), for admins: what each check found.
 	Diagnosis string
+	// Count is how many exchanges the record stands for: 1 (or 0, read as
+	// 1) for one; more for repeated successes of one identity, credential,
+	// subject and audience within one minute, aggregated into one record
+	// whose Time is the minute's start.
+	Count int
 }
 
 // AuditFilter narrows ListAudit. Zero fields match everything. Results come

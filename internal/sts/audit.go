@@ -31,6 +31,14 @@ type auditWriter struct {
 	// full is set while the spool is full (records are being dropped).
 	full atomic.Bool
 
+	// agg counts repeated successes (nil: every record is written whole).
+	agg *auditAggregator
+	// sink, when set, receives every record whole, before aggregation
+	// (--audit-sink).
+	sink recordSink
+	// now is the clock for closing aggregation minutes.
+	now func() time.Time
+
 	// flushReq asks run to write what is queued now.
 	flushReq chan chan error
 	// mu guards stopped: after run returns, add writes nothing.
@@ -45,7 +53,26 @@ const (
 )
 
 func newAuditWriter(s store.AuditStore, buffer int, sp *spool, log *slog.Logger, m *metrics) *auditWriter {
-	return &auditWriter{store: s, queue: make(chan store.AuditRecord, buffer), spool: sp, log: log, metrics: m, flushReq: make(chan chan error)}
+	return &auditWriter{store: s, queue: make(chan store.AuditRecord, buffer), spool: sp, log: log, metrics: m, flushReq: make(chan chan error),
+		agg: newAuditAggregator(), now: time.Now}
+}
+
+// recordSink receives every audit record whole (JSON lines for a log
+// shipper, say); it must not block for long.
+type recordSink interface {
+	Write(r store.AuditRecord)
+}
+
+// take puts one record into the batch, or into an aggregate.
+func (a *auditWriter) take(batch []store.AuditRecord, r store.AuditRecord) []store.AuditRecord {
+	if a.sink != nil {
+		a.sink.Write(r)
+	}
+	if a.agg != nil && a.agg.absorb(r) {
+		a.metrics.auditAggregated.Inc()
+		return batch
+	}
+	return append(batch, r)
 }
 
 func (a *auditWriter) add(r store.AuditRecord) {
@@ -138,13 +165,16 @@ func (a *auditWriter) run(ctx context.Context) {
 		for {
 			select {
 			case r := <-a.queue:
-				batch = append(batch, r)
+				batch = a.take(batch, r)
 				if len(batch) == auditBatchSize {
 					if err := write(wctx); err != nil && firstErr == nil {
 						firstErr = err
 					}
 				}
 			default:
+				if a.agg != nil {
+					batch = append(batch, a.agg.due(a.now(), true)...)
+				}
 				if err := write(wctx); err != nil && firstErr == nil {
 					firstErr = err
 				}
@@ -155,11 +185,14 @@ func (a *auditWriter) run(ctx context.Context) {
 	for {
 		select {
 		case r := <-a.queue:
-			batch = append(batch, r)
+			batch = a.take(batch, r)
 			if len(batch) == auditBatchSize {
 				_ = write(ctx)
 			}
 		case <-t.C:
+			if a.agg != nil {
+				batch = append(batch, a.agg.due(a.now(), false)...)
+			}
 			_ = write(ctx)
 			if time.Since(lastReplay) >= auditReplayInterval {
 				a.replay(ctx)

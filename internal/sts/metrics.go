@@ -13,8 +13,11 @@ type metrics struct {
 	auditDropped  prometheus.Counter
 	auditSpooled  prometheus.Counter
 	auditReplayed prometheus.Counter
-	revision      prometheus.Gauge
-	shed          prometheus.Counter
+	// auditAggregated counts successes kept as a count in an aggregate
+	// row rather than as a record of their own.
+	auditAggregated prometheus.Counter
+	revision        prometheus.Gauge
+	shed            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -40,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "wif_sts_audit_replayed_total",
 			Help: "Spooled audit records written to the store once it was back.",
 		}),
+		auditAggregated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wif_sts_audit_aggregated_total",
+			Help: "Repeated successful exchanges counted in a per-minute aggregate audit row instead of a record of their own.",
+		}),
 		revision: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "wif_sts_directory_revision",
 			Help: "Directory revision served from memory.",
@@ -50,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.auditSpooled, m.auditReplayed, m.revision, m.shed)
+		reg.MustRegister(m.exchanges, m.latency, m.auditDropped, m.auditSpooled, m.auditReplayed, m.auditAggregated, m.revision, m.shed)
 	}
 	return m
 }

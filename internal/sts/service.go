@@ -8,6 +8,7 @@ package sts
 
 import (
 	"go.opentelemetry.io/otel/trace"
+	"io"
 	"runtime"
 
 	"context"
@@ -83,6 +84,14 @@ type Config struct {
 	// AuditSpoolDir, when set, is where audit records the store cannot take
 	// wait (fsync'd) until it can; empty: such records are lost.
 	AuditSpoolDir string
+	// AuditEveryExchange writes a full record for every successful
+	// exchange; by default repeated successes of one client, credential,
+	// subject and audience are counted per minute in one record (the first
+	// of each hour and every refusal are always full records).
+	AuditEveryExchange bool
+	// AuditSink, when set, receives every audit record whole as a JSON
+	// line, before aggregation (--audit-sink: for log shippers).
+	AuditSink io.Writer
 	// AuditSpoolMaxBytes bounds the spool (default 256 MiB).
 	AuditSpoolMaxBytes int64
 	// AuditRefuseWhenFull makes the token endpoint refuse exchanges (503)
@@ -228,6 +237,13 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.cfg = cfg
 	s.audit = newAuditWriter(cfg.Store, cfg.AuditBuffer, sp, cfg.Logger, s.metrics)
+	s.audit.now = cfg.Now
+	if cfg.AuditEveryExchange {
+		s.audit.agg = nil
+	}
+	if cfg.AuditSink != nil {
+		s.audit.sink = &jsonLines{w: cfg.AuditSink, log: cfg.Logger}
+	}
 	return s, nil
 }
 

@@ -61,7 +61,7 @@ func TestAuditSurvivesAStoreOutage(t *testing.T) {
 	st := &outageStore{Store: openSQLite(t, dbPath)}
 	tenant := directory.NewID()
 	ctx, cancel := context.WithCancel(context.Background())
-	env := wiftest.Start(t, wiftest.WithStore(st), wiftest.WithTenantID(tenant), wiftest.WithAuditSpool(spoolDir, 0))
+	env := wiftest.Start(t, wiftest.WithStore(st), wiftest.WithTenantID(tenant), wiftest.WithAuditSpool(spoolDir, 0), wiftest.WithAuditEveryExchange())
 	mi := env.CreateManagedIdentity(t, "demo")
 	env.CreateResourceApp(t, "api://provider-api", 1)
 	exchange := func(env *wiftest.Env, corr string) {
@@ -122,7 +122,7 @@ func TestAuditSurvivesAStoreOutage(t *testing.T) {
 	}
 	env.Stop(t)
 	st.down.Store(false)
-	env2 := wiftest.Start(t, wiftest.WithStore(st), wiftest.WithTenantID(tenant), wiftest.WithAuditSpool(spoolDir, 0))
+	env2 := wiftest.Start(t, wiftest.WithStore(st), wiftest.WithTenantID(tenant), wiftest.WithAuditSpool(spoolDir, 0), wiftest.WithAuditEveryExchange())
 	if err := env2.Server.STS.FlushAudit(ctx); err != nil {
 		t.Fatalf("flush after a restart: %v", err)
 	}

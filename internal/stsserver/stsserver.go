@@ -7,6 +7,7 @@ package stsserver
 
 import (
 	"go.opentelemetry.io/otel/trace"
+	"io"
 
 	"github.com/wif-project/wif/internal/telemetry"
 
@@ -80,6 +81,9 @@ type Config struct {
 	AdminAllowLoopback bool
 	// Mount, when set, adds routes (such as the admin API) to the mux.
 	Mount func(mux *http.ServeMux, svc *sts.Service)
+	// AuditEveryExchange and AuditSink: see sts.Config.
+	AuditEveryExchange bool
+	AuditSink          io.Writer
 	// MaxApplyBytes bounds directory documents sent to the admin API
 	// (default apply.DefaultMaxApplyBytes).
 	MaxApplyBytes int64
@@ -177,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
+		AuditEveryExchange: cfg.AuditEveryExchange, AuditSink: cfg.AuditSink,
 		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: stsTracer(cfg.TracerProvider),
 		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait, IssuerAlgorithms: cfg.IssuerAlgorithms,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,

@@ -60,6 +60,8 @@ func (e *Env) Stop(t testing.TB) { e.stop(t) }
 type Option func(*options)
 
 type options struct {
+	everyExchange    bool
+	auditSink        io.Writer
 	store            store.Store
 	lifetime         time.Duration
 	entraIssuerNames bool
@@ -121,6 +123,13 @@ func WithAuditSpool(dir string, max int64) Option {
 	return func(o *options) { o.spoolDir, o.spoolMax = dir, max }
 }
 
+// WithAuditEveryExchange writes a full audit record for every exchange
+// (no per-minute aggregation of repeated successes).
+func WithAuditEveryExchange() Option { return func(o *options) { o.everyExchange = true } }
+
+// WithAuditSink streams every audit record as a JSON line to w.
+func WithAuditSink(w io.Writer) Option { return func(o *options) { o.auditSink = w } }
+
 // WithAuditRefuseWhenFull makes the service refuse exchanges while its
 // audit spool is full.
 func WithAuditRefuseWhenFull() Option { return func(o *options) { o.refuseFull = true } }
@@ -179,6 +188,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient, AllowPrivateIssuers: !o.refusePrivate, // the test issuer is on loopback
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
+		AuditEveryExchange: o.everyExchange, AuditSink: o.auditSink,
 		Logger: o.logger, Now: o.now, TracerProvider: o.tracer, MaxInflightExchanges: o.maxInflight, MaxQueueWait: o.maxQueueWait,
 		IssuerAlgorithms: o.issuerAlgs,
 	})

@@ -257,7 +257,7 @@ async function viewExchanges(params) {
   const open = (r) => { state.open = r.correlationId; explain(r, detail); };
   const rows = recs.map((r) => el("tr", { class: "row", tabindex: 0, "data-correlation": r.correlationId,
     onclick: () => open(r), onkeydown: (ev) => { if (ev.key === "Enter") open(r); } },
-    el("td", { text: when(r.time) }), el("td", {}, el("span", { class: "pill " + (r.result === "success" ? "good" : "bad"), text: r.result })),
+    el("td", { text: when(r.time) }), el("td", {}, el("span", { class: "pill " + (r.result === "success" ? "good" : "bad"), text: r.result + (r.count > 1 ? " ×" + r.count : "") })),
     el("td", { text: r.errorCode ? "AADSTS" + r.errorCode : "" }), el("td", { class: "mono", text: r.clientId || "" }),
     el("td", { text: r.credentialName || "" }), el("td", { class: "mono", text: r.subject || "" }), el("td", { text: r.reason || "" })));
   show(el("h1", { text: "Exchanges" }), perMinute(recs), filters, detail,
@@ -274,7 +274,7 @@ function perMinute(recs) {
   const now = Date.now(), bins = new Array(60).fill(0).map(() => ({ s: 0, f: 0 }));
   for (const r of recs) {
     const i = 59 - Math.floor((now - new Date(r.time)) / 60000);
-    if (i >= 0 && i < 60) bins[i][r.result === "success" ? "s" : "f"]++;
+    if (i >= 0 && i < 60) bins[i][r.result === "success" ? "s" : "f"] += Math.max(r.count || 1, 1);
   }
   const max = Math.max(1, ...bins.map((b) => b.s + b.f));
   return el("div", { class: "bar", role: "img", "aria-label": "Exchanges per minute over the last hour, successes and failures" },

@@ -319,6 +319,9 @@ func Audit(r store.AuditRecord, now time.Time) store.AuditRecord {
 	r.TenantID = AuditID(r.TenantID)
 	r.ClientID = AuditID(r.ClientID)
 	r.Audience = slices.Clone(r.Audience)
+	if r.Count < 1 {
+		r.Count = 1
+	}
 	return r
 }
 

@@ -1224,7 +1224,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, id string) error {
 
 // ---- audit
 
-const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr, reason, diagnosis, audience`
+const auditCols = `id, time_us, tenant_id, client_id, credential_name, grant_type, resource, issuer, subject, jti_hash, result, error_code, error, correlation_id, remote_addr, reason, diagnosis, audience, exchange_count`
 
 // auditChunk bounds the rows of one INSERT (18 parameters each).
 const auditChunk = 64
@@ -1241,15 +1241,15 @@ func (s *Store) AppendAudit(ctx context.Context, records []store.AuditRecord) er
 			batch := records[start:min(start+auditChunk, len(records))]
 			var b strings.Builder
 			b.WriteString(`INSERT INTO audit_log (` + auditCols + `) VALUES `)
-			args := make([]any, 0, len(batch)*18)
+			args := make([]any, 0, len(batch)*19)
 			for i, r := range batch {
 				if i > 0 {
 					b.WriteString(", ")
 				}
-				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				r = rules.Audit(r, now)
 				args = append(args, r.ID, rules.Micros(r.Time), r.TenantID, r.ClientID, r.CredentialName, r.GrantType, r.Resource,
-					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis, encodeAudience(r.Audience))
+					r.Issuer, r.Subject, r.JTIHash, r.Result, r.ErrorCode, r.Error, r.CorrelationID, r.RemoteAddr, r.Reason, r.Diagnosis, encodeAudience(r.Audience), r.Count)
 			}
 			if _, err := tx.ExecContext(ctx, s.sql(b.String()), args...); err != nil {
 				return s.dbErr("append audit", err)
@@ -1331,7 +1331,7 @@ func (s *Store) ListAudit(ctx context.Context, filter store.AuditFilter) (store.
 		var aud string
 		r := &x.r
 		err := sc.Scan(&x.seq, &r.ID, &x.us, &r.TenantID, &r.ClientID, &r.CredentialName, &r.GrantType, &r.Resource, &r.Issuer,
-			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr, &r.Reason, &r.Diagnosis, &aud)
+			&r.Subject, &r.JTIHash, &r.Result, &r.ErrorCode, &r.Error, &r.CorrelationID, &r.RemoteAddr, &r.Reason, &r.Diagnosis, &aud, &r.Count)
 		r.Time = rules.FromMicros(x.us)
 		r.Audience = decodeAudience(aud)
 		return x, err
