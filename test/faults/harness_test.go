@@ -261,6 +261,9 @@ func (f *fixture) launch(name, dsn string, extra ...string) *replica {
 		"--directory", f.directory,
 		"--bootstrap-admin-issuer", f.issuer.URL, "--bootstrap-admin-subject", f.adminSub, "--bootstrap-admin-tenant", f.tenant,
 		"--audit-spool-dir", filepath.Join(f.dir, name+"-spool"),
+		// The fault tests follow each exchange by its correlation id
+		// through outages: a full record for each, no per-minute counts.
+		"--audit-every-exchange",
 		"--ready-file", addrFile, "--log-level", "info",
 	}, extra...)
 	cmd := exec.Command(wifBinary(f.t), args...)
