@@ -22,13 +22,25 @@ const DefaultFileMode os.FileMode = 0o600
 // its lifetime, as the kubelet does.
 const MaxRefreshAge = 24 * time.Hour
 
+// MinRefreshMargin is the least time a token has left when it is
+// replaced: with the short lifetimes of tests and drills, 20 % of the
+// lifetime is less time than a loaded machine may take to wake the
+// writer. (Kubernetes tokens live 10 minutes at least, so the kubelet's
+// 80 % always leaves more.)
+const MinRefreshMargin = 2 * time.Second
+
 // RefreshAt is when a token should be replaced: at 80 % of its lifetime or
-// after MaxRefreshAge, whichever comes first — the kubelet's rule.
+// after MaxRefreshAge, whichever comes first — the kubelet's rule — but
+// never later than MinRefreshMargin before it expires.
 func RefreshAt(t Token) time.Time {
 	iat, exp := t.IssuedAt(), t.Expiry()
-	d := exp.Sub(iat) * 8 / 10
+	life := exp.Sub(iat)
+	d := life * 8 / 10
 	if d > MaxRefreshAge {
 		d = MaxRefreshAge
+	}
+	if life > 2*MinRefreshMargin && life-d < MinRefreshMargin {
+		d = life - MinRefreshMargin
 	}
 	return iat.Add(d)
 }

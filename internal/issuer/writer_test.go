@@ -115,6 +115,8 @@ func TestRefreshAtCapsAt24h(t *testing.T) {
 	}{
 		{time.Hour, 48 * time.Minute},
 		{10 * time.Second, 8 * time.Second},
+		{5 * time.Second, 3 * time.Second}, // 2 s left at least
+		{4 * time.Second, 3200 * time.Millisecond},
 		{48 * time.Hour, 24 * time.Hour},
 	} {
 		got := RefreshAt(Token{Claims: Claims{IssuedAt: iat, Expiry: iat + int64(tc.life/time.Second)}})
