@@ -86,13 +86,6 @@ type PushKeysResult struct {
 	TrustedIssuerResource
 }
 
-func ptrTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
 // trustedIssuerResource renders t with its keys as the token service reads
 // them.
 func trustedIssuerResource(t directory.TrustedIssuer) TrustedIssuerResource {
@@ -100,8 +93,8 @@ func trustedIssuerResource(t directory.TrustedIssuer) TrustedIssuerResource {
 		Name: t.Name, TenantID: t.TenantID, Issuer: t.Issuer, KeySource: string(t.KeySource), CABundle: t.CABundle,
 		Algorithms: t.Algorithms, MaxTokenLifetimeSeconds: t.MaxTokenLifetimeSeconds, RequireKeyUse: t.RequireKeyUse,
 		AllowPrivateAddresses: t.AllowPrivateAddresses, PushClientID: t.PushClientID, KeyOverlapSeconds: t.KeyOverlapSeconds,
-		Description: t.Description, KeysUpdatedAt: ptrTime(t.KeysUpdatedAt),
-		Version: t.Version, CreatedAt: ptrTime(t.CreatedAt), UpdatedAt: ptrTime(t.UpdatedAt),
+		Description: t.Description, KeysUpdatedAt: timePtr(t.KeysUpdatedAt),
+		Version: t.Version, CreatedAt: timePtr(t.CreatedAt), UpdatedAt: timePtr(t.UpdatedAt),
 	}
 	if t.JWKS != "" {
 		out.JWKS = json.RawMessage(t.JWKS)
@@ -138,7 +131,7 @@ func summarize(set trust.ParsedKeySet) []KeySummary {
 
 func issuerSetResource(s directory.IssuerSet) IssuerSetResource {
 	return IssuerSetResource{Name: s.Name, TenantID: s.TenantID, Issuers: s.Issuers, Description: s.Description,
-		Reference: directory.IssuerSetPrefix + s.Name, Version: s.Version, CreatedAt: ptrTime(s.CreatedAt), UpdatedAt: ptrTime(s.UpdatedAt)}
+		Reference: directory.IssuerSetPrefix + s.Name, Version: s.Version, CreatedAt: timePtr(s.CreatedAt), UpdatedAt: timePtr(s.UpdatedAt)}
 }
 
 // checkKeySet parses an uploaded or pushed key set as the token service

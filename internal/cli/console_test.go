@@ -317,7 +317,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, ctx, "exchanges")
 
 	// The inspector: a pasted platform token, decoded, then dry-run.
-	good := e.Issuer.Mint(t, "system:serviceaccount:default:demo", directory.DefaultAudience, time.Hour)
+	// A token the credential edited above trusts: the dry run must accept it.
+	good := e.Issuer.Mint(t, "system:serviceaccount:default:edited-in-console", directory.DefaultAudience, time.Hour)
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/#/inspect"), chromedp.WaitVisible(chromedp.CSS(`#token`)),
 		chromedp.SetValue(chromedp.CSS(`#token`), good)); err != nil {
 		t.Fatal(err)
@@ -330,15 +331,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#try`)), chromedp.WaitVisible(chromedp.CSS(`#dry-result`))); err != nil {
 		t.Fatal(err)
 	}
-	if claims := text(t, ctx, "#token-claims"); !strings.Contains(claims, "system:serviceaccount:default:demo") || !strings.Contains(claims, "(in 60 min)") {
+	if claims := text(t, ctx, "#token-claims"); !strings.Contains(claims, "system:serviceaccount:default:edited-in-console") || !strings.Contains(claims, "(in 60 min)") {
 		t.Errorf("decoded claims: %s", claims)
 	}
-	if res := text(t, ctx, "#dry-result"); !strings.Contains(res, "Would be accepted: credential kubernetes-demo") {
-		// The fixture's kubernetes-demo trusts another issuer URL; the
-		// credential made above trusts the test issuer for another subject:
-		// what matters is that the verdict is the token service's.
-		if !strings.Contains(res, "Would be refused: AADSTS") {
-			t.Fatalf("dry run: %s", res)
+	if res := text(t, ctx, "#dry-result"); !strings.Contains(res, "Would be accepted: credential from-console matches") {
+		t.Fatalf("dry run: %s", res)
+	}
+	// And one no credential trusts: refused, with the code.
+	if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS(`#token`), e.Issuer.Mint(t, "system:serviceaccount:default:nobody", directory.DefaultAudience, time.Hour)),
+		chromedp.Click(chromedp.CSS(`#try`))); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(tryText(ctx, "#dry-result"), "Would be refused: AADSTS700213"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("dry run of an untrusted subject: %s", tryText(ctx, "#dry-result"))
 		}
 	}
 	screenshot(t, ctx, "inspector")

@@ -16,18 +16,24 @@ import (
 	"github.com/wif-project/wif/internal/directory"
 )
 
-// readSource reads a file, or standard input for "-".
+// readSource reads a file, or standard input for "-", up to 1 MiB (key
+// sets and CA bundles are far smaller; the server takes at most 64 KiB).
 func readSource(streams Streams, path string) ([]byte, error) {
-	if path == "-" {
-		b, err := io.ReadAll(io.LimitReader(streams.In, 1<<20))
+	r, name := streams.In, "standard input"
+	if path != "-" {
+		f, err := os.Open(path)
 		if err != nil {
-			return nil, fmt.Errorf("read standard input: %w", err)
+			return nil, fmt.Errorf("read %s: %w", path, err)
 		}
-		return b, nil
+		defer f.Close()
+		r, name = f, path
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(io.LimitReader(r, 1<<20+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB: not a key set or a CA bundle", name)
 	}
 	return b, nil
 }

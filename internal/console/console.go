@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -175,6 +176,12 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.Set("Cache-Control", "no-store")
 		c.files.ServeHTTP(w, r)
+		return
+	}
+	// The proxy forwards under /admin only: no "..", no "//", no
+	// encoded variant of them walks it to another path of the service.
+	if path.Clean(r.URL.Path) != r.URL.Path || strings.Contains(r.URL.RawPath, "%") && path.Clean(r.URL.RawPath) != r.URL.RawPath {
+		writeError(w, http.StatusBadRequest, "BadPath", "the path must be clean (no '..', '.' or '//' segments)")
 		return
 	}
 	got := r.Header.Get(TokenHeader)

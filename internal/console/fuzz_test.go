@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	pathpkg "path"
 	"strings"
 	"testing"
 )
@@ -18,6 +19,8 @@ func FuzzConsoleRequest(f *testing.F) {
 		{"GET", "/api/tenants", "127.0.0.1:8099", "", "tok"},
 		{"DELETE", "/api/tenants/x", "127.0.0.1:8099", "http://127.0.0.1:8099", "tok"},
 		{"GET", "/api/../admin/tenants", "evil.example:8099", "", "tok"},
+		{"GET", "/api/../oauth2/token", "127.0.0.1:8099", "", "tok"},
+		{"GET", "/api/%2e%2e/x", "127.0.0.1:8099", "", "tok"},
 		{"POST", "/session", "127.0.0.1:8099", "https://evil.example", "nope"},
 		{"GET", "/app.js", "127.0.0.1:8099", "", ""},
 		{"GET", "/status", "127.0.0.1:8099", "", "tok"},
@@ -68,6 +71,9 @@ func FuzzConsoleRequest(f *testing.F) {
 			t.Fatalf("%s %s: %d %s", method, path, w.Code, w.Body)
 		}
 		proxied := strings.HasPrefix(r.URL.Path, "/api/")
+		if proxied && w.Code == 200 && pathpkg.Clean(r.URL.Path) != r.URL.Path {
+			t.Fatalf("%s %s: an unclean path was proxied", method, path)
+		}
 		if proxied && w.Code == 200 && (token != "tok" || !strings.EqualFold(host, "127.0.0.1:8099") || origin != "" && origin != "http://127.0.0.1:8099") {
 			t.Fatalf("%s %s with host %q origin %q token %q was proxied", method, path, host, origin, token)
 		}

@@ -52,8 +52,12 @@ func (s *Service) algorithmsOf(iss string) []string {
 	if algs, ok := s.cfg.IssuerAlgorithms[iss]; ok {
 		return algs
 	}
-	return []string{string(jose.RS256)}
+	return rs256Only
 }
+
+// rs256Only is the default algorithm list, shared so the token endpoint
+// allocates none per exchange; never modified.
+var rs256Only = []string{string(jose.RS256)}
 
 func parseAssertion(raw string) (*assertion, *Error) {
 	if len(raw) > maxAssertionSize {

@@ -18,8 +18,8 @@ import (
 // record (Count) once the minute is over. It runs in the audit writer's
 // goroutine only: no locks.
 type auditAggregator struct {
-	firstSeen map[string]time.Time // key → when its full record was written
-	pending   map[string]*store.AuditRecord
+	firstSeen map[aggKey]time.Time // key → when its full record was written
+	pending   map[minuteKey]*store.AuditRecord
 	maxKeys   int
 	window    time.Duration
 }
@@ -34,11 +34,30 @@ const (
 )
 
 func newAuditAggregator() *auditAggregator {
-	return &auditAggregator{firstSeen: map[string]time.Time{}, pending: map[string]*store.AuditRecord{}, maxKeys: maxAggregationKeys, window: firstSeenWindow}
+	return &auditAggregator{firstSeen: map[aggKey]time.Time{}, pending: map[minuteKey]*store.AuditRecord{}, maxKeys: maxAggregationKeys, window: firstSeenWindow}
 }
 
-func aggKey(r *store.AuditRecord) string {
-	return strings.Join([]string{r.TenantID, strings.ToLower(r.ClientID), r.CredentialName, r.Resource, r.Issuer, r.Subject, strings.Join(r.Audience, " ")}, "\x00")
+// aggKey is what makes successes "the same": a comparable struct, so
+// building it allocates nothing for the usual single audience.
+type aggKey struct {
+	tenant, client, credential, resource, issuer, subject, audience string
+}
+
+type minuteKey struct {
+	aggKey
+	minute int64 // Unix seconds of the minute's start
+}
+
+func keyOf(r *store.AuditRecord) aggKey {
+	aud := ""
+	switch len(r.Audience) {
+	case 0:
+	case 1:
+		aud = r.Audience[0]
+	default:
+		aud = strings.Join(r.Audience, " ")
+	}
+	return aggKey{r.TenantID, strings.ToLower(r.ClientID), r.CredentialName, r.Resource, r.Issuer, r.Subject, aud}
 }
 
 // absorb takes a record: false means write it as it is (a refusal, or the
@@ -48,16 +67,16 @@ func (g *auditAggregator) absorb(r store.AuditRecord) bool {
 	if r.Result != store.AuditSuccess || r.Count > 1 {
 		return false
 	}
-	k := aggKey(&r)
+	k := keyOf(&r)
 	if t, ok := g.firstSeen[k]; !ok || r.Time.Sub(t) >= g.window || r.Time.Before(t) {
 		if len(g.firstSeen) >= g.maxKeys {
-			g.firstSeen = map[string]time.Time{}
+			g.firstSeen = map[aggKey]time.Time{}
 		}
 		g.firstSeen[k] = r.Time
 		return false
 	}
 	minute := r.Time.UTC().Truncate(time.Minute)
-	pk := k + "\x00" + minute.Format(time.RFC3339)
+	pk := minuteKey{k, minute.Unix()}
 	if p := g.pending[pk]; p != nil {
 		p.Count++
 		return true

@@ -3,8 +3,8 @@ package sts
 import (
 	"context"
 	"crypto"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,9 +50,6 @@ type retiredKey struct {
 	until time.Time
 }
 
-// fetchProfile is a trusted issuer's fetch settings, by profile name.
-type fetchProfile = trust.Profile
-
 // profileName names a trusted issuer's fetch settings; it changes with
 // every update of the object, so a changed CA bundle gets a new client.
 func profileName(t directory.TrustedIssuer) string {
@@ -61,7 +58,7 @@ func profileName(t directory.TrustedIssuer) string {
 
 // compilePolicy turns a trusted issuer into its policy (and, for a
 // discovery issuer with its own fetch settings, the fetch profile).
-func compilePolicy(t directory.TrustedIssuer) (*issuerPolicy, *fetchProfile) {
+func compilePolicy(t directory.TrustedIssuer) (*issuerPolicy, *trust.Profile) {
 	p := &issuerPolicy{
 		name: t.Name, source: t.KeySource, algs: t.AllowedAlgorithms(), maxLifetime: t.MaxTokenLifetime(),
 		requireUse: t.RequireKeyUse, keysUpdatedAt: t.KeysUpdatedAt,
@@ -71,7 +68,7 @@ func compilePolicy(t directory.TrustedIssuer) (*issuerPolicy, *fetchProfile) {
 			return p, nil
 		}
 		p.profile = profileName(t)
-		return p, &fetchProfile{CABundle: []byte(t.CABundle), AllowPrivateAddresses: t.AllowPrivateAddresses}
+		return p, &trust.Profile{CABundle: []byte(t.CABundle), AllowPrivateAddresses: t.AllowPrivateAddresses}
 	}
 	p.keys = map[string]*jose.JSONWebKey{}
 	p.retired = map[string]retiredKey{}
@@ -132,10 +129,7 @@ func (s *Service) issuerKey(ctx context.Context, pol *issuerPolicy, iss, kid str
 		pol.source, pol.keysUpdatedAt.UTC().Format(time.RFC3339), strings.Join(kids, ", "))
 }
 
-func quote(s string) string {
-	b, _ := json.Marshal(clip(s))
-	return string(b)
-}
+func quote(s string) string { return strconv.Quote(clip(s)) }
 
 // algorithmsFor lists the algorithms issuer iss may sign with in a tenant
 // whose trusted issuer for it is pol: the object's, else the operator's
