@@ -245,16 +245,26 @@ func (m ManagedIdentity) Validate() error {
 	} else if !identityNameRE.MatchString(m.Name) {
 		c.fail("name", m.Name, "may hold only letters, digits, '-' and '_', and must start with a letter or digit")
 	}
-	if n := len(m.ResourceGroup); n == 0 || n > MaxResourceGroupLen {
-		c.fail("resourceGroup", m.ResourceGroup, "must be 1 to %d characters (has %d)", MaxResourceGroupLen, n)
-	} else if !resourceGroupRE.MatchString(m.ResourceGroup) || strings.HasSuffix(m.ResourceGroup, ".") {
-		c.fail("resourceGroup", m.ResourceGroup, "may hold only letters, digits, '_', '-', '.', '(' and ')', and must not end with '.'")
+	c.resourceGroup("resourceGroup", m.ResourceGroup)
+	c.tags(m.Tags)
+	return c.err()
+}
+
+// resourceGroup checks a resource group name as ARM does.
+func (c *checker) resourceGroup(field, v string) {
+	if n := len(v); n == 0 || n > MaxResourceGroupLen {
+		c.fail(field, v, "must be 1 to %d characters (has %d)", MaxResourceGroupLen, n)
+	} else if !resourceGroupRE.MatchString(v) || strings.HasSuffix(v, ".") {
+		c.fail(field, v, "may hold only letters, digits, '_', '-', '.', '(' and ')', and must not end with '.'")
 	}
-	for k, v := range m.Tags {
+}
+
+// tags checks ARM tags: names up to 512 characters, values up to 256.
+func (c *checker) tags(tags map[string]string) {
+	for k, v := range tags {
 		c.maxLen("tags."+k, v, 256)
 		c.maxLen("tags", k, 512)
 	}
-	return c.err()
 }
 
 // Validate checks a federated identity credential on its own; ValidateSet
@@ -354,6 +364,7 @@ func (f FederatedCredential) ValidateSetLimit(siblings []FederatedCredential, li
 	}
 	if len(siblings)+1 > limit {
 		c.fail("name", f.Name, "cannot be added: the %s already has %d federated credentials, the most allowed (wif serve --max-credentials-per-identity; Entra allows %d)", f.ParentKind, limit, MaxCredentialsPerParent)
+		return fmt.Errorf("%w: %w", ErrCredentialLimit, c.err())
 	}
 	for _, s := range siblings {
 		if strings.EqualFold(s.Name, f.Name) {

@@ -119,6 +119,17 @@ type DirectoryStore interface {
 	UpdateIssuerSet(ctx context.Context, tenantID, name string, update func(*directory.IssuerSet) error) (directory.IssuerSet, error)
 	DeleteIssuerSet(ctx context.Context, tenantID, name string, pre ...Precondition) error
 
+	// CreateResourceGroup fails with ErrAlreadyExists when the tenant has a
+	// group of that name (case-insensitively) in that subscription, and
+	// with ErrNotFound when the tenant does not exist. Resource groups do
+	// not take part in token exchanges (nor in Snapshot): they are what
+	// Resource Manager's surface answers for.
+	CreateResourceGroup(ctx context.Context, g directory.ResourceGroup) (directory.ResourceGroup, error)
+	GetResourceGroup(ctx context.Context, tenantID, subscriptionID, name string) (directory.ResourceGroup, error)
+	ListResourceGroups(ctx context.Context, tenantID string) ([]directory.ResourceGroup, error)
+	UpdateResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, update func(*directory.ResourceGroup) error) (directory.ResourceGroup, error)
+	DeleteResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, pre ...Precondition) error
+
 	// Snapshot reads the whole directory in one consistent read.
 	Snapshot(ctx context.Context) (Snapshot, error)
 	// Revision is the directory revision: it increases with every write to

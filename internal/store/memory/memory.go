@@ -57,6 +57,7 @@ type Store struct {
 	issuers  map[string]store.IssuerStatus      // by issuer
 	trusted  map[string]directory.TrustedIssuer // by tenant|lower-case name
 	sets     map[string]directory.IssuerSet     // by tenant|lower-case name
+	groups   map[string]directory.ResourceGroup // by tenant|subscription/lower-case name
 }
 
 type auditEntry struct {
@@ -82,6 +83,7 @@ func New(opts ...Option) *Store {
 		issuers:  map[string]store.IssuerStatus{},
 		trusted:  map[string]directory.TrustedIssuer{},
 		sets:     map[string]directory.IssuerSet{},
+		groups:   map[string]directory.ResourceGroup{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -233,6 +235,11 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precon
 	for k, v := range s.sets {
 		if v.TenantID == id {
 			delete(s.sets, k)
+		}
+	}
+	for k, v := range s.groups {
+		if v.TenantID == id {
+			delete(s.groups, k)
 		}
 	}
 	s.revision++

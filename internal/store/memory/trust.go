@@ -213,3 +213,45 @@ func (s *Store) UpdateIssuerSet(ctx context.Context, tenantID, name string, upda
 func (s *Store) DeleteIssuerSet(ctx context.Context, tenantID, name string, pre ...store.Precondition) error {
 	return deleteDoc(ctx, s, issuerSets, tenantID, name, pre)
 }
+
+var resourceGroups = docKind[directory.ResourceGroup]{
+	what:     "resource group",
+	m:        func(s *Store) map[string]directory.ResourceGroup { return s.groups },
+	tenant:   func(g directory.ResourceGroup) string { return g.TenantID },
+	name:     func(g directory.ResourceGroup) string { return g.Key() },
+	unique:   func(directory.ResourceGroup) string { return "" },
+	meta:     func(g *directory.ResourceGroup) *directory.Meta { return &g.Meta },
+	clone:    rules.ResourceGroup,
+	validate: directory.ResourceGroup.Validate,
+	updated:  rules.UpdatedResourceGroup,
+	clash:    "the subscription already has a resource group of this name",
+}
+
+func groupKey(subscriptionID, name string) string {
+	return directory.ResourceGroup{SubscriptionID: subscriptionID, Name: name}.Key()
+}
+
+// CreateResourceGroup implements store.DirectoryStore.
+func (s *Store) CreateResourceGroup(ctx context.Context, g directory.ResourceGroup) (directory.ResourceGroup, error) {
+	return createDoc(ctx, s, resourceGroups, g)
+}
+
+// GetResourceGroup implements store.DirectoryStore.
+func (s *Store) GetResourceGroup(ctx context.Context, tenantID, subscriptionID, name string) (directory.ResourceGroup, error) {
+	return getDoc(ctx, s, resourceGroups, tenantID, groupKey(subscriptionID, name))
+}
+
+// ListResourceGroups implements store.DirectoryStore.
+func (s *Store) ListResourceGroups(ctx context.Context, tenantID string) ([]directory.ResourceGroup, error) {
+	return listDocs(ctx, s, resourceGroups, tenantID, rules.SortResourceGroups)
+}
+
+// UpdateResourceGroup implements store.DirectoryStore.
+func (s *Store) UpdateResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, update func(*directory.ResourceGroup) error) (directory.ResourceGroup, error) {
+	return updateDoc(ctx, s, resourceGroups, tenantID, groupKey(subscriptionID, name), update)
+}
+
+// DeleteResourceGroup implements store.DirectoryStore.
+func (s *Store) DeleteResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, pre ...store.Precondition) error {
+	return deleteDoc(ctx, s, resourceGroups, tenantID, groupKey(subscriptionID, name), pre)
+}

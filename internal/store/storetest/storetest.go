@@ -88,6 +88,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IssuerStatus", testIssuerStatus},
 		{"TrustedIssuers", testTrustedIssuers},
 		{"IssuerSets", testIssuerSets},
+		{"ResourceGroups", testResourceGroups},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -125,3 +125,56 @@ func testIssuerSets(t *testing.T, s store.Store) {
 	noErr(t, s.DeleteIssuerSet(ctx, ten.ID, "prod-clusters"))
 	wantErr(t, val(s.GetIssuerSet(ctx, ten.ID, "prod-clusters")).err, store.ErrNotFound)
 }
+
+func testResourceGroups(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	other := mkTenant(t, s)
+	sub, sub2 := newID(), newID()
+	in := directory.ResourceGroup{TenantID: upper(ten.ID), SubscriptionID: upper(sub), Name: "Mi-Test-Group", Location: "westeurope", Tags: map[string]string{"team": "platform"}}
+	got := val(s.CreateResourceGroup(ctx, in)).must(t)
+	checkMeta(t, "created resource group", got.Meta, 1)
+	if got.TenantID != ten.ID || got.SubscriptionID != sub || got.Name != "Mi-Test-Group" || got.Location != "westeurope" || got.Tags["team"] != "platform" {
+		t.Errorf("created resource group = %+v", got)
+	}
+	// The name is unique per subscription, case-insensitively; another
+	// subscription or tenant has its own.
+	wantErr(t, val(s.CreateResourceGroup(ctx, directory.ResourceGroup{TenantID: ten.ID, SubscriptionID: sub, Name: "MI-TEST-GROUP"})).err, store.ErrAlreadyExists)
+	val(s.CreateResourceGroup(ctx, directory.ResourceGroup{TenantID: ten.ID, SubscriptionID: sub2, Name: "mi-test-group"})).must(t)
+	val(s.CreateResourceGroup(ctx, directory.ResourceGroup{TenantID: other.ID, SubscriptionID: sub, Name: "mi-test-group"})).must(t)
+	if err := val(s.CreateResourceGroup(ctx, directory.ResourceGroup{TenantID: ten.ID, SubscriptionID: sub, Name: "ends-with."})).err; !errors.Is(err, directory.ErrInvalid) {
+		t.Errorf("a name ending in '.': err = %v, want a validation error", err)
+	}
+	wantErr(t, val(s.CreateResourceGroup(ctx, directory.ResourceGroup{TenantID: newID(), SubscriptionID: sub, Name: "x"})).err, store.ErrNotFound)
+
+	equal(t, "got resource group", val(s.GetResourceGroup(ctx, ten.ID, upper(sub), "mi-test-GROUP")).must(t), got)
+	wantErr(t, val(s.GetResourceGroup(ctx, ten.ID, sub, "nope")).err, store.ErrNotFound)
+	list := val(s.ListResourceGroups(ctx, ten.ID)).must(t)
+	if len(list) != 2 {
+		t.Fatalf("list = %+v", list)
+	}
+	wantErr(t, val(s.ListResourceGroups(ctx, newID())).err, store.ErrNotFound)
+	upd := val(s.UpdateResourceGroup(ctx, ten.ID, sub, "mi-test-group", func(g *directory.ResourceGroup) error {
+		g.Tags = map[string]string{"team": "identity"}
+		return nil
+	})).must(t)
+	checkMeta(t, "updated resource group", upd.Meta, 2)
+	if upd.Tags["team"] != "identity" || upd.Name != "Mi-Test-Group" {
+		t.Errorf("updated = %+v", upd)
+	}
+	if err := val(s.UpdateResourceGroup(ctx, ten.ID, sub, "mi-test-group", func(g *directory.ResourceGroup) error {
+		g.Name = "renamed"
+		return nil
+	})).err; err == nil {
+		t.Error("a rename was accepted")
+	}
+	noErr(t, s.DeleteResourceGroup(ctx, ten.ID, sub, "MI-test-group"))
+	wantErr(t, val(s.GetResourceGroup(ctx, ten.ID, sub, "mi-test-group")).err, store.ErrNotFound)
+	wantErr(t, s.DeleteResourceGroup(ctx, ten.ID, sub, "mi-test-group"), store.ErrNotFound)
+	// Deleting the tenant deletes its groups.
+	noErr(t, s.DeleteTenant(ctx, other.ID))
+	val(s.CreateTenant(ctx, directory.Tenant{ID: other.ID, DisplayName: "again"})).must(t)
+	if l := val(s.ListResourceGroups(ctx, other.ID)).must(t); len(l) != 0 {
+		t.Errorf("groups of a deleted tenant came back: %+v", l)
+	}
+}

@@ -564,3 +564,33 @@ func SortIssuerSets(ss []directory.IssuerSet) {
 		return cmpStrings(a.TenantID, b.TenantID, Key(a.Name), Key(b.Name))
 	})
 }
+
+// ResourceGroup returns a deep copy of g in canonical form.
+func ResourceGroup(g directory.ResourceGroup) directory.ResourceGroup {
+	g.TenantID = directory.CanonicalID(g.TenantID)
+	g.SubscriptionID = directory.CanonicalID(g.SubscriptionID)
+	if len(g.Tags) == 0 {
+		g.Tags = nil
+	} else {
+		g.Tags = maps.Clone(g.Tags)
+	}
+	return g
+}
+
+// UpdatedResourceGroup is UpdatedTenant for resource groups.
+func UpdatedResourceGroup(old, g directory.ResourceGroup, now time.Time) (directory.ResourceGroup, error) {
+	g = ResourceGroup(g)
+	if err := checkImmutable(same("tenantId", old.TenantID, g.TenantID), same("subscriptionId", old.SubscriptionID, g.SubscriptionID), same("name", old.Name, g.Name)); err != nil {
+		return g, err
+	}
+	g.Meta = NextMeta(old.Meta, now)
+	return g, g.Validate()
+}
+
+// SortResourceGroups orders resource groups by tenant, subscription, then
+// name.
+func SortResourceGroups(gs []directory.ResourceGroup) {
+	slices.SortFunc(gs, func(a, b directory.ResourceGroup) int {
+		return cmpStrings(a.TenantID, b.TenantID, a.Key(), b.Key())
+	})
+}

@@ -261,3 +261,49 @@ func (s *Store) snapshotTrust(ctx context.Context, tx *sql.Tx, snap *store.Snaps
 	snap.IssuerSets, err = listDocs(ctx, s, tx, issuerSets, "")
 	return err
 }
+
+// Resource groups are documents of the same table, named by subscription
+// and name ("sub/name").
+var resourceGroups = docKind[directory.ResourceGroup]{
+	kind: "resourceGroup", what: "resource group",
+	tenant:   func(g *directory.ResourceGroup) *string { return &g.TenantID },
+	name:     func(g directory.ResourceGroup) string { return g.Key() },
+	unique:   func(g directory.ResourceGroup) string { return g.Key() },
+	meta:     func(g *directory.ResourceGroup) *directory.Meta { return &g.Meta },
+	clone:    rules.ResourceGroup,
+	validate: directory.ResourceGroup.Validate,
+	updated:  rules.UpdatedResourceGroup,
+	clash:    "the subscription already has a resource group of this name",
+}
+
+func groupKey(subscriptionID, name string) string {
+	return directory.ResourceGroup{SubscriptionID: subscriptionID, Name: name}.Key()
+}
+
+// CreateResourceGroup implements store.DirectoryStore.
+func (s *Store) CreateResourceGroup(ctx context.Context, g directory.ResourceGroup) (directory.ResourceGroup, error) {
+	return createDoc(ctx, s, resourceGroups, g)
+}
+
+// GetResourceGroup implements store.DirectoryStore.
+func (s *Store) GetResourceGroup(ctx context.Context, tenantID, subscriptionID, name string) (directory.ResourceGroup, error) {
+	return getDoc(ctx, s, s.r, resourceGroups, tenantID, groupKey(subscriptionID, name), false)
+}
+
+// ListResourceGroups implements store.DirectoryStore.
+func (s *Store) ListResourceGroups(ctx context.Context, tenantID string) ([]directory.ResourceGroup, error) {
+	if err := s.tenantMustExist(ctx, tenantID, "list resource groups"); err != nil {
+		return nil, err
+	}
+	return listDocs(ctx, s, s.r, resourceGroups, tenantID)
+}
+
+// UpdateResourceGroup implements store.DirectoryStore.
+func (s *Store) UpdateResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, update func(*directory.ResourceGroup) error) (directory.ResourceGroup, error) {
+	return updateDoc(ctx, s, resourceGroups, tenantID, groupKey(subscriptionID, name), update)
+}
+
+// DeleteResourceGroup implements store.DirectoryStore.
+func (s *Store) DeleteResourceGroup(ctx context.Context, tenantID, subscriptionID, name string, pre ...store.Precondition) error {
+	return deleteDoc(ctx, s, resourceGroups, tenantID, groupKey(subscriptionID, name), pre)
+}
