@@ -29,6 +29,9 @@ const (
 	CodeUnavailable         = "ServiceUnavailable"
 	CodeMethodNotAllowed    = "MethodNotAllowed"
 	CodeInvalidQueryOptions = "InvalidQueryParameterValue"
+	// CodeQuotaExceeded: a parent already holds the most federated
+	// credentials allowed (409).
+	CodeQuotaExceeded = "QuotaExceeded"
 )
 
 // ErrorBody is the admin API's error document:
@@ -74,6 +77,12 @@ func toAPIError(err error, logger *slog.Logger, r *http.Request) *apiError {
 		d := ErrorDetail{Code: CodeValidation, Message: ves.Error(), Target: ves[0].Field}
 		for _, e := range ves {
 			d.Details = append(d.Details, ErrorDetail{Code: CodeValidation, Target: e.Field, Message: e.Error()})
+		}
+		if errors.Is(err, directory.ErrCredentialLimit) {
+			// The limit depends on the parent's state, not on the
+			// request: Conflict, as ARM answers it.
+			d.Code = CodeQuotaExceeded
+			return &apiError{status: http.StatusConflict, body: d}
 		}
 		return &apiError{status: http.StatusBadRequest, body: d}
 	}

@@ -92,7 +92,8 @@ type route struct {
 // Path prefixes.
 const (
 	tenantPath   = "/admin/tenants/{tenantId}"
-	identityBase = tenantPath + "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
+	groupPath    = tenantPath + "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroup}"
+	identityBase = groupPath + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities"
 	identityPath = identityBase + "/{name}"
 	appPath      = tenantPath + "/applications/{appId}"
 )
@@ -142,6 +143,12 @@ func NewHandler(cfg Config) (*Handler, error) {
 		{"DELETE", appPath + "/federatedIdentityCredentials/{credentialName}", ScopeAppCred, "Delete an application's federated identity credential", "", "", 204, h.deleteAppCred},
 		{"POST", appPath + "/testFederatedCredentials", ScopeAppCred, "Dry-run an exchange of an assertion for this application: every check's verdict, no token issued", "TestRequest", "TestResult", 200, h.testAppCreds},
 
+		{"GET", tenantPath + "/providers/Microsoft.ManagedIdentity/userAssignedIdentities", ScopeIdentity, "List the identities of every subscription of the tenant", "", "IdentityList", 200, h.listTenantIdentities},
+		{"GET", tenantPath + "/subscriptions/{subscriptionId}/resourceGroups", ScopeIdentity, "List the resource groups of a subscription (stored, and implied by the identities in them)", "", "ResourceGroupList", 200, h.listGroups},
+		{"GET", groupPath, ScopeIdentity, "Get a resource group", "", "ResourceGroup", 200, h.getGroup},
+		{"PUT", groupPath, ScopeIdentity, "Create or update a resource group (location is required and cannot change)", "ResourceGroup", "ResourceGroup", 200, h.putGroup},
+		{"PATCH", groupPath, ScopeIdentity, "Update a resource group's tags", "ResourceGroup", "ResourceGroup", 200, h.patchGroup},
+		{"DELETE", groupPath, ScopeIdentity, "Delete an empty resource group", "", "", 204, h.deleteGroup},
 		{"GET", tenantPath + "/subscriptions/{subscriptionId}/providers/Microsoft.ManagedIdentity/userAssignedIdentities", ScopeIdentity, "List the identities of a subscription", "", "IdentityList", 200, h.listIdentities},
 		{"GET", identityBase, ScopeIdentity, "List the identities of a resource group", "", "IdentityList", 200, h.listIdentities},
 		{"GET", identityPath, ScopeIdentity, "Get a user-assigned managed identity", "", "Identity", 200, h.getIdentity},

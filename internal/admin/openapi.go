@@ -20,6 +20,7 @@ func schemaTypes() map[string]reflect.Type {
 		"AppCredential":      reflect.TypeFor[AppCredentialResource](),
 		"Identity":           reflect.TypeFor[IdentityResource](),
 		"IdentityCredential": reflect.TypeFor[IdentityCredentialResource](),
+		"ResourceGroup":      reflect.TypeFor[ResourceGroupResource](),
 		"Assignment":         reflect.TypeFor[AssignmentResource](),
 		"Audit":              reflect.TypeFor[AuditResource](),
 		"Document":           reflect.TypeFor[apply.Document](),

@@ -43,6 +43,10 @@ type Config struct {
 	Store store.DirectoryStore
 	// Identify authenticates callers (required).
 	Identify Identifier
+	// Admin is the admin API: every request for a resource becomes one or
+	// more of its operations, with its validation and authorization
+	// (required).
+	Admin *admin.Handler
 	// PublicURL is the token service's URL, the login endpoint and the
 	// Resource Manager endpoint at once (no trailing '/').
 	PublicURL string
@@ -54,8 +58,8 @@ type Handler struct{ cfg Config }
 
 // New checks cfg.
 func New(cfg Config) (*Handler, error) {
-	if cfg.Store == nil || cfg.Identify == nil || cfg.PublicURL == "" {
-		return nil, errors.New("arm: Store, Identify and PublicURL are required")
+	if cfg.Store == nil || cfg.Identify == nil || cfg.Admin == nil || cfg.PublicURL == "" {
+		return nil, errors.New("arm: Store, Identify, Admin and PublicURL are required")
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	if cfg.Logger == nil {
@@ -64,7 +68,10 @@ func New(cfg Config) (*Handler, error) {
 	return &Handler{cfg: cfg}, nil
 }
 
-// Mount registers the endpoints on mux.
+// Mount registers the discovery endpoints on mux. The resources below
+// /subscriptions/ are served by Resources, which the server routes to
+// before its mux (a pattern for them would overlap the token service's
+// "/{tenant}/..." ones).
 func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /metadata/endpoints", h.endpoints)
 	mux.HandleFunc("GET /subscriptions", h.subscriptions)
@@ -130,9 +137,9 @@ type count struct {
 }
 
 // subscriptions lists the subscriptions of the caller's tenant that hold
-// its managed identities, when the caller may read them (an admin role in
-// that tenant); empty otherwise — a valid answer (az login then needs
-// --allow-no-subscriptions).
+// its managed identities or resource groups, when the caller may read them
+// (an admin role in that tenant); empty otherwise — a valid answer (az
+// login then needs --allow-no-subscriptions).
 func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	if _, ok := apiVersion(w, r); !ok {
 		return
@@ -141,27 +148,47 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	tenants, err := h.visibleTenants(r, c)
+	out, err := h.visibleSubscriptions(r, c)
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	writeJSON(w, r, http.StatusOK, map[string]any{"value": out, "count": count{Type: "Total", Value: len(out)}})
+}
+
+// visibleSubscriptions are the subscriptions of the tenants whose
+// identities the caller may read.
+func (h *Handler) visibleSubscriptions(r *http.Request, c admin.Caller) ([]subscription, error) {
+	tenants, err := h.visibleTenants(r, c)
+	if err != nil {
+		return nil, err
 	}
 	out := []subscription{}
 	for _, t := range tenants {
 		mis, err := h.cfg.Store.ListManagedIdentities(r.Context(), t.ID, store.IdentityFilter{})
 		if err != nil {
-			h.fail(w, r, err)
-			return
+			return nil, err
+		}
+		gs, err := h.cfg.Store.ListResourceGroups(r.Context(), t.ID)
+		if err != nil {
+			return nil, err
+		}
+		subs := make([]string, 0, len(mis)+len(gs))
+		for _, m := range mis {
+			subs = append(subs, m.SubscriptionID)
+		}
+		for _, g := range gs {
+			subs = append(subs, g.SubscriptionID)
 		}
 		seen := map[string]bool{}
-		for _, m := range mis {
-			if seen[m.SubscriptionID] {
+		for _, sub := range subs {
+			if seen[sub] {
 				continue
 			}
-			seen[m.SubscriptionID] = true
+			seen[sub] = true
 			out = append(out, subscription{
-				ID: "/subscriptions/" + m.SubscriptionID, AuthorizationSource: "RoleBased", ManagedByTenants: []string{},
-				SubscriptionID: m.SubscriptionID, TenantID: t.ID, DisplayName: t.DisplayName + " " + m.SubscriptionID[:8], State: "Enabled",
+				ID: "/subscriptions/" + sub, AuthorizationSource: "RoleBased", ManagedByTenants: []string{},
+				SubscriptionID: sub, TenantID: t.ID, DisplayName: t.DisplayName + " " + sub[:8], State: "Enabled",
 				SubscriptionPolicies: map[string]string{"locationPlacementId": "Public_2014-09-01", "quotaId": "Internal_2014-09-01", "spendingLimit": "Off"},
 			})
 		}
@@ -169,7 +196,7 @@ func (h *Handler) subscriptions(w http.ResponseWriter, r *http.Request) {
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].TenantID+out[i].SubscriptionID < out[j].TenantID+out[j].SubscriptionID
 	})
-	writeJSON(w, r, http.StatusOK, map[string]any{"value": out, "count": count{Type: "Total", Value: len(out)}})
+	return out, nil
 }
 
 // tenants lists the caller's tenant (every tenant for an operator admin or
@@ -260,16 +287,23 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg st
 // writeJSON writes v with ARM's request id headers (the caller's
 // x-ms-correlation-request-id echoed when it is sane).
 func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	writeHeaders(w, r)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeHeaders sets ARM's headers of every answer: its request id, the
+// caller's x-ms-correlation-request-id echoed when it is a GUID (a fresh
+// one otherwise), no caching.
+func writeHeaders(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	id := httpx.NewCorrelationID()
 	corr := r.Header.Get("x-ms-correlation-request-id")
 	if !directory.IsGUID(corr) {
 		corr = id
 	}
-	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("x-ms-request-id", id)
 	h.Set("x-ms-correlation-request-id", corr)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

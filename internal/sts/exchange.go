@@ -76,7 +76,8 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 		rec.CredentialName = ev.cred.Name
 	}
 	if e == nil {
-		r := ti.lookupResource(req.resource)
+		requested := s.aliased(req.resource)
+		r := ti.lookupResource(requested)
 		if r == nil {
 			e = errResourceNotFound(clip(req.resource), tid)
 			if req.grantType == GrantTokenExchange {
@@ -90,7 +91,7 @@ func (s *Service) exchange(ctx context.Context, ti *tenantIndex, req *tokenReque
 			if s.cfg.Tracer != nil {
 				_, sspan = s.cfg.Tracer.Start(ctx, "sts.sign_access_token")
 			}
-			tok, err := s.mint(tid, ev.client, r, req.resource, now)
+			tok, err := s.mint(tid, ev.client, r, requested, now)
 			if sspan != nil {
 				sspan.End()
 			}
@@ -408,4 +409,15 @@ func (s *Service) TestAssertion(ctx context.Context, tenantID, clientID, asserti
 	}
 	r.Diagnosis.Reason = fmt.Sprintf("every check passed: credential '%s' matches and the signature verifies", r.Credential)
 	return r, nil
+}
+
+// aliased is the resource a request names, through Config.ResourceAliases.
+func (s *Service) aliased(resource string) string {
+	if len(s.cfg.ResourceAliases) == 0 {
+		return resource
+	}
+	if to, ok := s.cfg.ResourceAliases[strings.ToLower(strings.TrimRight(resource, "/"))]; ok {
+		return to
+	}
+	return resource
 }

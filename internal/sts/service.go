@@ -59,6 +59,13 @@ type Config struct {
 	Store  store.Store
 	Signer Signer
 	Keys   KeySource
+	// ResourceAliases name resources by other identifiers: a request for
+	// a key (compared case-insensitively, without trailing '/') is served
+	// as one for its value, which the token's audience then names. The
+	// token server maps its own URL — the Resource Manager and Graph
+	// resource id of wif's cloud metadata, which az and the Terraform
+	// providers ask tokens for — onto the admin API's api://wif-admin.
+	ResourceAliases map[string]string
 	// PublicURL is the base URL clients use as authority host, e.g.
 	// https://wif.example.com or https://127.0.0.1:8443 (no trailing '/').
 	PublicURL string

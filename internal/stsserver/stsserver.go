@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -178,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}},
 	})
 	svc, err = sts.New(ctx, sts.Config{
-		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL,
+		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL, ResourceAliases: resourceAliases(cfg),
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
 		AuditEveryExchange: cfg.AuditEveryExchange, AuditSink: cfg.AuditSink,
@@ -205,8 +206,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	probes.AddReadiness("signing key", func(context.Context) error { return keys.Ready() })
 	probes.Mount(mux)
 	httpx.MountMetrics(mux, reg)
+	var front prefixRouter
 	if !cfg.DisableAdmin {
-		if err := mountAdmin(mux, cfg, keys, svc, reg); err != nil {
+		var err error
+		if front, err = mountAdmin(mux, cfg, keys, svc, reg); err != nil {
 			s.Trust.Close()
 			return nil, err
 		}
@@ -214,13 +217,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Mount != nil {
 		cfg.Mount(mux, svc)
 	}
-	s.Handler = telemetry.Handler(cfg.TracerProvider, "sts", mux)
+	front.next = mux
+	s.Handler = telemetry.Handler(cfg.TracerProvider, "sts", front)
 	return s, nil
 }
 
 // mountAdmin adds the admin API, authorised by tokens of this same
 // service for api://wif-admin.
-func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Service, reg prometheus.Registerer) error {
+func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Service, reg prometheus.Registerer) (prefixRouter, error) {
 	sc := admin.ServiceConfig{
 		Store: cfg.Store, PublicURL: cfg.PublicURL, EntraIssuerNames: cfg.EntraIssuerNames,
 		VerifySignature: keys.Verify, OperatorTenant: cfg.AdminOperatorTenant, AllowLoopback: cfg.AdminAllowLoopback,
@@ -233,17 +237,42 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 	}
 	ah, err := admin.NewForTokenService(sc)
 	if err != nil {
-		return fmt.Errorf("admin API: %w", err)
+		return prefixRouter{}, fmt.Errorf("admin API: %w", err)
 	}
 	ah.Mount(mux)
-	// Resource Manager's discovery surface on the same host, authenticated
-	// as the admin API is: what az and the Terraform providers read first.
-	rm, err := arm.New(arm.Config{Store: cfg.Store, Identify: admin.NewTokenAuthorizer(sc), PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	// Resource Manager on the same host, authenticated as the admin API is
+	// and mapped onto its operations: what az and the Terraform providers
+	// call.
+	rm, err := arm.New(arm.Config{Store: cfg.Store, Identify: admin.NewTokenAuthorizer(sc), Admin: ah, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
 	if err != nil {
-		return err
+		return prefixRouter{}, err
 	}
 	rm.Mount(mux)
-	return nil
+	return prefixRouter{routes: []prefixRoute{{"/subscriptions/", http.HandlerFunc(rm.Resources)}}}, nil
+}
+
+// prefixRouter sends the paths below some prefixes to their handlers
+// before the mux: Resource Manager's and Graph's trees, which a mux
+// pattern cannot hold beside "/{tenant}/oauth2/v2.0/token" (a path like
+// /subscriptions/oauth2/v2.0/token would match both).
+type prefixRouter struct {
+	routes []prefixRoute
+	next   http.Handler
+}
+
+type prefixRoute struct {
+	prefix string
+	h      http.Handler
+}
+
+func (p prefixRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for _, rt := range p.routes {
+		if strings.HasPrefix(r.URL.Path, rt.prefix) {
+			rt.h.ServeHTTP(w, r)
+			return
+		}
+	}
+	p.next.ServeHTTP(w, r)
 }
 
 // Run serves until ctx ends, with key rotation, directory refresh and the
@@ -311,4 +340,14 @@ func stsTracer(tp trace.TracerProvider) trace.Tracer {
 		return nil
 	}
 	return telemetry.Tracer(tp, "sts")
+}
+
+// resourceAliases maps the server's own URL — the Resource Manager and
+// Graph resource id its cloud metadata names — onto the admin API's
+// resource, when the admin API is served.
+func resourceAliases(cfg Config) map[string]string {
+	if cfg.DisableAdmin || cfg.PublicURL == "" {
+		return nil
+	}
+	return map[string]string{strings.ToLower(strings.TrimRight(cfg.PublicURL, "/")): admin.AdminResource}
 }
