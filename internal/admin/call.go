@@ -2,10 +2,14 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wif-project/wif/internal/store"
 )
 
 // Result is the answer of an admin operation run in-process by Call.
@@ -98,4 +102,26 @@ func (w *recorder) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.body.Write(b)
+}
+
+// ErrNoTenant: a request that takes its tenant from the caller's token
+// came without one, and the directory holds more than one tenant.
+var ErrNoTenant = errors.New("a bearer token is needed: the tenant is taken from its tid claim")
+
+// CallerTenant is the tenant a request of c acts in on a surface that
+// names no tenant in its paths (Resource Manager's, Graph's): its token's
+// tid, or, for wif dev's token-less loopback caller, the only tenant
+// there is (ErrNoTenant when there are several).
+func CallerTenant(ctx context.Context, s store.DirectoryStore, c Caller) (string, error) {
+	if c.TenantID != "" {
+		return c.TenantID, nil
+	}
+	ts, err := s.ListTenants(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(ts) != 1 {
+		return "", ErrNoTenant
+	}
+	return ts[0].ID, nil
 }

@@ -159,22 +159,18 @@ func (h *Handler) Resources(w http.ResponseWriter, r *http.Request) {
 	op.serve()
 }
 
-// tenantOf is the tenant a request acts in: its token's (tid), or, for
-// wif dev's token-less loopback caller, the only tenant there is.
+// tenantOf is the tenant a request acts in (admin.CallerTenant).
 func (h *Handler) tenantOf(w http.ResponseWriter, r *http.Request, c admin.Caller) (string, bool) {
-	if c.TenantID != "" {
-		return c.TenantID, true
+	tid, err := admin.CallerTenant(r.Context(), h.cfg.Store, c)
+	if errors.Is(err, admin.ErrNoTenant) {
+		writeError(w, r, http.StatusUnauthorized, "AuthenticationFailed", "Resource Manager takes the tenant from the bearer token's tid claim: send a token (az login, or the SDK's credential)")
+		return "", false
 	}
-	ts, err := h.cfg.Store.ListTenants(r.Context())
 	if err != nil {
 		h.fail(w, r, err)
 		return "", false
 	}
-	if len(ts) != 1 {
-		writeError(w, r, http.StatusUnauthorized, "AuthenticationFailed", "Resource Manager takes the tenant from the bearer token's tid claim: send a token (az login, or the SDK's credential)")
-		return "", false
-	}
-	return ts[0].ID, true
+	return tid, true
 }
 
 // operation is one Resource Manager request being served.

@@ -26,6 +26,7 @@ import (
 
 	"github.com/wif-project/wif/internal/admin"
 	"github.com/wif-project/wif/internal/arm"
+	"github.com/wif-project/wif/internal/graph"
 	"github.com/wif-project/wif/internal/httpx"
 	"github.com/wif-project/wif/internal/jose"
 	"github.com/wif-project/wif/internal/store"
@@ -248,7 +249,13 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 		return prefixRouter{}, err
 	}
 	rm.Mount(mux)
-	return prefixRouter{routes: []prefixRoute{{"/subscriptions/", http.HandlerFunc(rm.Resources)}}}, nil
+	// Microsoft Graph v1.0 the same way: applications, service
+	// principals, their credentials and role assignments.
+	gh, err := graph.New(graph.Config{Store: cfg.Store, Identify: admin.NewTokenAuthorizer(sc), Admin: ah, PublicURL: cfg.PublicURL, Logger: cfg.Logger})
+	if err != nil {
+		return prefixRouter{}, err
+	}
+	return prefixRouter{routes: []prefixRoute{{"/subscriptions/", http.HandlerFunc(rm.Resources)}, {graph.Prefix, gh}}}, nil
 }
 
 // prefixRouter sends the paths below some prefixes to their handlers

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -395,4 +396,23 @@ func (e *Env) Metrics(t testing.TB) string {
 		t.Fatalf("/metrics: %d", code)
 	}
 	return body
+}
+
+// Claims decodes a JWT's payload without verifying it (tests read what a
+// token they were just issued says).
+func Claims(t testing.TB, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("JWT payload: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("JWT payload: %v", err)
+	}
+	return m
 }
