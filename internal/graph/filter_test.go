@@ -45,15 +45,15 @@ func TestFilter(t *testing.T) {
 		t.Errorf("'' is not a quote: %v", err)
 	}
 	for expr, msg := range map[string]string{
-		"displayName eq x":                      "Invalid filter clause: expected a string literal in single quotes at position 15.",
-		"secret eq 'x'":                         "Unsupported or invalid query filter clause specified for property 'secret'.",
-		"identifierUris eq 'x'":                 "Unsupported or invalid query filter clause specified for property 'identifierUris'.",
-		"displayName/any(s:s eq 'x')":           "Unsupported or invalid query filter clause specified for property 'displayName'.",
-		"startswith(displayName,'x'":            "Invalid filter clause: expected ')' at position 26.",
-		"displayName gt 'a'":                    "Invalid filter clause: expected eq, ne or in after displayName at position 12.",
-		"displayName eq 'a' xor appId eq 'b'":   "Invalid filter clause: unexpected \"xor appId eq 'b'\" at position 19.",
-		"displayName eq 'unterminated":          "Invalid filter clause: unterminated string literal at position 28.",
-		"identifierUris/any(s:t eq 'x')":        "Invalid filter clause: any() supports only s:s eq 'value' at position 22.",
+		"displayName eq x":                     "Invalid filter clause: expected a string literal in single quotes at position 15.",
+		"secret eq 'x'":                        "Unsupported or invalid query filter clause specified for property 'secret'.",
+		"identifierUris eq 'x'":                "Unsupported or invalid query filter clause specified for property 'identifierUris'.",
+		"displayName/any(s:s eq 'x')":          "Unsupported or invalid query filter clause specified for property 'displayName'.",
+		"startswith(displayName,'x'":           "Invalid filter clause: expected ')' at position 26.",
+		"displayName gt 'a'":                   "Invalid filter clause: expected eq, ne or in after displayName at position 12.",
+		"displayName eq 'a' xor appId eq 'b'":  "Invalid filter clause: unexpected \"xor appId eq 'b'\" at position 19.",
+		"displayName eq 'unterminated":         "Invalid filter clause: unterminated string literal at position 28.",
+		"identifierUris/any(s:t eq 'x')":       "Invalid filter clause: any() supports only s:s eq 'value' at position 22.",
 		"((((((((((((((((((displayName eq 'x'": "Invalid filter clause: nested too deeply at position 17.",
 	} {
 		_, err := parseFilter(expr, props, colls)
