@@ -78,10 +78,20 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("GET /tenants", h.tenants)
 }
 
-// listForm reports whether a metadata API version answers a list of clouds
-// (2019-05-01 and later); older ones (2015-01-01, which az sends) answer
-// one object.
-func listForm(version string) bool { return version >= "2019-05-01" }
+// metadataShape is the shape of /metadata/endpoints an API version
+// answers, as ARM's: before 2019-05-01 (2015-01-01, which msrestazure and
+// az cloud register send) the legacy object; from 2019-05-01 the list of
+// every cloud; from 2022-09-01 (go-azure-sdk's environment loader,
+// Terraform's metadata_host) the endpoint's own cloud as one object.
+func metadataShape(version string) string {
+	switch {
+	case version >= "2022-09-01":
+		return "cloud"
+	case version >= "2019-05-01":
+		return "list"
+	}
+	return "legacy"
+}
 
 // authentication is the metadata's authentication block.
 type authentication struct {
@@ -97,7 +107,7 @@ func (h *Handler) endpoints(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	base := h.cfg.PublicURL + "/"
-	if !listForm(version) {
+	if metadataShape(version) == "legacy" {
 		// The 2015-01-01 shape msrestazure reads in az cloud register.
 		writeJSON(w, r, http.StatusOK, map[string]any{
 			"galleryEndpoint": "",
@@ -107,7 +117,7 @@ func (h *Handler) endpoints(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	writeJSON(w, r, http.StatusOK, []map[string]any{{
+	cloud := map[string]any{
 		"name":                     CloudName,
 		"resourceManager":          base,
 		"authentication":           authentication{LoginEndpoint: base, Audiences: []string{Audience}, Tenant: "common", IdentityProvider: "AAD"},
@@ -116,7 +126,12 @@ func (h *Handler) endpoints(w http.ResponseWriter, r *http.Request) {
 		"microsoftGraphResourceId": base,
 		"portal":                   "",
 		"suffixes":                 map[string]string{},
-	}})
+	}
+	if metadataShape(version) == "cloud" {
+		writeJSON(w, r, http.StatusOK, cloud)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, []map[string]any{cloud})
 }
 
 // subscription is ARM's subscription object.

@@ -49,9 +49,9 @@ func TestMetadataEndpoints(t *testing.T) {
 		len(old.Authentication.Audiences) != 1 || old.Authentication.Audiences[0] != admin.AdminResource || old.GraphEndpoint != env.URL+"/" {
 		t.Fatalf("2015-01-01: %d %s", r.status, r.body)
 	}
-	// The list newer clients (the Terraform providers' loader) read.
-	r = get(t, env, "/metadata/endpoints?api-version=2022-09-01", "")
-	var clouds []struct {
+	// The list az reads (2019-05-01), and from 2022-09-01 the one cloud
+	// go-azure-sdk's loader (Terraform's metadata_host) reads.
+	type cloud struct {
 		Name            string `json:"name"`
 		ResourceManager string `json:"resourceManager"`
 		Authentication  struct {
@@ -59,9 +59,20 @@ func TestMetadataEndpoints(t *testing.T) {
 			Audiences        []string `json:"audiences"`
 			IdentityProvider string   `json:"identityProvider"`
 		} `json:"authentication"`
+		MicrosoftGraphResourceID string `json:"microsoftGraphResourceId"`
 	}
-	if r.status != 200 || json.Unmarshal([]byte(r.body), &clouds) != nil || len(clouds) != 1 || clouds[0].Name != "wif" ||
-		clouds[0].ResourceManager != env.URL+"/" || clouds[0].Authentication.Audiences[0] != admin.AdminResource || clouds[0].Authentication.IdentityProvider != "AAD" {
+	ok := func(c cloud) bool {
+		return c.Name == "wif" && c.ResourceManager == env.URL+"/" && c.Authentication.Audiences[0] == admin.AdminResource &&
+			c.Authentication.IdentityProvider == "AAD" && c.MicrosoftGraphResourceID == env.URL+"/"
+	}
+	r = get(t, env, "/metadata/endpoints?api-version=2019-05-01", "")
+	var clouds []cloud
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &clouds) != nil || len(clouds) != 1 || !ok(clouds[0]) {
+		t.Fatalf("2019-05-01: %d %s", r.status, r.body)
+	}
+	r = get(t, env, "/metadata/endpoints?api-version=2022-09-01", "")
+	var one cloud
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &one) != nil || !ok(one) {
 		t.Fatalf("2022-09-01: %d %s", r.status, r.body)
 	}
 	r = get(t, env, "/metadata/endpoints", "")

@@ -61,6 +61,7 @@ func (e *Env) Stop(t testing.TB) { e.stop(t) }
 type Option func(*options)
 
 type options struct {
+	ca               *tlsutil.CA
 	everyExchange    bool
 	auditSink        io.Writer
 	store            store.Store
@@ -144,6 +145,11 @@ func WithMaxDirectoryStaleness(d time.Duration) Option {
 // WithClock sets the service's clock.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithCA serves with a certificate of ca (default: a new CA per Env), for
+// clients that trust only the system roots, pointed at ca by
+// SSL_CERT_FILE before the process first reads them.
+func WithCA(ca *tlsutil.CA) Option { return func(o *options) { o.ca = ca } }
+
 // Start runs a token service until the test ends.
 func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
@@ -156,9 +162,12 @@ func Start(t testing.TB, opts ...Option) *Env {
 		t.Cleanup(func() { o.store.Close() })
 	}
 	issuer := NewIssuer(t)
-	ca, err := tlsutil.NewCA("wif test CA", 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	ca := o.ca
+	if ca == nil {
+		var err error
+		if ca, err = tlsutil.NewCA("wif test CA", 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cert, err := ca.Issue([]string{"127.0.0.1", "localhost"}, 24*time.Hour)
 	if err != nil {
