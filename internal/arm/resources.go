@@ -423,7 +423,7 @@ func (o *operation) pass(res admin.Result) {
 		o.h.fail(o.w, o.r, fmt.Errorf("decode the admin API's answer: %w", err))
 		return
 	}
-	delete(v, "implicit")
+	stripExtensions(v)
 	if et := res.Header.Get("ETag"); et != "" {
 		o.w.Header().Set("ETag", et)
 	}
@@ -447,7 +447,7 @@ func (o *operation) list(path []string) {
 	}
 	out := map[string]any{"value": nonNilList(page.Value)}
 	for _, v := range page.Value {
-		delete(v, "implicit")
+		stripExtensions(v)
 	}
 	if page.NextLink != "" {
 		if u, err := url.Parse(page.NextLink); err == nil {
@@ -455,6 +455,14 @@ func (o *operation) list(path []string) {
 		}
 	}
 	writeJSON(o.w, o.r, http.StatusOK, out)
+}
+
+// stripExtensions removes what the admin API adds to ARM's envelope: the
+// etag (ARM sends none for these types; the ETag header stays) and the
+// implicit flag of a group.
+func stripExtensions(v map[string]any) {
+	delete(v, "etag")
+	delete(v, "implicit")
 }
 
 func nonNilList(v []map[string]any) []map[string]any {

@@ -144,7 +144,14 @@ func TestResourceManagerIdentitiesAndCredentials(t *testing.T) {
 		g["properties"].(map[string]any)["provisioningState"] != "Succeeded" || g["tags"].(map[string]any)["team"] != "platform" {
 		t.Fatalf("created group = %v", g)
 	}
-	decode[map[string]any](t, "update group", do(t, env, "PUT", grp+rgv, tok, map[string]any{"location": "westeurope"}), 200)
+	if _, ok := g["etag"]; ok {
+		t.Fatalf("ARM's envelope has no etag: %v", g)
+	}
+	r := do(t, env, "PUT", grp+rgv, tok, map[string]any{"location": "westeurope"})
+	decode[map[string]any](t, "update group", r, 200)
+	if r.header.Get("ETag") != `"2"` {
+		t.Fatalf("ETag header %q", r.header.Get("ETag"))
+	}
 	decode[map[string]any](t, "get group", do(t, env, "GET", strings.ToLower(grp)+rgv, tok, nil), 200)
 	if r := do(t, env, "HEAD", grp+rgv, tok, nil); r.status != 204 {
 		t.Fatalf("HEAD group: %d", r.status)
