@@ -63,6 +63,10 @@ func parsePath(segs []string) (p armPath, ok bool) {
 		p.kind = "groups"
 	case n == 3 && eq(segs[1], "resourceGroups"):
 		p.group, p.kind = segs[2], "group"
+	case n == 4 && eq(segs[1], "resourceGroups") && eq(segs[3], "resources"):
+		p.group, p.kind = segs[2], "groupResources"
+	case n == 2 && eq(segs[1], "resources"):
+		p.kind = "subResources"
 	case n == 3 && eq(segs[1], "providers") && eq(segs[2], providerNamespace):
 		p.kind = "provider"
 	case n == 4 && eq(segs[1], "providers") && eq(segs[2], providerNamespace) && eq(segs[3], identitiesType):
@@ -108,7 +112,7 @@ func (p armPath) versions() []string {
 	switch p.kind {
 	case "subscription":
 		return subscriptionVersions
-	case "groups", "group":
+	case "groups", "group", "groupResources", "subResources":
 		return groupVersions
 	case "credential", "credentials":
 		return credentialVersions
@@ -233,6 +237,16 @@ func (o *operation) serve() {
 			o.pass(o.call(m, o.groupPath(), map[string]any{"location": in.Location, "tags": tags(in.Tags)}, true))
 		case "DELETE":
 			o.deleteGroup()
+		}
+	case "groupResources":
+		// What a group holds, as generic resources: what Terraform's
+		// azurerm checks before it deletes a group, and az resource list.
+		if o.only(m, "GET") && o.groupMustExist() {
+			o.genericList(o.groupPath("providers", providerNamespace, identitiesType))
+		}
+	case "subResources":
+		if o.only(m, "GET") {
+			o.genericList(o.subPath("providers", providerNamespace, identitiesType))
 		}
 	case "identities":
 		if o.only(m, "GET") && o.groupMustExist() {
@@ -448,6 +462,46 @@ func (o *operation) list(path []string) {
 	out := map[string]any{"value": nonNilList(page.Value)}
 	for _, v := range page.Value {
 		stripExtensions(v)
+	}
+	if page.NextLink != "" {
+		if u, err := url.Parse(page.NextLink); err == nil {
+			out["nextLink"] = o.h.link(o.r, u.Query().Get("$skipToken"))
+		}
+	}
+	writeJSON(o.w, o.r, http.StatusOK, out)
+}
+
+// genericList answers a list of identities as ARM's generic resources
+// (id, name, type, location, tags), the only resources wif holds; a
+// $filter on resourceType for another type lists none.
+func (o *operation) genericList(path []string) {
+	if f := o.r.URL.Query().Get("$filter"); f != "" && !strings.Contains(strings.ToLower(f), strings.ToLower(providerNamespace+"/"+identitiesType)) &&
+		strings.Contains(strings.ToLower(f), "resourcetype") {
+		writeJSON(o.w, o.r, http.StatusOK, map[string]any{"value": []any{}})
+		return
+	}
+	res := o.call("GET", path, nil, false)
+	if !res.OK() {
+		o.fail(res)
+		return
+	}
+	var page struct {
+		Value []struct {
+			ID       string            `json:"id"`
+			Name     string            `json:"name"`
+			Type     string            `json:"type"`
+			Location string            `json:"location"`
+			Tags     map[string]string `json:"tags,omitempty"`
+		} `json:"value"`
+		NextLink string `json:"nextLink"`
+	}
+	if err := res.Decode(&page); err != nil {
+		o.h.fail(o.w, o.r, fmt.Errorf("decode the admin API's list: %w", err))
+		return
+	}
+	out := map[string]any{"value": page.Value}
+	if page.Value == nil {
+		out["value"] = []any{}
 	}
 	if page.NextLink != "" {
 		if u, err := url.Parse(page.NextLink); err == nil {

@@ -252,6 +252,10 @@ func TestResourceManagerIdentitiesAndCredentials(t *testing.T) {
 	if len(bySub.Value) != 4 { // the three of startARM and this one
 		t.Fatalf("by subscription: %+v", bySub.Value)
 	}
+	res := decode[struct{ Value []identity }](t, "the group's resources", do(t, env, "GET", grp+"/resources"+rgv, tok, nil), 200)
+	if len(res.Value) != 1 || res.Value[0].ID != mi || res.Value[0].Type != "Microsoft.ManagedIdentity/userAssignedIdentities" || res.Value[0].Location != "westeurope" {
+		t.Fatalf("group resources: %+v", res.Value)
+	}
 	byGroup := decode[struct{ Value []identity }](t, "list by group", do(t, env, "GET", grp+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities"+miv, tok, nil), 200)
 	if len(byGroup.Value) != 1 || byGroup.Value[0].ID != mi {
 		t.Fatalf("by group: %+v", byGroup.Value)
