@@ -269,7 +269,48 @@ func (h *Handler) wrap(rt route) http.Handler {
 		if err != nil {
 			writeError(w, toAPIError(err, h.cfg.Logger, r))
 		}
+		if op.Write {
+			h.auditChange(r, rt, op, caller, w.status)
+		}
 	})
+}
+
+// auditChange records one write of an authorized caller — done or refused
+// (the escalation rule, a precondition, a validation error) — in the
+// audit log of the tenant it touched (the caller's own for a request
+// spanning tenants). A write the store then refuses to record is logged:
+// the change itself has happened.
+func (h *Handler) auditChange(r *http.Request, rt route, op Operation, c Caller, status int) {
+	tid := op.TenantID
+	if !directory.IsGUID(tid) {
+		tid = c.TenantID
+	}
+	if tid == "" {
+		return // wif dev's token-less caller on a cross-tenant write: no tenant to file it under
+	}
+	result := store.AuditSuccess
+	if status >= 400 {
+		result = store.AuditFailure
+	}
+	corr := r.Header.Get("x-ms-correlation-request-id")
+	if !directory.IsGUID(corr) {
+		corr = r.Header.Get("client-request-id")
+	}
+	if !directory.IsGUID(corr) {
+		corr = ""
+	}
+	client := c.ClientID
+	if client == "" && c.Unrestricted {
+		client = "loopback"
+	}
+	rec := store.AuditRecord{Time: time.Now().UTC(), TenantID: directory.CanonicalID(tid), ClientID: client, GrantType: store.AuditAdminChange,
+		Resource: clipText(r.URL.Path, 512), Result: result, ErrorCode: status, CorrelationID: corr, RemoteAddr: clipText(r.RemoteAddr, 64),
+		Reason: rt.method + " " + rt.summary, Count: 1}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := h.cfg.Store.AppendAudit(ctx, []store.AuditRecord{rec}); err != nil {
+		h.cfg.Logger.Error("an admin change could not be audited", "method", r.Method, "path", r.URL.Path, "client", client, "status", status, "err", err)
+	}
 }
 
 // identifier is an Authorizer that can also authenticate alone.

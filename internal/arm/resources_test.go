@@ -105,6 +105,7 @@ type armEnv struct {
 	adminApp                              directory.Application
 	adminID                               directory.ManagedIdentity
 	adminTok, contributorTok, workloadTok string
+	contributorID                         string
 }
 
 func startARM(t *testing.T) armEnv {
@@ -124,6 +125,7 @@ func startARM(t *testing.T) armEnv {
 	// The contributor's token is asked for as az asks Graph's: the
 	// server's own URL, which names the admin API.
 	a.contributorTok = env.Token(t, contributor.ClientID, env.URL+"//.default")
+	a.contributorID = contributor.ClientID
 	a.workloadTok = env.Token(t, workload.ClientID, admin.AdminResource+"/.default")
 	return a
 }
@@ -310,6 +312,28 @@ func TestResourceManagerRefusals(t *testing.T) {
 	wantError(t, "contributor adds a credential to the admin identity", do(t, env, "PUT", adminMI+"/federatedIdentityCredentials/mine"+miv, e.contributorTok,
 		map[string]any{"properties": map[string]any{"issuer": "https://attacker.example", "subject": "me", "audiences": []string{"api://AzureADTokenExchange"}}}), 403, "AuthorizationFailed", "")
 	wantError(t, "contributor deletes the admin identity", do(t, env, "DELETE", adminMI+miv, e.contributorTok, nil), 403, "AuthorizationFailed", "")
+
+	// Every write of an authorized caller is in the tenant's audit log,
+	// done or refused, with who made it.
+	page, err := env.Store.ListAudit(context.Background(), store.AuditFilter{TenantID: env.TenantID, ClientID: e.contributorID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done, refused int
+	for _, rec := range page.Records {
+		if rec.GrantType != store.AuditAdminChange || rec.CorrelationID != corrID {
+			continue
+		}
+		switch {
+		case rec.Result == store.AuditSuccess && rec.ErrorCode == 201 && strings.HasSuffix(rec.Resource, "/userAssignedIdentities/new-one"):
+			done++
+		case rec.Result == store.AuditFailure && rec.ErrorCode == 403 && strings.HasSuffix(rec.Resource, "/userAssignedIdentities/platform-admin"):
+			refused++
+		}
+	}
+	if done != 1 || refused != 2 { // the PATCH and the DELETE (the credential's PUT is refused under the identity's path)
+		t.Fatalf("audited %d done, %d refused changes of the contributor: %+v", done, refused, page.Records)
+	}
 
 	// Malformed requests: precise 4xx.
 	wantError(t, "bad subscription", do(t, env, "GET", "/subscriptions/not-a-guid/resourceGroups/rg"+"?api-version=2021-04-01", e.adminTok, nil), 400, "InvalidSubscriptionId", "")

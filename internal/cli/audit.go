@@ -15,7 +15,7 @@ import (
 func newAuditCommand(streams Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Read the audit log of token exchanges",
+		Short: "Read the audit log of token exchanges and admin changes",
 	}
 	af := addAdminFlags(cmd)
 	var q admin.AuditQuery

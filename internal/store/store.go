@@ -248,6 +248,12 @@ const (
 	AuditFailure = "failure"
 )
 
+// AuditAdminChange is the GrantType of a record of an admin change (a
+// write through the admin API, or Resource Manager's or Graph's surface
+// mapped onto it), not of an exchange: its Resource is the path written,
+// ErrorCode the HTTP status, Reason the operation.
+const AuditAdminChange = "admin"
+
 // AuditRecord is one token exchange, as kept in the audit log. It holds no
 // token and no assertion: only a hash of the assertion's jti.
 type AuditRecord struct {

@@ -26,7 +26,7 @@ type Exchange struct {
 // key or the signature would be the same in any directory).
 func ExchangeOf(r store.AuditRecord) (Exchange, bool) {
 	x := Exchange{TenantID: r.TenantID, ClientID: r.ClientID, Issuer: r.Issuer, Subject: r.Subject, Audience: r.Audience, Resource: r.Resource}
-	if r.TenantID == "" || r.ClientID == "" {
+	if r.TenantID == "" || r.ClientID == "" || r.GrantType == store.AuditAdminChange {
 		return x, false
 	}
 	if r.Result == store.AuditSuccess {
