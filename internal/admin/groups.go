@@ -255,16 +255,5 @@ func (h *Handler) listTenantIdentities(w http.ResponseWriter, r *http.Request) e
 	if err := h.tenantExists(r, tid); err != nil {
 		return err
 	}
-	ms, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, store.IdentityFilter{})
-	if err != nil {
-		return err
-	}
-	sort.Slice(ms, func(i, j int) bool {
-		return lower(ms[i].SubscriptionID+"/"+ms[i].ResourceGroup+"/"+ms[i].Name) < lower(ms[j].SubscriptionID+"/"+ms[j].ResourceGroup+"/"+ms[j].Name)
-	})
-	out := make([]IdentityResource, len(ms))
-	for i, m := range ms {
-		out[i] = identityResource(m)
-	}
-	return page(w, r, out)
+	return h.pageIdentities(w, r, tid, store.IdentityFilter{})
 }

@@ -484,15 +484,23 @@ func page[T any](w http.ResponseWriter, r *http.Request, items []T) error {
 	return respond(w, http.StatusOK, "", out)
 }
 
+// pageSize is a request's $top (DefaultPageSize when absent).
+func pageSize(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("$top")
+	if v == "" {
+		return DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxPageSize {
+		return 0, errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$top must be an integer from 1 to %d, not %q", MaxPageSize, clipText(v, 40))
+	}
+	return n, nil
+}
+
 func paging(r *http.Request) (top, skip int, err error) {
 	q := r.URL.Query()
-	top = DefaultPageSize
-	if v := q.Get("$top"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			return 0, 0, errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$top must be an integer from 1 to %d, not %q", MaxPageSize, v)
-		}
-		top = n
+	if top, err = pageSize(r); err != nil {
+		return 0, 0, err
 	}
 	if v := q.Get("$skipToken"); v != "" {
 		b, err := base64.RawURLEncoding.DecodeString(v)
@@ -1088,18 +1096,42 @@ func (h *Handler) listIdentities(w http.ResponseWriter, r *http.Request) error {
 	if err := h.tenantExists(r, tid); err != nil {
 		return err
 	}
-	ms, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, store.IdentityFilter{SubscriptionID: ref.SubscriptionID, ResourceGroup: ref.ResourceGroup})
+	return h.pageIdentities(w, r, tid, store.IdentityFilter{SubscriptionID: ref.SubscriptionID, ResourceGroup: ref.ResourceGroup})
+}
+
+// pageIdentities answers one page of identities in the store's order
+// (subscription, group, name), read by keyset: $skipToken names the last
+// identity of the previous page, so the millionth page costs what the
+// first does.
+func (h *Handler) pageIdentities(w http.ResponseWriter, r *http.Request, tid string, f store.IdentityFilter) error {
+	top, err := pageSize(r)
 	if err != nil {
 		return err
 	}
-	sort.Slice(ms, func(i, j int) bool {
-		return lower(ms[i].ResourceGroup+"/"+ms[i].Name) < lower(ms[j].ResourceGroup+"/"+ms[j].Name)
-	})
-	out := make([]IdentityResource, len(ms))
-	for i, m := range ms {
-		out[i] = identityResource(m)
+	if v := r.URL.Query().Get("$skipToken"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		var key []string
+		if err != nil || json.Unmarshal(b, &key) != nil || len(key) != 3 || key[2] == "" {
+			return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "$skipToken %q is not one this server issued: use the nextLink of the previous page", clipText(v, 80))
+		}
+		f.After = store.IdentityRef{SubscriptionID: key[0], ResourceGroup: key[1], Name: key[2]}
 	}
-	return page(w, r, out)
+	f.Limit = top + 1
+	ms, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, f)
+	if err != nil {
+		return err
+	}
+	out := List[IdentityResource]{Value: []IdentityResource{}}
+	for i, m := range ms {
+		if i == top {
+			last := ms[top-1]
+			b, _ := json.Marshal([]string{last.SubscriptionID, last.ResourceGroup, last.Name})
+			out.NextLink = nextLink(r, base64.RawURLEncoding.EncodeToString(b))
+			break
+		}
+		out.Value = append(out.Value, identityResource(m))
+	}
+	return respond(w, http.StatusOK, "", out)
 }
 
 func (h *Handler) getIdentity(w http.ResponseWriter, r *http.Request) error {

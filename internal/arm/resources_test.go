@@ -254,6 +254,25 @@ func TestResourceManagerIdentitiesAndCredentials(t *testing.T) {
 	if len(bySub.Value) != 4 { // the three of startARM and this one
 		t.Fatalf("by subscription: %+v", bySub.Value)
 	}
+	// Identity lists page by keyset: the same four, one a page.
+	var paged []string
+	for next, pages := "/subscriptions/"+sub+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities"+miv+"&$top=1", 0; next != ""; pages++ {
+		if pages > 5 {
+			t.Fatal("identity pages do not end")
+		}
+		p := decode[struct {
+			Value    []identity
+			NextLink string
+		}](t, "identity page", do(t, env, "GET", next, tok, nil), 200)
+		for _, v := range p.Value {
+			paged = append(paged, v.ID)
+		}
+		next = p.NextLink
+	}
+	if len(paged) != 4 || paged[0] != bySub.Value[0].ID || paged[3] != bySub.Value[3].ID {
+		t.Fatalf("paged %v", paged)
+	}
+	wantError(t, "a forged skip token", do(t, env, "GET", "/subscriptions/"+sub+"/providers/Microsoft.ManagedIdentity/userAssignedIdentities"+miv+"&$skipToken=MTA", tok, nil), 400, "InvalidQueryParameterValue", "")
 	res := decode[struct{ Value []identity }](t, "the group's resources", do(t, env, "GET", grp+"/resources"+rgv, tok, nil), 200)
 	if len(res.Value) != 1 || res.Value[0].ID != mi || res.Value[0].Type != "Microsoft.ManagedIdentity/userAssignedIdentities" || res.Value[0].Location != "westeurope" {
 		t.Fatalf("group resources: %+v", res.Value)

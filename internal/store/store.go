@@ -172,6 +172,13 @@ type IdentityRef struct {
 type IdentityFilter struct {
 	SubscriptionID string
 	ResourceGroup  string
+	// After, when its Name is set, starts the list after that identity in
+	// the list's order (subscription, then resource group and name
+	// case-insensitively): keyset paging, as cheap for the millionth page
+	// as for the first.
+	After IdentityRef
+	// Limit is the most identities returned (0: all).
+	Limit int
 }
 
 // AssignmentFilter narrows ListAppRoleAssignments; empty fields match all.

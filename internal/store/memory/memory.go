@@ -539,9 +539,15 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 			(filter.ResourceGroup != "" && rules.Key(m.ResourceGroup) != rules.Key(filter.ResourceGroup)) {
 			continue
 		}
+		if a := filter.After; a.Name != "" && rules.CompareIdentityKey(m.SubscriptionID, m.ResourceGroup, m.Name, a) <= 0 {
+			continue
+		}
 		out = append(out, rules.ManagedIdentity(m))
 	}
 	rules.SortManagedIdentities(out)
+	if filter.Limit > 0 && len(out) > filter.Limit {
+		out = out[:filter.Limit]
+	}
 	return out, nil
 }
 

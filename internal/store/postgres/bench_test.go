@@ -18,3 +18,10 @@ func BenchmarkAppendAudit(b *testing.B) {
 	dsn := serverDSN(b)
 	storetest.BenchAppendAudit(b, openIn(b, dsn, freshSchema(b, dsn), Options{}), 100)
 }
+
+// BenchmarkListIdentitiesPage: one page of 100 at 200,000 identities
+// (WIF_BENCH_IDENTITIES overrides: 1000000 for the README's figure).
+func BenchmarkListIdentitiesPage(b *testing.B) {
+	dsn := serverDSN(b)
+	storetest.BenchListIdentitiesPage(b, openIn(b, dsn, freshSchema(b, dsn), Options{}), storetest.BenchIdentities(200_000))
+}

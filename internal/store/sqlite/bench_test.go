@@ -28,3 +28,9 @@ func BenchmarkRevision(b *testing.B) {
 func BenchmarkAppendAudit(b *testing.B) {
 	storetest.BenchAppendAudit(b, openTemp(b, Options{}), 100)
 }
+
+// BenchmarkListIdentitiesPage: one page of 100 at 200,000 identities
+// (WIF_BENCH_IDENTITIES overrides: 1000000 for the README's figure).
+func BenchmarkListIdentitiesPage(b *testing.B) {
+	storetest.BenchListIdentitiesPage(b, openTemp(b, Options{}), storetest.BenchIdentities(200_000))
+}

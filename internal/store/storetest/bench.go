@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,4 +82,68 @@ func BenchAppendAudit(b *testing.B, s store.Store, batchSize int) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batchSize), "ns/record")
+}
+
+// BenchListIdentitiesPage measures one page of a tenant's identity list
+// (100, what the admin API answers by default) at identities identities,
+// first and far into the list: keyset paging reads the page, not what
+// comes before it. s must be empty; it is filled in batches when it can
+// batch.
+func BenchListIdentitiesPage(b *testing.B, s store.Store, identities int) {
+	ctx := context.Background()
+	ten, err := s.CreateTenant(ctx, directory.Tenant{ID: newID(), DisplayName: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	fill := func(ctx context.Context, from, to int) error {
+		for i := from; i < to; i++ {
+			m := miFixture(ten.ID, fmt.Sprintf("mi-%07d", i))
+			m.Tags = nil
+			if _, err := s.CreateManagedIdentity(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	const chunk = 5000
+	for from := 0; from < identities; from += chunk {
+		to := min(from+chunk, identities)
+		var err error
+		if bt, ok := s.(store.Batcher); ok {
+			err = bt.Batch(ctx, func(ctx context.Context) error { return fill(ctx, from, to) })
+		} else {
+			err = fill(ctx, from, to)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		after store.IdentityRef
+	}{
+		{"first", store.IdentityRef{}},
+		{"last", store.IdentityRef{SubscriptionID: testSub, ResourceGroup: "rg-One", Name: fmt.Sprintf("mi-%07d", identities-101)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				ms, err := s.ListManagedIdentities(ctx, ten.ID, store.IdentityFilter{After: tc.after, Limit: 101})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(ms) < 100 {
+					b.Fatalf("a page of %d", len(ms))
+				}
+			}
+		})
+	}
+}
+
+// BenchIdentities is WIF_BENCH_IDENTITIES, or def: how many identities a
+// scale benchmark builds.
+func BenchIdentities(def int) int {
+	if n, err := strconv.Atoi(os.Getenv("WIF_BENCH_IDENTITIES")); err == nil && n > 200 {
+		return n
+	}
+	return def
 }

@@ -89,6 +89,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"TrustedIssuers", testTrustedIssuers},
 		{"IssuerSets", testIssuerSets},
 		{"ResourceGroups", testResourceGroups},
+		{"IdentityKeysetPaging", testIdentityPaging},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,5 +177,54 @@ func testResourceGroups(t *testing.T, s store.Store) {
 	val(s.CreateTenant(ctx, directory.Tenant{ID: other.ID, DisplayName: "again"})).must(t)
 	if l := val(s.ListResourceGroups(ctx, other.ID)).must(t); len(l) != 0 {
 		t.Errorf("groups of a deleted tenant came back: %+v", l)
+	}
+}
+
+func testIdentityPaging(t *testing.T, s store.Store) {
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	subA, subB := "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+	for _, x := range []struct{ sub, group, name string }{
+		{subB, "rg", "zzz"}, {subA, "RG-2", "bbb"}, {subA, "rg-1", "CCC"}, {subA, "rg-1", "aaa"}, {subA, "rg-1", "bb-2"}, {subA, "Rg-1", "bb_1"}, {subB, "a", "mmm"},
+	} {
+		m := miFixture(ten.ID, x.name)
+		m.SubscriptionID, m.ResourceGroup = x.sub, x.group
+		val(s.CreateManagedIdentity(ctx, m)).must(t)
+	}
+	names := func(ms []directory.ManagedIdentity) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.SubscriptionID[len(m.SubscriptionID)-1:]+"/"+strings.ToLower(m.ResourceGroup)+"/"+m.Name)
+		}
+		return out
+	}
+	for _, f := range []store.IdentityFilter{{}, {SubscriptionID: subA}, {SubscriptionID: subA, ResourceGroup: "RG-1"}} {
+		all := names(val(s.ListManagedIdentities(ctx, ten.ID, f)).must(t))
+		for _, size := range []int{1, 2, 3, 100} {
+			var got []string
+			page := f
+			page.Limit = size
+			for i := 0; ; i++ {
+				if i > len(all)+1 {
+					t.Fatalf("%+v by %d: paging does not end", f, size)
+				}
+				ms := val(s.ListManagedIdentities(ctx, ten.ID, page)).must(t)
+				if len(ms) > size {
+					t.Fatalf("%+v by %d: a page of %d", f, size, len(ms))
+				}
+				got = append(got, names(ms)...)
+				if len(ms) < size {
+					break
+				}
+				last := ms[len(ms)-1]
+				page.After = store.IdentityRef{SubscriptionID: last.SubscriptionID, ResourceGroup: strings.ToUpper(last.ResourceGroup), Name: strings.ToUpper(last.Name)}
+			}
+			if strings.Join(got, " ") != strings.Join(all, " ") {
+				t.Errorf("%+v by %d: pages %v, list %v", f, size, got, all)
+			}
+		}
+		if f.ResourceGroup == "RG-1" && strings.Join(all, " ") != "a/rg-1/aaa a/rg-1/bb-2 a/rg-1/bb_1 a/rg-1/CCC" {
+			t.Errorf("order %v", all)
+		}
 	}
 }

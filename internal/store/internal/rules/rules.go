@@ -409,6 +409,12 @@ func SortManagedIdentities(ms []directory.ManagedIdentity) {
 	})
 }
 
+// CompareIdentityKey compares an identity of one tenant with ref in the
+// order of SortManagedIdentities.
+func CompareIdentityKey(sub, group, name string, ref store.IdentityRef) int {
+	return cmpStrings(directory.CanonicalID(sub), directory.CanonicalID(ref.SubscriptionID), Key(group), Key(ref.ResourceGroup), Key(name), Key(ref.Name))
+}
+
 // SortCredentials orders credentials by tenant, parent, then name
 // (case-insensitively).
 func SortCredentials(fs []directory.FederatedCredential) {

@@ -692,7 +692,20 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 		q += ` AND resource_group_key = ?`
 		args = append(args, rules.Key(filter.ResourceGroup))
 	}
-	rows, err := s.r.QueryContext(ctx, s.sql(q+miOrder), args...)
+	if a := filter.After; a.Name != "" {
+		// The unique index (tenant, subscription, group key, name key)
+		// serves this range without reading what comes before it.
+		// A row-value comparison: both SQLite and PostgreSQL seek the
+		// index to it (an OR of the same conditions scans).
+		q += ` AND (subscription_id, resource_group_key, name_key) > (?, ?, ?)`
+		args = append(args, directory.CanonicalID(a.SubscriptionID), rules.Key(a.ResourceGroup), rules.Key(a.Name))
+	}
+	q += miOrder
+	if filter.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, filter.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, s.sql(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list managed identities: %s: %w", s.d.Name, err)
 	}
