@@ -63,6 +63,10 @@ type Config struct {
 	Keys KeyOperator
 	// Tester runs the credential dry-run (the token service; nil: 501).
 	Tester CredentialTester
+	// Audit records an admin change (the token service's audit writer:
+	// queued, spooled in an outage, streamed to its sinks). Nil writes it
+	// to Store directly.
+	Audit func(store.AuditRecord)
 }
 
 // CredentialTester runs every check of an exchange without issuing a
@@ -306,6 +310,10 @@ func (h *Handler) auditChange(r *http.Request, rt route, op Operation, c Caller,
 	rec := store.AuditRecord{Time: time.Now().UTC(), TenantID: directory.CanonicalID(tid), ClientID: client, GrantType: store.AuditAdminChange,
 		Resource: clipText(r.URL.Path, 512), Result: result, ErrorCode: status, CorrelationID: corr, RemoteAddr: clipText(r.RemoteAddr, 64),
 		Reason: rt.method + " " + rt.summary, Count: 1}
+	if h.cfg.Audit != nil {
+		h.cfg.Audit(rec)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	if err := h.cfg.Store.AppendAudit(ctx, []store.AuditRecord{rec}); err != nil {

@@ -41,6 +41,8 @@ type ServiceConfig struct {
 	// MaxApplyBytes bounds directory documents (default
 	// apply.DefaultMaxApplyBytes).
 	MaxApplyBytes int64
+	// Audit records admin changes (see Config.Audit).
+	Audit func(store.AuditRecord)
 }
 
 // NewForTokenService builds the admin API as the token service serves it:
@@ -67,6 +69,7 @@ func NewForTokenService(c ServiceConfig) (*Handler, error) {
 		Tester:     c.Tester,
 
 		MaxApplyBytes: c.MaxApplyBytes,
+		Audit:         c.Audit,
 	})
 }
 

@@ -334,6 +334,9 @@ func TestResourceManagerRefusals(t *testing.T) {
 
 	// Every write of an authorized caller is in the tenant's audit log,
 	// done or refused, with who made it.
+	if err := env.Server.STS.FlushAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	page, err := env.Store.ListAudit(context.Background(), store.AuditFilter{TenantID: env.TenantID, ClientID: e.contributorID})
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,7 +105,7 @@ WIF_STORE=postgres://... or WIF_PUBLIC_URL=https://wif.example.com.`,
 	fl.StringSliceVar(&f.trustCAFiles, "issuer-ca-file", nil, "extra PEM CA bundle trusted when fetching external issuers' keys (repeatable)")
 	fl.DurationVar(&f.auditRetention, "audit-retention", 30*24*time.Hour, "how long audit records of exchanges are kept (negative: forever)")
 	fl.BoolVar(&f.auditEvery, "audit-every-exchange", false, "write a full audit record for every successful exchange (default: refusals and the first success of each client, credential, subject and audience per hour in full, repeats counted per minute in one record)")
-	fl.StringVar(&f.auditSink, "audit-sink", "", "also stream every audit record whole as JSON lines: stdout, or a file path (appended; for log shippers)")
+	fl.StringVar(&f.auditSink, "audit-sink", "", "also stream every audit record whole: as JSON lines to stdout or a file path (appended; for log shippers), or as OTLP log records to an OTLP/HTTP logs endpoint (https://collector:4318/v1/logs; trusts the system roots and SSL_CERT_FILE)")
 	fl.StringVar(&f.auditSpoolDir, "audit-spool-dir", "", "where audit records wait (fsync'd) while the store cannot take them, replayed when it can (default: <sqlite file>.audit-spool, or wif-audit-spool in the temporary directory; give a persistent volume in a pod)")
 	fl.Int64Var(&f.auditSpoolMax, "audit-spool-max-bytes", 256<<20, "bound on the audit spool; when reached, records are dropped and counted, or exchanges refused with --audit-refuse-when-full")
 	fl.BoolVar(&f.auditRefuseFull, "audit-refuse-when-full", false, "refuse exchanges (503) while the store is down and the audit spool full, rather than issue tokens that are not audited")
@@ -186,10 +187,20 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		issuerAlgs[iss] = append(issuerAlgs[iss], strings.Split(algs, ",")...)
 	}
 	var sink io.Writer
-	switch f.auditSink {
-	case "":
-	case "stdout", "-":
+	var otlpURL string
+	switch {
+	case f.auditSink == "":
+	case f.auditSink == "stdout", f.auditSink == "-":
 		sink = os.Stdout
+	case strings.HasPrefix(f.auditSink, "https://"), strings.HasPrefix(f.auditSink, "http://"):
+		u, err := url.Parse(f.auditSink)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("--audit-sink %q: not a URL of an OTLP/HTTP logs endpoint (https://HOST:4318/v1/logs)", f.auditSink)
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1/logs" // the OTLP/HTTP default
+		}
+		otlpURL = u.String()
 	default:
 		fh, err := os.OpenFile(f.auditSink, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
@@ -260,7 +271,7 @@ func runServe(ctx context.Context, streams Streams, f serveFlags) error {
 		AuditSpoolDir: spoolDir(f), AuditSpoolMaxBytes: f.auditSpoolMax, AuditRefuseWhenFull: f.auditRefuseFull,
 		MaxDirectoryStaleness: f.maxStaleness, KeyRotationPeriod: f.keyRotation, KeyPrePublish: f.keyPrePublish,
 		IssuerHTTPClient: issuerClient, Logger: logger, AdminOperatorTenant: operatorTenant, TracerProvider: tp,
-		AuditEveryExchange: f.auditEvery, AuditSink: sink,
+		AuditEveryExchange: f.auditEvery, AuditSink: sink, AuditOTLPEndpoint: otlpURL,
 		MaxApplyBytes: f.maxApplyBytes, MaxInflightExchanges: f.maxInflight, MaxQueueWait: f.maxQueueWait, AllowPrivateIssuers: f.allowPrivateIss, IssuerAlgorithms: issuerAlgs,
 	})
 	if err != nil {

@@ -63,6 +63,28 @@ type recordSink interface {
 	Write(r store.AuditRecord)
 }
 
+// multiSink writes to each of several sinks.
+type multiSink []recordSink
+
+func (m multiSink) Write(r store.AuditRecord) {
+	for _, s := range m {
+		s.Write(r)
+	}
+}
+
+func (m multiSink) Close() {
+	for _, s := range m {
+		closeSink(s)
+	}
+}
+
+// closeSink flushes and stops a sink that batches (the OTLP sink).
+func closeSink(s recordSink) {
+	if c, ok := s.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
 // take puts one record into the batch, or into an aggregate.
 func (a *auditWriter) take(batch []store.AuditRecord, r store.AuditRecord) []store.AuditRecord {
 	if a.sink != nil {
@@ -215,6 +237,9 @@ func (a *auditWriter) run(ctx context.Context) {
 			cancel()
 			if a.spool != nil {
 				a.spool.close()
+			}
+			if a.sink != nil {
+				closeSink(a.sink)
 			}
 			return
 		}

@@ -64,7 +64,7 @@ func keyOf(r *store.AuditRecord) aggKey {
 // first success of its key in the window); true means it is counted in
 // an aggregate row.
 func (g *auditAggregator) absorb(r store.AuditRecord) bool {
-	if r.Result != store.AuditSuccess || r.Count > 1 {
+	if r.Result != store.AuditSuccess || r.Count > 1 || r.GrantType == store.AuditAdminChange {
 		return false
 	}
 	k := keyOf(&r)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -99,6 +100,12 @@ type Config struct {
 	// AuditSink, when set, receives every audit record whole as a JSON
 	// line, before aggregation (--audit-sink: for log shippers).
 	AuditSink io.Writer
+	// AuditOTLPEndpoint, when set, also streams every audit record whole
+	// as an OTLP log record to this OTLP/HTTP logs URL (JSON encoding,
+	// e.g. https://collector:4318/v1/logs), batched off the request path
+	// with AuditOTLPClient (default: system roots, 10 s timeout).
+	AuditOTLPEndpoint string
+	AuditOTLPClient   *http.Client
 	// AuditSpoolMaxBytes bounds the spool (default 256 MiB).
 	AuditSpoolMaxBytes int64
 	// AuditRefuseWhenFull makes the token endpoint refuse exchanges (503)
@@ -248,8 +255,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.AuditEveryExchange {
 		s.audit.agg = nil
 	}
+	var sinks multiSink
 	if cfg.AuditSink != nil {
-		s.audit.sink = &jsonLines{w: cfg.AuditSink, log: cfg.Logger}
+		sinks = append(sinks, &jsonLines{w: cfg.AuditSink, log: cfg.Logger})
+	}
+	if cfg.AuditOTLPEndpoint != "" {
+		sinks = append(sinks, newOTLPSink(cfg.AuditOTLPEndpoint, cfg.AuditOTLPClient, cfg.Logger, cfg.Registerer))
+	}
+	switch len(sinks) {
+	case 0:
+	case 1:
+		s.audit.sink = sinks[0]
+	default:
+		s.audit.sink = sinks
 	}
 	return s, nil
 }
@@ -342,3 +360,11 @@ func (s *Service) TrustsIssuer(issuer string) bool {
 
 // FlushAudit writes every queued audit record now (tests and shutdown).
 func (s *Service) FlushAudit(ctx context.Context) error { return s.audit.flush(ctx) }
+
+// RecordAdminChange audits an admin change (store.AuditAdminChange) as
+// exchanges are: queued off the request path, spooled while the store is
+// down, streamed to the audit sinks; never aggregated.
+func (s *Service) RecordAdminChange(r store.AuditRecord) {
+	r.GrantType = store.AuditAdminChange
+	s.audit.add(r)
+}

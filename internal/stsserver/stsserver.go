@@ -86,6 +86,8 @@ type Config struct {
 	// AuditEveryExchange and AuditSink: see sts.Config.
 	AuditEveryExchange bool
 	AuditSink          io.Writer
+	AuditOTLPEndpoint  string
+	AuditOTLPClient    *http.Client
 	// MaxApplyBytes bounds directory documents sent to the admin API
 	// (default apply.DefaultMaxApplyBytes).
 	MaxApplyBytes int64
@@ -183,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Store: cfg.Store, Signer: keys, Keys: trustKeys{s.Trust}, PublicURL: cfg.PublicURL, ResourceAliases: resourceAliases(cfg),
 		TokenLifetime: cfg.TokenLifetime, EntraIssuerNames: cfg.EntraIssuerNames, AuditRetention: cfg.AuditRetention,
 		AuditSpoolDir: cfg.AuditSpoolDir, AuditSpoolMaxBytes: cfg.AuditSpoolMaxBytes, AuditRefuseWhenFull: cfg.AuditRefuseWhenFull,
-		AuditEveryExchange: cfg.AuditEveryExchange, AuditSink: cfg.AuditSink,
+		AuditEveryExchange: cfg.AuditEveryExchange, AuditSink: cfg.AuditSink, AuditOTLPEndpoint: cfg.AuditOTLPEndpoint, AuditOTLPClient: cfg.AuditOTLPClient,
 		MaxDirectoryStaleness: cfg.MaxDirectoryStaleness, Tracer: stsTracer(cfg.TracerProvider),
 		MaxInflight: cfg.MaxInflightExchanges, MaxQueueWait: cfg.MaxQueueWait, IssuerAlgorithms: cfg.IssuerAlgorithms,
 		Now: cfg.Now, Logger: cfg.Logger, Registerer: reg,
@@ -235,6 +237,7 @@ func mountAdmin(mux *http.ServeMux, cfg Config, keys *jose.Manager, svc *sts.Ser
 			}
 		},
 		Logger: cfg.Logger, Registerer: reg, Keys: keys, Tester: svc, MaxApplyBytes: cfg.MaxApplyBytes,
+		Audit: svc.RecordAdminChange,
 	}
 	ah, err := admin.NewForTokenService(sc)
 	if err != nil {

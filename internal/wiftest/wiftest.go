@@ -61,6 +61,8 @@ func (e *Env) Stop(t testing.TB) { e.stop(t) }
 type Option func(*options)
 
 type options struct {
+	otlpURL          string
+	otlpClient       *http.Client
 	ca               *tlsutil.CA
 	everyExchange    bool
 	auditSink        io.Writer
@@ -128,6 +130,12 @@ func WithAuditSpool(dir string, max int64) Option {
 // WithAuditEveryExchange writes a full audit record for every exchange
 // (no per-minute aggregation of repeated successes).
 func WithAuditEveryExchange() Option { return func(o *options) { o.everyExchange = true } }
+
+// WithAuditOTLP streams every audit record to an OTLP/HTTP logs URL with
+// client.
+func WithAuditOTLP(url string, client *http.Client) Option {
+	return func(o *options) { o.otlpURL, o.otlpClient = url, client }
+}
 
 // WithAuditSink streams every audit record as a JSON line to w.
 func WithAuditSink(w io.Writer) Option { return func(o *options) { o.auditSink = w } }
@@ -198,7 +206,7 @@ func Start(t testing.TB, opts ...Option) *Env {
 		Store: o.store, Listener: ln, TLS: tlsutil.ServerConfig(func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }),
 		TokenLifetime: o.lifetime, EntraIssuerNames: o.entraIssuerNames, IssuerHTTPClient: issuerClient, AllowPrivateIssuers: !o.refusePrivate, // the test issuer is on loopback
 		AuditSpoolDir: o.spoolDir, AuditSpoolMaxBytes: o.spoolMax, AuditRefuseWhenFull: o.refuseFull, MaxDirectoryStaleness: o.maxStale,
-		AuditEveryExchange: o.everyExchange, AuditSink: o.auditSink,
+		AuditEveryExchange: o.everyExchange, AuditSink: o.auditSink, AuditOTLPEndpoint: o.otlpURL, AuditOTLPClient: o.otlpClient,
 		Logger: o.logger, Now: o.now, TracerProvider: o.tracer, MaxInflightExchanges: o.maxInflight, MaxQueueWait: o.maxQueueWait,
 		IssuerAlgorithms: o.issuerAlgs,
 	})
