@@ -214,6 +214,16 @@ func TestResourceManagerIdentitiesAndCredentials(t *testing.T) {
 		fc.Properties.Subject != "system:serviceaccount:platform:managed-identity-test" || len(fc.Properties.Audiences) != 1 {
 		t.Fatalf("created credential = %+v", fc)
 	}
+	// A flexible credential, where wif allows claimsMatchingExpression.
+	flex := decode[map[string]any](t, "flexible credential", do(t, env, "PUT", mi+"/federatedIdentityCredentials/github-envs?api-version=2024-11-30", tok, map[string]any{"properties": map[string]any{
+		"issuer": "https://token.actions.githubusercontent.com", "audiences": []string{"api://AzureADTokenExchange"},
+		"claimsMatchingExpression": map[string]any{"value": "claims['sub'] matches 'repo:contoso/*:environment:prod'", "languageVersion": 1}}}), 201)
+	if ce, _ := flex["properties"].(map[string]any)["claimsMatchingExpression"].(map[string]any); ce["value"] != "claims['sub'] matches 'repo:contoso/*:environment:prod'" || ce["languageVersion"] != 1.0 {
+		t.Fatalf("flexible credential = %v", flex)
+	}
+	if r := do(t, env, "DELETE", mi+"/federatedIdentityCredentials/github-envs?api-version=2024-11-30", tok, nil); r.status != 200 {
+		t.Fatalf("delete flexible credential: %d", r.status)
+	}
 	wantError(t, "credential without properties", do(t, env, "PUT", mi+"/federatedIdentityCredentials/c2"+miv, tok, map[string]any{}), 400, "InvalidRequestContent", "")
 	wantError(t, "invalid issuer", do(t, env, "PUT", mi+"/federatedIdentityCredentials/c2"+miv, tok, map[string]any{"properties": map[string]any{"issuer": "http://plain", "subject": "s"}}), 400, "BadRequest", "")
 	wantError(t, "missing credential", do(t, env, "GET", mi+"/federatedIdentityCredentials/nope"+miv, tok, nil), 404, "ResourceNotFound",
