@@ -360,7 +360,9 @@ type UsageStore interface {
 
 // AuditStore persists the audit log.
 type AuditStore interface {
-	// AppendAudit writes records in one transaction.
+	// AppendAudit writes records in one transaction. A record whose ID and
+	// Time are those of a stored record (a spooled batch written again)
+	// fails it with ErrAlreadyExists.
 	AppendAudit(ctx context.Context, records []AuditRecord) error
 	ListAudit(ctx context.Context, filter AuditFilter) (AuditPage, error)
 	// PruneAudit deletes records older than before and says how many.

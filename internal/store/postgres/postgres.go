@@ -65,6 +65,9 @@ type Options struct {
 type Store struct {
 	*sqlbase.Store
 	pool *pgxpool.Pool
+	db   *sql.DB
+	now  func() time.Time
+	log  *slog.Logger
 }
 
 var _ store.Store = (*Store)(nil)
@@ -108,8 +111,12 @@ func uniqueViolation(err error) (string, bool) {
 		return e.ConstraintName, true
 	}
 	parts := strings.Split(cols, ", ")
+	table := e.TableName
+	if strings.HasPrefix(table, "audit_log_") { // a partition of audit_log
+		table = "audit_log"
+	}
 	for i, c := range parts {
-		parts[i] = e.TableName + "." + c
+		parts[i] = table + "." + c
 	}
 	return strings.Join(parts, ", "), true
 }
@@ -162,8 +169,20 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		_ = closeAll()
 		return nil, fmt.Errorf("postgres store %s: %w", where, err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, db: db, now: opts.Now, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	s.Store = sqlbase.New(sqlbase.Config{Dialect: dialect, Write: db, Read: db, Now: opts.Now, Close: closeAll, MaxCredentialsPerParent: opts.MaxCredentialsPerParent})
+	if opts.migrateTo == 0 || opts.migrateTo >= 8 {
+		if err := s.ensurePartitions(ctx, s.now()); err != nil {
+			_ = closeAll()
+			return nil, fmt.Errorf("postgres store %s: %w", where, err)
+		}
+	}
 	return s, nil
 }
 

@@ -226,6 +226,8 @@ var clashes = map[string]string{
 	"app_role_assignments.principal_id, app_role_assignments.resource_app_id, app_role_assignments.app_role_id": "the principal already has this app role",
 	"signing_keys.id": "a signing key with this id exists",
 	"audit_log.id":    "an audit record with this id exists",
+	// PostgreSQL's partitioned audit log: a record is its id and time.
+	"audit_log.id, audit_log.time_us": "an audit record with this id exists",
 }
 
 // dbErr wraps a database error, turning uniqueness violations into
