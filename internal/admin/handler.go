@@ -1125,6 +1125,14 @@ func (h *Handler) pageIdentities(w http.ResponseWriter, r *http.Request, tid str
 		f.After = store.IdentityRef{SubscriptionID: key[0], ResourceGroup: key[1], Name: key[2]}
 	}
 	f.Limit = top + 1
+	// namePrefix (wif's): only identities whose name starts with it,
+	// case-insensitively — what Graph's startswith(displayName,...) reads.
+	if p := r.URL.Query().Get("namePrefix"); p != "" {
+		if len(p) > directory.MaxIdentityNameLen {
+			return errorf(http.StatusBadRequest, CodeInvalidQueryOptions, "namePrefix is longer than a name may be (%d characters)", directory.MaxIdentityNameLen)
+		}
+		f.NamePrefix = p
+	}
 	ms, err := h.cfg.Store.ListManagedIdentities(r.Context(), tid, f)
 	if err != nil {
 		return err

@@ -82,3 +82,24 @@ func FuzzFilter(f *testing.F) {
 		flt.match(obj)
 	})
 }
+
+func TestDisplayNamePrefix(t *testing.T) {
+	for expr, want := range map[string]string{
+		"startswith(displayName,'managed')":                          "managed",
+		"displayName eq 'managed-identity-test'":                     "managed-identity-test",
+		"appId eq 'x' and startswith(displayName,'m')":               "m",
+		"startswith(displayName,'a') or startswith(displayName,'b')": "",
+		"not startswith(displayName,'a')":                            "",
+		"displayName ne 'a'":                                         "",
+		"appId eq 'x'":                                               "",
+		"":                                                           "",
+	} {
+		f, err := parseFilter(expr, spProps, spColls)
+		if err != nil {
+			t.Fatalf("%q: %v", expr, err)
+		}
+		if got := displayNamePrefix(f); got != want {
+			t.Errorf("%q: prefix %q, want %q", expr, got, want)
+		}
+	}
+}

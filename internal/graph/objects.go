@@ -85,8 +85,37 @@ func (q *request) apps() ([]admin.ApplicationResource, admin.Result, bool) {
 	return listAll[admin.ApplicationResource](q, []string{"applications"}, nil)
 }
 
-func (q *request) identities() ([]admin.IdentityResource, admin.Result, bool) {
-	return listAll[admin.IdentityResource](q, []string{"providers", "Microsoft.ManagedIdentity", "userAssignedIdentities"}, nil)
+// identities lists the tenant's managed identities; with namePrefix, only
+// those whose name starts with it (read by the store, not here).
+func (q *request) identities(namePrefix string) ([]admin.IdentityResource, admin.Result, bool) {
+	var qs url.Values
+	if namePrefix != "" {
+		qs = url.Values{"namePrefix": {namePrefix}}
+	}
+	return listAll[admin.IdentityResource](q, []string{"providers", "Microsoft.ManagedIdentity", "userAssignedIdentities"}, qs)
+}
+
+// displayNamePrefix is a prefix every object a filter matches has in its
+// displayName ("" when the filter does not say): startswith or eq on
+// displayName, alone or and-ed with other clauses. Graph compares it
+// case-insensitively, as the store's prefix does.
+func displayNamePrefix(f filter) string {
+	switch f := f.(type) {
+	case swF:
+		if f.prop == "displayName" {
+			return f.lit
+		}
+	case cmpF:
+		if f.prop == "displayName" && f.op == "eq" {
+			return f.lit
+		}
+	case andF:
+		if p := displayNamePrefix(f.l); p != "" {
+			return p
+		}
+		return displayNamePrefix(f.r)
+	}
+	return ""
 }
 
 func (q *request) listApplications() {
@@ -413,9 +442,9 @@ func (q *request) findCred(base []string, idOrName string) (admin.AppCredentialR
 // tenant's applications and of its managed identities. Either list may be
 // refused by the caller's roles (a managed identity contributor reads
 // identities only); both refused is the refusal.
-func (q *request) principals() ([]map[string]any, []admin.ApplicationResource, bool) {
+func (q *request) principals(namePrefix string) ([]map[string]any, []admin.ApplicationResource, bool) {
 	apps, ares, aok := q.apps()
-	mis, mres, mok := q.identities()
+	mis, mres, mok := q.identities(namePrefix)
 	if !aok && !mok {
 		q.fail(ares)
 		return nil, nil, false
@@ -439,7 +468,13 @@ func (q *request) principals() ([]map[string]any, []admin.ApplicationResource, b
 }
 
 func (q *request) listServicePrincipals() {
-	items, _, ok := q.principals()
+	// A name in the filter narrows the identities the store reads (a
+	// tenant may hold a million): az ad sp list --display-name.
+	prefix := ""
+	if f, err := parseFilter(q.r.URL.Query().Get("$filter"), spProps, spColls); err == nil {
+		prefix = displayNamePrefix(f)
+	}
+	items, _, ok := q.principals(prefix)
 	if !ok {
 		return
 	}
@@ -483,7 +518,7 @@ func (q *request) createServicePrincipal() {
 }
 
 func (q *request) servicePrincipal(id, appID string, rest []string) {
-	sps, apps, ok := q.principals()
+	sps, apps, ok := q.principals("")
 	if !ok {
 		return
 	}

@@ -179,6 +179,9 @@ type IdentityFilter struct {
 	After IdentityRef
 	// Limit is the most identities returned (0: all).
 	Limit int
+	// NamePrefix keeps the identities whose name starts with it,
+	// case-insensitively ("": all).
+	NamePrefix string
 }
 
 // AssignmentFilter narrows ListAppRoleAssignments; empty fields match all.

@@ -539,6 +539,9 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 			(filter.ResourceGroup != "" && rules.Key(m.ResourceGroup) != rules.Key(filter.ResourceGroup)) {
 			continue
 		}
+		if p := rules.Key(filter.NamePrefix); p != "" && !strings.HasPrefix(rules.Key(m.Name), p) {
+			continue
+		}
 		if a := filter.After; a.Name != "" && rules.CompareIdentityKey(m.SubscriptionID, m.ResourceGroup, m.Name, a) <= 0 {
 			continue
 		}

@@ -227,4 +227,14 @@ func testIdentityPaging(t *testing.T, s store.Store) {
 			t.Errorf("order %v", all)
 		}
 	}
+	// A name prefix, case-insensitively, with paging.
+	for prefix, want := range map[string]string{"BB": "a/rg-1/bb-2 a/rg-1/bb_1 a/RG-2/bbb", "bb_": "a/rg-1/bb_1", "c": "a/rg-1/CCC", "nope": ""} {
+		got := names(val(s.ListManagedIdentities(ctx, ten.ID, store.IdentityFilter{NamePrefix: prefix})).must(t))
+		if strings.ToLower(strings.Join(got, " ")) != strings.ToLower(want) {
+			t.Errorf("prefix %q: %v, want %s", prefix, got, want)
+		}
+	}
+	if got := val(s.ListManagedIdentities(ctx, ten.ID, store.IdentityFilter{NamePrefix: "bb", Limit: 1, After: store.IdentityRef{SubscriptionID: subA, ResourceGroup: "rg-1", Name: "bb-2"}})).must(t); len(got) != 1 || got[0].Name != "bb_1" {
+		t.Errorf("prefix with paging: %+v", got)
+	}
 }

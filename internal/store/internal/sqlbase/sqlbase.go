@@ -24,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"time"
 
 	"github.com/wif-project/wif/internal/directory"
@@ -693,6 +694,10 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 	if filter.ResourceGroup != "" {
 		q += ` AND resource_group_key = ?`
 		args = append(args, rules.Key(filter.ResourceGroup))
+	}
+	if p := rules.Key(filter.NamePrefix); p != "" {
+		q += ` AND substr(name_key, 1, ?) = ?`
+		args = append(args, utf8.RuneCountInString(p), p)
 	}
 	if a := filter.After; a.Name != "" {
 		// The unique index (tenant, subscription, group key, name key)
