@@ -24,8 +24,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
