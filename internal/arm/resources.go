@@ -219,22 +219,9 @@ func (o *operation) serve() {
 		case "GET":
 			o.pass(o.call("GET", o.groupPath(), nil, false))
 		case "PUT", "PATCH":
-			body, ok := o.body()
-			if !ok {
-				return
+			if in, ok := o.locationAndTags(m == "PUT"); ok {
+				o.pass(o.call(m, o.groupPath(), in, true))
 			}
-			var in struct {
-				Location *string          `json:"location"`
-				Tags     *json.RawMessage `json:"tags"`
-			}
-			if !o.decode(body, &in) {
-				return
-			}
-			if m == "PUT" && (in.Location == nil || *in.Location == "") {
-				writeError(o.w, o.r, http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
-				return
-			}
-			o.pass(o.call(m, o.groupPath(), map[string]any{"location": in.Location, "tags": tags(in.Tags)}, true))
 		case "DELETE":
 			o.deleteGroup()
 		}
@@ -265,28 +252,9 @@ func (o *operation) serve() {
 		case "GET":
 			o.pass(o.call("GET", path, nil, false))
 		case "PUT", "PATCH":
-			body, ok := o.body()
-			if !ok {
-				return
+			if in, ok := o.locationAndTags(m == "PUT"); ok {
+				o.pass(o.call(m, path, in, true))
 			}
-			var in struct {
-				Location *string          `json:"location"`
-				Tags     *json.RawMessage `json:"tags"`
-			}
-			if !o.decode(body, &in) {
-				return
-			}
-			if m == "PUT" && (in.Location == nil || *in.Location == "") {
-				writeError(o.w, o.r, http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
-				return
-			}
-			// Only what a caller may set: ids and tenant are read-only in
-			// ARM (ignored as ARM ignores them).
-			out := map[string]any{"tags": tags(in.Tags)}
-			if in.Location != nil {
-				out["location"] = *in.Location
-			}
-			o.pass(o.call(m, path, out, true))
 		case "DELETE":
 			o.delete(path)
 		}
@@ -384,6 +352,33 @@ func (o *operation) decode(body []byte, v any) bool {
 		return false
 	}
 	return true
+}
+
+// locationAndTags reads a group's or an identity's PUT or PATCH body into
+// the admin API's: only what a caller may set (ids and tenant are
+// read-only in ARM, and ignored as ARM ignores them; so are newer
+// properties wif has no use for). A PUT needs a location, as ARM's.
+func (o *operation) locationAndTags(put bool) (map[string]any, bool) {
+	body, ok := o.body()
+	if !ok {
+		return nil, false
+	}
+	var in struct {
+		Location *string          `json:"location"`
+		Tags     *json.RawMessage `json:"tags"`
+	}
+	if !o.decode(body, &in) {
+		return nil, false
+	}
+	if put && (in.Location == nil || *in.Location == "") {
+		writeError(o.w, o.r, http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
+		return nil, false
+	}
+	out := map[string]any{"tags": tags(in.Tags)}
+	if in.Location != nil {
+		out["location"] = *in.Location
+	}
+	return out, true
 }
 
 // tags are a request's tags: absent or null stay null (no change for a

@@ -176,19 +176,7 @@ func (q *request) createApplication() {
 		writeError(q.w, q.r, http.StatusBadRequest, "Request_BadRequest", "A value is required for property 'displayName' of resource 'Application'.")
 		return
 	}
-	res := q.call("POST", []string{"applications"}, nil, body, false)
-	if !res.OK() {
-		q.fail(res)
-		return
-	}
-	var a admin.ApplicationResource
-	if err := res.Decode(&a); err != nil {
-		q.h.internal(q.w, q.r, err)
-		return
-	}
-	out := application(a)
-	out["@odata.context"] = q.context("applications/$entity")
-	writeJSON(q.w, q.r, http.StatusCreated, out)
+	answer(q, q.call("POST", []string{"applications"}, nil, body, false), http.StatusCreated, "applications/$entity", application)
 }
 
 // findApp resolves an application by object id (id) or appId.
@@ -291,8 +279,7 @@ func (q *request) application(id, appID string, rest []string) {
 				writeError(q.w, q.r, http.StatusBadRequest, "Request_BadRequest", "A value is required for property 'name' of resource 'FederatedIdentityCredential'.")
 				return
 			}
-			res := q.call("POST", base, nil, in.admin(), false)
-			q.credentialResult(res, fragment, http.StatusCreated)
+			answer(q, q.call("POST", base, nil, in.admin(), false), http.StatusCreated, fragment+"/$entity", credential)
 		default:
 			q.methodNotAllowed("GET, POST")
 		}
@@ -390,18 +377,20 @@ func nilIfEmpty(s string) any {
 	return s
 }
 
-func (q *request) credentialResult(res admin.Result, fragment string, status int) {
+// answer writes an admin operation's result as the Graph object toGraph
+// makes of it, with its @odata.context, or the operation's failure.
+func answer[T any](q *request, res admin.Result, status int, fragment string, toGraph func(T) map[string]any) {
 	if !res.OK() {
 		q.fail(res)
 		return
 	}
-	var c admin.AppCredentialResource
-	if err := res.Decode(&c); err != nil {
+	var v T
+	if err := res.Decode(&v); err != nil {
 		q.h.internal(q.w, q.r, err)
 		return
 	}
-	out := credential(c)
-	out["@odata.context"] = q.context(fragment + "/$entity")
+	out := toGraph(v)
+	out["@odata.context"] = q.context(fragment)
 	writeJSON(q.w, q.r, status, out)
 }
 
@@ -503,18 +492,7 @@ func (q *request) createServicePrincipal() {
 		writeError(q.w, q.r, http.StatusBadRequest, "Request_BadRequest", "The appId '"+in.AppID+"' of the service principal does not reference a valid application object.")
 		return
 	}
-	if !res.OK() {
-		q.fail(res)
-		return
-	}
-	var a admin.ApplicationResource
-	if err := res.Decode(&a); err != nil {
-		q.h.internal(q.w, q.r, err)
-		return
-	}
-	out := servicePrincipalOfApp(q.tid, a)
-	out["@odata.context"] = q.context("servicePrincipals/$entity")
-	writeJSON(q.w, q.r, http.StatusCreated, out)
+	answer(q, res, http.StatusCreated, "servicePrincipals/$entity", func(a admin.ApplicationResource) map[string]any { return servicePrincipalOfApp(q.tid, a) })
 }
 
 func (q *request) servicePrincipal(id, appID string, rest []string) {
@@ -640,18 +618,7 @@ func (q *request) servicePrincipal(id, appID string, rest []string) {
 			return
 		}
 		res := q.call("POST", []string{"appRoleAssignments"}, nil, map[string]string{"principalId": in.PrincipalID, "resourceAppId": app, "appRoleId": in.AppRoleID}, false)
-		if !res.OK() {
-			q.fail(res)
-			return
-		}
-		var g admin.AssignmentResource
-		if err := res.Decode(&g); err != nil {
-			q.h.internal(q.w, q.r, err)
-			return
-		}
-		out := toGraph(g)
-		out["@odata.context"] = q.context(fragment + "/$entity")
-		writeJSON(q.w, q.r, http.StatusCreated, out)
+		answer(q, res, http.StatusCreated, fragment+"/$entity", toGraph)
 	default:
 		q.methodNotAllowed("GET, POST")
 	}
