@@ -148,7 +148,7 @@ func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context) error) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if _, nested := ctx.Value(batchKey{s}).(*sql.Tx); nested {
+	if _, nested := ctx.Value(batchKey{s}).(*batchTx); nested {
 		return fn(ctx)
 	}
 	tx, err := s.d.BeginWrite(ctx, s.w)
@@ -156,7 +156,7 @@ func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context) error) e
 		return fmt.Errorf("%s: begin: %w", s.d.Name, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := fn(context.WithValue(ctx, batchKey{s}, tx)); err != nil {
+	if err := fn(context.WithValue(ctx, batchKey{s}, &batchTx{tx: tx})); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -165,20 +165,33 @@ func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context) error) e
 	return nil
 }
 
+// batchTx is a Batch's transaction; advanced records that it has moved
+// the revision already: one step per transaction is what readers can
+// see, and the row lock it takes (PostgreSQL) holds to the commit.
+type batchTx struct {
+	tx       *sql.Tx
+	advanced bool
+	// tenants are those the batch has found to exist.
+	tenants map[string]bool
+}
+
+const advanceRevision = `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`
+
 // writeTx runs fn in a write transaction (a Batch's, when ctx carries
-// one); directory writes (dir) first advance the revision, which in
-// PostgreSQL also serialises them.
+// one); directory writes (dir) first advance the revision — once per
+// transaction — which in PostgreSQL also serialises them.
 func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if tx, ok := ctx.Value(batchKey{s}).(*sql.Tx); ok {
-		if dir {
-			if _, err := tx.ExecContext(ctx, `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+	if b, ok := ctx.Value(batchKey{s}).(*batchTx); ok {
+		if dir && !b.advanced {
+			if _, err := b.tx.ExecContext(ctx, advanceRevision); err != nil {
 				return fmt.Errorf("%s: advance revision: %w", s.d.Name, err)
 			}
+			b.advanced = true
 		}
-		return fn(tx)
+		return fn(b.tx)
 	}
 	tx, err := s.d.BeginWrite(ctx, s.w)
 	if err != nil {
@@ -186,7 +199,7 @@ func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error
 	}
 	defer func() { _ = tx.Rollback() }()
 	if dir {
-		if _, err := tx.ExecContext(ctx, `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`); err != nil {
+		if _, err := tx.ExecContext(ctx, advanceRevision); err != nil {
 			return fmt.Errorf("%s: advance revision: %w", s.d.Name, err)
 		}
 	}
@@ -386,6 +399,9 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, update func(*direct
 
 // DeleteTenant implements store.DirectoryStore.
 func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precondition) error {
+	if b, _ := ctx.Value(batchKey{s}).(*batchTx); b != nil {
+		delete(b.tenants, directory.CanonicalID(id))
+	}
 	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
 		if len(pre) > 0 {
 			t, err := s.getTenant(ctx, tx, id, true)
@@ -408,7 +424,20 @@ func (s *Store) DeleteTenant(ctx context.Context, id string, pre ...store.Precon
 }
 
 func (s *Store) tenantExists(ctx context.Context, q queryer, id string) (bool, error) {
-	return s.exists(ctx, q, `SELECT 1 FROM tenants WHERE id = ?`, id)
+	// Inside a Batch a tenant found once stays (until the batch deletes
+	// it): apply's thousand creates ask once.
+	b, _ := ctx.Value(batchKey{s}).(*batchTx)
+	if b != nil && b.tenants[id] {
+		return true, nil
+	}
+	ok, err := s.exists(ctx, q, `SELECT 1 FROM tenants WHERE id = ?`, id)
+	if ok && b != nil {
+		if b.tenants == nil {
+			b.tenants = map[string]bool{}
+		}
+		b.tenants[id] = true
+	}
+	return ok, err
 }
 
 // ---- applications
