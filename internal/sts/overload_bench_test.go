@@ -160,28 +160,7 @@ func BenchmarkExchangeUnderLoad(b *testing.B) {
 	}
 	endpoint := env.URL + "/" + env.TenantID + "/oauth2/v2.0/token"
 	load := func(b *testing.B, proto string, clients int, rate float64, secs float64) loadResult {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestLoadgenChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "GOMAXPROCS="+envOrDefault("WIF_LOADGEN_GOMAXPROCS", strconv.Itoa(runtime.GOMAXPROCS(0))), "WIF_LOADGEN=1", "WIF_LOADGEN_URL="+endpoint, "WIF_LOADGEN_BODY="+bodyFile, "WIF_LOADGEN_CA="+caFile,
-			"WIF_LOADGEN_CLIENTS="+strconv.Itoa(clients), "WIF_LOADGEN_SECONDS="+strconv.FormatFloat(secs, 'f', -1, 64),
-			"WIF_LOADGEN_RATE="+strconv.FormatFloat(rate, 'f', -1, 64), "WIF_LOADGEN_H2="+map[string]string{"h2": "1", "http1.1": "0"}[proto])
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			b.Fatalf("load generator: %v\n%s", err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			if j, ok := strings.CutPrefix(line, "LOADGEN "); ok {
-				var r loadResult
-				if err := json.Unmarshal([]byte(j), &r); err != nil {
-					b.Fatal(err)
-				}
-				if r.Other > 0 {
-					b.Errorf("%d requests neither 200 nor 503", r.Other)
-				}
-				return r
-			}
-		}
-		b.Fatalf("no result from the load generator:\n%s", out)
-		return loadResult{}
+		return loadgen(b, endpoint, bodyFile, caFile, proto, clients, rate, secs)
 	}
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	key.Precompute()
@@ -243,6 +222,35 @@ func BenchmarkExchangeUnderLoad(b *testing.B) {
 			report(b, load(b, "h2", 32, capacity/2, 3), signs)
 		}
 	})
+}
+
+// loadgen runs TestLoadgenChild as a separate process: clients posting
+// the form in bodyFile to endpoint (proto "h2" or "http1.1") for secs
+// seconds, as fast as answered or at rate requests/s in all.
+func loadgen(b *testing.B, endpoint, bodyFile, caFile, proto string, clients int, rate, secs float64) loadResult {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLoadgenChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+envOrDefault("WIF_LOADGEN_GOMAXPROCS", strconv.Itoa(runtime.GOMAXPROCS(0))), "WIF_LOADGEN=1", "WIF_LOADGEN_URL="+endpoint, "WIF_LOADGEN_BODY="+bodyFile, "WIF_LOADGEN_CA="+caFile,
+		"WIF_LOADGEN_CLIENTS="+strconv.Itoa(clients), "WIF_LOADGEN_SECONDS="+strconv.FormatFloat(secs, 'f', -1, 64),
+		"WIF_LOADGEN_RATE="+strconv.FormatFloat(rate, 'f', -1, 64), "WIF_LOADGEN_H2="+map[string]string{"h2": "1", "http1.1": "0"}[proto])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("load generator: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if j, ok := strings.CutPrefix(line, "LOADGEN "); ok {
+			var r loadResult
+			if err := json.Unmarshal([]byte(j), &r); err != nil {
+				b.Fatal(err)
+			}
+			if r.Other > 0 {
+				b.Errorf("%d requests neither 200 nor 503", r.Other)
+			}
+			return r
+		}
+	}
+	b.Fatalf("no result from the load generator:\n%s", out)
+	return loadResult{}
 }
 
 func envOrDefault(k, def string) string {

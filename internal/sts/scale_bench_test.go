@@ -129,3 +129,18 @@ func scaleDocument(n int) *apply.Document {
 	}
 	return &apply.Document{Tenants: []apply.Tenant{t}}
 }
+
+// ScaleDocument is scaleDocument for the external benchmarks: n
+// identities in tenant tid whose credentials trust issuer for
+// system:serviceaccount:ns:workload-NNNNNNN.
+func ScaleDocument(n int, tid, issuer string) *apply.Document {
+	doc := scaleDocument(n)
+	t := &doc.Tenants[0]
+	t.ID = tid
+	for i := range t.ManagedIdentities {
+		m := &t.ManagedIdentities[i]
+		m.FederatedCredentials[0].Issuer = issuer
+		m.FederatedCredentials[0].Subject = "system:serviceaccount:ns:" + m.Name
+	}
+	return doc
+}
