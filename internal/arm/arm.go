@@ -1,13 +1,16 @@
-// Package arm serves the part of Azure Resource Manager's surface that
-// Azure tools need before they manage anything, on the token service's own
-// host: the cloud's endpoint metadata (GET /metadata/endpoints, which
-// `az cloud register --endpoint-resource-manager` and the Terraform
-// providers' environment loader read), and the subscriptions and tenants
-// the caller's token may see (GET /subscriptions, GET /tenants, which
-// `az login` lists). Requests are authenticated as the admin API's are
-// (bearer tokens of this service for api://wif-admin, the cloud's
-// Resource Manager audience), what each caller sees follows its admin
-// roles, and errors have ARM's shape.
+// Package arm serves Azure Resource Manager on the token service's own
+// host, so that az, Terraform's providers and the management SDKs manage
+// wif with their own commands: the cloud's endpoint metadata (GET
+// /metadata/endpoints, in the three shapes ARM answers by api-version),
+// the subscriptions and tenants the caller's token may see (GET
+// /subscriptions, GET /tenants, which az login lists), and below
+// /subscriptions/ resource groups, user-assigned managed identities and
+// their federated identity credentials (resources.go). Requests are
+// authenticated as the admin API's are (bearer tokens of this service for
+// api://wif-admin, the cloud's Resource Manager audience); resource
+// requests become admin API operations run in-process on the caller's
+// behalf (admin.Handler.Call), so what each caller may do is the admin
+// API's decision; errors and headers are ARM's.
 package arm
 
 import (
