@@ -153,6 +153,38 @@ func CheckPreconditions(version int64, pre []Precondition) error {
 	return nil
 }
 
+// Change is one object a directory revision changed, as a ChangeLog
+// records it.
+type Change struct {
+	Revision int64
+	TenantID string
+	// Kind is ChangeIdentity (Key: its client id) or ChangeCredential
+	// (Key: its parent's client id); ChangeOther is any other write.
+	Kind string
+	Key  string
+}
+
+// The kinds of Change.
+const (
+	ChangeIdentity   = "identity"
+	ChangeCredential = "credential"
+	ChangeOther      = "other"
+)
+
+// ChangeLog is implemented by stores that record what each revision
+// changed, so that a reader can apply the changes since its revision
+// instead of reading a whole Snapshot.
+type ChangeLog interface {
+	// ChangesSince returns the current revision and the changes of the
+	// revisions after since up to it. complete is false when the reader
+	// must reload instead: a revision changed something the log does not
+	// describe (ChangeOther), or its entries were trimmed, or it is too
+	// far behind.
+	ChangesSince(ctx context.Context, since int64) (revision int64, changes []Change, complete bool, err error)
+	// TrimChanges forgets the changes of all but the last keep revisions.
+	TrimChanges(ctx context.Context, keep int64) error
+}
+
 // Batcher is implemented by stores that can run several directory writes
 // in one transaction (one commit, one fsync): fn's context carries the
 // transaction, and every write made with it joins it. When fn returns an

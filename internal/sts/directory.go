@@ -2,9 +2,12 @@ package sts
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +24,10 @@ type dirIndex struct {
 	// keys may ever be fetched (members of the issuer sets that
 	// credentials name included).
 	issuers map[string]bool
+	// issuerRefs counts the credentials that name each issuer (through
+	// a set for its members): what keeps issuers exact when changes are
+	// applied (an issuer no credential names any more is dropped).
+	issuerRefs map[string]int
 	// profiles are the fetch settings of trusted issuers that have their
 	// own (a CA bundle, private addresses), by profile name.
 	profiles map[string]profileEntry
@@ -32,6 +39,8 @@ type tenantIndex struct {
 	resources map[string]*resource // by lower-case identifier URI (and without trailing '/'), and by appId
 	// issuers are the tenant's trusted issuers, by exact issuer URL.
 	issuers map[string]*issuerPolicy
+	// sets are the tenant's issuer sets' members, by lower-case name.
+	sets map[string]map[string]bool
 }
 
 // client is a caller: a managed identity or an application, with its
@@ -83,9 +92,9 @@ type resource struct {
 }
 
 func buildIndex(snap store.Snapshot) (*dirIndex, error) {
-	idx := &dirIndex{revision: snap.Revision, tenants: map[string]*tenantIndex{}, issuers: map[string]bool{}, profiles: map[string]profileEntry{}}
+	idx := &dirIndex{revision: snap.Revision, tenants: map[string]*tenantIndex{}, issuers: map[string]bool{}, issuerRefs: map[string]int{}, profiles: map[string]profileEntry{}}
 	for _, t := range snap.Tenants {
-		idx.tenants[strings.ToLower(t.ID)] = &tenantIndex{tenant: t, clients: map[string]*client{}, resources: map[string]*resource{}, issuers: map[string]*issuerPolicy{}}
+		idx.tenants[strings.ToLower(t.ID)] = &tenantIndex{tenant: t, clients: map[string]*client{}, resources: map[string]*resource{}, issuers: map[string]*issuerPolicy{}, sets: map[string]map[string]bool{}}
 	}
 	for _, t := range snap.TrustedIssuers {
 		ti := idx.tenants[strings.ToLower(t.TenantID)]
@@ -107,6 +116,9 @@ func buildIndex(snap store.Snapshot) (*dirIndex, error) {
 			m[iss] = true
 		}
 		sets[strings.ToLower(v.TenantID)+"|"+strings.ToLower(v.Name)] = m
+		if ti := idx.tenants[strings.ToLower(v.TenantID)]; ti != nil {
+			ti.sets[strings.ToLower(v.Name)] = m
+		}
 	}
 	for _, m := range snap.ManagedIdentities {
 		ti := idx.tenants[strings.ToLower(m.TenantID)]
@@ -146,26 +158,15 @@ func buildIndex(snap store.Snapshot) (*dirIndex, error) {
 		if c == nil {
 			continue
 		}
-		cred := credential{FederatedCredential: f}
-		if f.ClaimsMatchingExpression != nil {
-			expr, err := directory.ParseClaimsExpression(f.ClaimsMatchingExpression.Value)
-			if err != nil {
-				// The store validated it on write; a bad one here means the
-				// store holds data wif would refuse. Skip it: fail closed.
-				continue
-			}
-			cred.expr = expr
+		cred, ok := compileCredential(f, ti.sets)
+		if !ok {
+			// The store validated it on write; a bad one here means the
+			// store holds data wif would refuse. Skip it: fail closed.
+			continue
 		}
-		if name, ok := directory.IssuerSetName(f.Issuer); ok {
-			cred.members = sets[strings.ToLower(f.TenantID)+"|"+strings.ToLower(name)]
-			if cred.members == nil {
-				cred.members = map[string]bool{} // the set does not exist: matches nothing
-			}
-			for m := range cred.members {
-				idx.issuers[m] = true
-			}
-		} else {
-			idx.issuers[f.Issuer] = true
+		for _, iss := range cred.issuerList() {
+			idx.issuers[iss] = true
+			idx.issuerRefs[iss]++
 		}
 		c.creds = append(c.creds, cred)
 	}
@@ -199,6 +200,28 @@ func buildIndex(snap store.Snapshot) (*dirIndex, error) {
 	return idx, nil
 }
 
+// compileCredential is a credential as the token endpoint matches it:
+// its claims expression parsed, the members of the issuer set it names
+// (none, when the set does not exist: it matches nothing); ok is false
+// for an expression that does not parse.
+func compileCredential(f directory.FederatedCredential, sets map[string]map[string]bool) (credential, bool) {
+	cred := credential{FederatedCredential: f}
+	if f.ClaimsMatchingExpression != nil {
+		expr, err := directory.ParseClaimsExpression(f.ClaimsMatchingExpression.Value)
+		if err != nil {
+			return cred, false
+		}
+		cred.expr = expr
+	}
+	if name, ok := directory.IssuerSetName(f.Issuer); ok {
+		cred.members = sets[strings.ToLower(name)]
+		if cred.members == nil {
+			cred.members = map[string]bool{}
+		}
+	}
+	return cred, true
+}
+
 func dedupSorted(s []string) []string {
 	out := s[:0]
 	for i, v := range s {
@@ -226,7 +249,20 @@ type directoryCache struct {
 	// lastOK is when the store last answered a refresh (unix ns).
 	lastOK atomic.Int64
 	now    func() time.Time
+
+	// mu serialises refreshes: an incremental one builds on the index
+	// it read, and none may store an older index over a newer one.
+	mu sync.Mutex
+	// lastFull is when the index was last built whole: an incremental
+	// refresh only adds issuers that may be fetched, so the set is
+	// rebuilt at least every fullRebuildEvery.
+	lastFull time.Time
+	// applied counts incremental refreshes (tests).
+	applied atomic.Int64
 }
+
+// fullRebuildEvery bounds how long an index is only patched.
+const fullRebuildEvery = 10 * time.Minute
 
 func (d *directoryCache) result(err error) error {
 	if err == nil {
@@ -242,10 +278,36 @@ func (d *directoryCache) age() time.Duration {
 
 func (d *directoryCache) load() *dirIndex { return d.cur.Load() }
 
-// refresh reloads the index if the store's revision differs from the one
-// held (or unconditionally when force is set).
+// refresh brings the index to the store's revision (at once when force
+// is set, as after a local write). When the store keeps a change log and
+// the changes since the index's revision are all of identities and
+// credentials, it applies them — re-reading only the clients they name —
+// instead of reading a whole Snapshot; otherwise it rebuilds.
 func (d *directoryCache) refresh(ctx context.Context, force bool) error {
-	if cur := d.cur.Load(); cur != nil && !force {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cur := d.cur.Load()
+	log, _ := d.store.(store.ChangeLog)
+	if cur != nil && log != nil && d.now().Sub(d.lastFull) < fullRebuildEvery {
+		rev, changes, complete, err := log.ChangesSince(ctx, cur.revision)
+		if err != nil {
+			return d.result(fmt.Errorf("read directory changes: %w", err))
+		}
+		if rev == cur.revision {
+			return d.result(nil)
+		}
+		if complete {
+			idx, ok, err := d.apply(ctx, cur, rev, changes)
+			if err != nil {
+				return d.result(fmt.Errorf("apply directory changes: %w", err))
+			}
+			if ok {
+				d.cur.Store(idx)
+				d.applied.Add(1)
+				return d.result(nil)
+			}
+		}
+	} else if cur != nil && !force {
 		rev, err := d.store.Revision(ctx)
 		if err != nil {
 			return d.result(fmt.Errorf("read directory revision: %w", err))
@@ -263,5 +325,119 @@ func (d *directoryCache) refresh(ctx context.Context, force bool) error {
 		return err
 	}
 	d.cur.Store(idx)
+	d.lastFull = d.now()
 	return d.result(nil)
+}
+
+// apply builds the index of revision rev from cur and the changes between
+// them: each named identity and each named parent's credentials re-read
+// from the store, into copies of the tenants they belong to (the rest is
+// shared with cur, which readers may still hold). ok is false when a
+// change cannot be applied this way (an object gone: a delete is a
+// ChangeOther write anyway) — the caller rebuilds.
+func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, changes []store.Change) (*dirIndex, bool, error) {
+	idx := &dirIndex{revision: rev, tenants: maps.Clone(cur.tenants), issuers: cur.issuers, issuerRefs: cur.issuerRefs, profiles: cur.profiles}
+	copied := map[string]*tenantIndex{}
+	tenant := func(tid string) *tenantIndex {
+		k := strings.ToLower(tid)
+		if t := copied[k]; t != nil {
+			return t
+		}
+		old := cur.tenants[k]
+		if old == nil {
+			return nil
+		}
+		t := *old
+		t.clients = maps.Clone(old.clients)
+		copied[k] = &t
+		idx.tenants[k] = &t
+		return &t
+	}
+	type ref struct{ tenant, key string }
+	var identities, parents []ref
+	seen := map[string]bool{}
+	for _, c := range changes {
+		k := c.Kind + "|" + strings.ToLower(c.TenantID) + "|" + strings.ToLower(c.Key)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		switch c.Kind {
+		case store.ChangeIdentity:
+			identities = append(identities, ref{c.TenantID, c.Key})
+		case store.ChangeCredential:
+			parents = append(parents, ref{c.TenantID, c.Key})
+		default:
+			return nil, false, nil
+		}
+	}
+	// Identities first: a new identity's credentials come after it.
+	for _, r := range identities {
+		ti := tenant(r.tenant)
+		if ti == nil {
+			return nil, false, nil
+		}
+		m, err := d.store.GetManagedIdentityByClientID(ctx, r.tenant, r.key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		c := &client{kind: directory.ParentManagedIdentity, clientID: m.ClientID, principalID: m.PrincipalID, name: m.Name, mirid: m.MIRID()}
+		if old := ti.clients[strings.ToLower(m.ClientID)]; old != nil {
+			c.creds = old.creds
+		}
+		ti.clients[strings.ToLower(m.ClientID)] = c
+	}
+	var refs map[string]int // a copy of cur's counts, once a credential changes
+	for _, r := range parents {
+		ti := tenant(r.tenant)
+		if ti == nil {
+			return nil, false, nil
+		}
+		old := ti.clients[strings.ToLower(r.key)]
+		if old == nil {
+			return nil, false, nil
+		}
+		fs, err := d.store.ListFederatedCredentials(ctx, r.tenant, r.key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if refs == nil {
+			refs = maps.Clone(cur.issuerRefs)
+		}
+		c := *old
+		c.creds = nil
+		for _, f := range old.creds {
+			for _, iss := range f.issuerList() {
+				if refs[iss]--; refs[iss] <= 0 {
+					delete(refs, iss)
+				}
+			}
+		}
+		for _, f := range fs {
+			cred, ok := compileCredential(f, ti.sets)
+			if !ok {
+				continue // fail closed, as buildIndex
+			}
+			for _, iss := range cred.issuerList() {
+				refs[iss]++
+			}
+			c.creds = append(c.creds, cred)
+		}
+		sort.Slice(c.creds, func(i, j int) bool { return c.creds[i].Name < c.creds[j].Name })
+		ti.clients[strings.ToLower(r.key)] = &c
+	}
+	if refs != nil {
+		idx.issuerRefs = refs
+		idx.issuers = make(map[string]bool, len(refs))
+		for iss := range refs {
+			idx.issuers[iss] = true
+		}
+	}
+	return idx, true, nil
 }

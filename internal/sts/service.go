@@ -317,7 +317,16 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // pruneAudit deletes audit records older than the retention.
+// changesKept is how many revisions of the store's change log the hourly
+// prune keeps: a replica further behind than that reloads the directory.
+const changesKept = 100_000
+
 func (s *Service) pruneAudit(ctx context.Context) {
+	if cl, ok := s.cfg.Store.(store.ChangeLog); ok {
+		if err := cl.TrimChanges(ctx, changesKept); err != nil && ctx.Err() == nil {
+			s.log.Warn("trimming the directory change log failed", "error", err)
+		}
+	}
 	if s.cfg.AuditRetention < 0 {
 		return
 	}

@@ -176,7 +176,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.Store = sqlbase.New(sqlbase.Config{Dialect: dialect, Write: db, Read: db, Now: opts.Now, Close: closeAll, MaxCredentialsPerParent: opts.MaxCredentialsPerParent})
+	s.Store = sqlbase.New(sqlbase.Config{Dialect: dialect, Write: db, Read: db, Now: opts.Now, Close: closeAll, MaxCredentialsPerParent: opts.MaxCredentialsPerParent,
+		NoChangeLog: opts.migrateTo > 0 && opts.migrateTo < 9})
 	if opts.migrateTo == 0 || opts.migrateTo >= 8 {
 		if err := s.ensurePartitions(ctx, s.now()); err != nil {
 			_ = closeAll()

@@ -174,7 +174,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{path: path}
 	s.Store = sqlbase.New(sqlbase.Config{
 		Dialect: dialect, Write: w, Read: r, Now: opts.Now, PruneChunk: opts.pruneChunk, MaxCredentialsPerParent: opts.MaxCredentialsPerParent,
-		Close: func() error { return errors.Join(r.Close(), w.Close()) },
+		NoChangeLog: opts.migrateTo > 0 && opts.migrateTo < 8,
+		Close:       func() error { return errors.Join(r.Close(), w.Close()) },
 	})
 	return s, nil
 }

@@ -90,6 +90,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IssuerSets", testIssuerSets},
 		{"ResourceGroups", testResourceGroups},
 		{"IdentityKeysetPaging", testIdentityPaging},
+		{"ChangeLog", testChangeLog},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

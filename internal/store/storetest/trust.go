@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -236,5 +237,79 @@ func testIdentityPaging(t *testing.T, s store.Store) {
 	}
 	if got := val(s.ListManagedIdentities(ctx, ten.ID, store.IdentityFilter{NamePrefix: "bb", Limit: 1, After: store.IdentityRef{SubscriptionID: subA, ResourceGroup: "rg-1", Name: "bb-2"}})).must(t); len(got) != 1 || got[0].Name != "bb_1" {
 		t.Errorf("prefix with paging: %+v", got)
+	}
+}
+
+func testChangeLog(t *testing.T, s store.Store) {
+	cl, ok := s.(store.ChangeLog)
+	if !ok {
+		t.Skip("the store keeps no change log (readers reload)")
+	}
+	ctx := ctxT(t)
+	ten := mkTenant(t, s)
+	since := rev(t, s)
+	changes := func(from int64) ([]store.Change, bool) {
+		t.Helper()
+		cur, cs, complete, err := cl.ChangesSince(ctx, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur != rev(t, s) {
+			t.Fatalf("ChangesSince's revision %d, the store's %d", cur, rev(t, s))
+		}
+		return cs, complete
+	}
+	if cs, complete := changes(since); !complete || len(cs) != 0 {
+		t.Fatalf("no change: %+v %v", cs, complete)
+	}
+	m := mkMI(t, s, ten.ID, "changed")
+	f := val(s.CreateFederatedCredential(ctx, credFixture(ten.ID, directory.ParentManagedIdentity, m.ClientID, "k8s", "system:serviceaccount:a:b"))).must(t)
+	val(s.UpdateManagedIdentity(ctx, ten.ID, store.IdentityRef{SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, Name: m.Name}, func(m *directory.ManagedIdentity) error {
+		m.Tags = map[string]string{"x": "y"}
+		return nil
+	})).must(t)
+	noErr(t, s.DeleteFederatedCredential(ctx, ten.ID, m.ClientID, f.Name))
+	cs, complete := changes(since)
+	want := []string{"identity " + m.ClientID, "credential " + m.ClientID, "identity " + m.ClientID, "credential " + m.ClientID}
+	var got []string
+	for i, c := range cs {
+		got = append(got, c.Kind+" "+c.Key)
+		if c.TenantID != ten.ID || c.Revision != since+int64(i)+1 {
+			t.Errorf("change %d: %+v (since %d)", i, c, since)
+		}
+	}
+	if !complete || strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("changes %v (complete %v), want %v", got, complete, want)
+	}
+	// A batch is one revision with each of its changes.
+	before := rev(t, s)
+	if b, ok := s.(store.Batcher); ok {
+		noErr(t, b.Batch(ctx, func(ctx context.Context) error {
+			m2 := miFixture(ten.ID, "batched")
+			if _, err := s.CreateManagedIdentity(ctx, m2); err != nil {
+				return err
+			}
+			_, err := s.CreateFederatedCredential(ctx, credFixture(ten.ID, directory.ParentManagedIdentity, m2.ClientID, "k8s", "system:serviceaccount:a:c"))
+			return err
+		}))
+		if cs, complete := changes(before); !complete || len(cs) != 2 || cs[0].Revision != before+1 || cs[1].Revision != before+1 {
+			t.Fatalf("a batch: %+v %v", cs, complete)
+		}
+	}
+	// Any other write means: reload.
+	before = rev(t, s)
+	val(s.CreateApplication(ctx, appFixture(ten.ID, "an-app", "api://an-app"))).must(t)
+	if _, complete := changes(before); complete {
+		t.Fatal("an application's creation was reported as a complete change log")
+	}
+	if _, complete := changes(since); complete {
+		t.Fatal("a range holding another write was reported complete")
+	}
+	// Trimmed past the reader: reload.
+	before = rev(t, s)
+	mkMI(t, s, ten.ID, "after-trim")
+	noErr(t, cl.TrimChanges(ctx, 0))
+	if _, complete := changes(before); complete {
+		t.Fatal("a trimmed log was reported complete")
 	}
 }

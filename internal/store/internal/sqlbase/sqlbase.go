@@ -93,6 +93,9 @@ type Config struct {
 	// MaxCredentialsPerParent bounds the federated credentials of one
 	// identity or application (default directory.MaxCredentialsPerParent).
 	MaxCredentialsPerParent int
+	// NoChangeLog: the schema predates directory_changes (tests of
+	// upgrades open old schemas): writes log nothing, readers reload.
+	NoChangeLog bool
 }
 
 // Store is a store.Store on a SQL database.
@@ -107,13 +110,15 @@ type Store struct {
 	pruneChunk int
 	// maxCreds bounds the credentials of one parent (0: Entra's 20).
 	maxCreds int
+	// noChangeLog: see Config.NoChangeLog.
+	noChangeLog bool
 }
 
 var _ store.Store = (*Store)(nil)
 
 // New returns a Store over databases whose schema is already migrated.
 func New(c Config) *Store {
-	s := &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close, pruneChunk: c.PruneChunk, maxCreds: c.MaxCredentialsPerParent}
+	s := &Store{d: c.Dialect, w: c.Write, r: c.Read, now: rules.Clock(c.Now), close: c.Close, pruneChunk: c.PruneChunk, maxCreds: c.MaxCredentialsPerParent, noChangeLog: c.NoChangeLog}
 	if s.pruneChunk <= 0 {
 		s.pruneChunk = 5000
 	}
@@ -171,16 +176,52 @@ func (s *Store) Batch(ctx context.Context, fn func(ctx context.Context) error) e
 type batchTx struct {
 	tx       *sql.Tx
 	advanced bool
+	// other: the batch has logged a change the change log does not
+	// describe (once is enough: the revision then means "reload").
+	other bool
 	// tenants are those the batch has found to exist.
 	tenants map[string]bool
 }
 
 const advanceRevision = `UPDATE directory_revision SET revision = revision + 1 WHERE id = 1`
 
+// logChange records in directory_changes that the transaction's revision
+// changed an object of kind (store.Change*) named key in tenant.
+func (s *Store) logChange(ctx context.Context, tx *sql.Tx, tenant, kind, key string) error {
+	if s.noChangeLog {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.sql(`INSERT INTO directory_changes (revision, tenant_id, kind, change_key)
+		SELECT revision, ?, ?, ? FROM directory_revision WHERE id = 1`), tenant, kind, key); err != nil {
+		return fmt.Errorf("%s: log change: %w", s.d.Name, err)
+	}
+	return nil
+}
+
 // writeTx runs fn in a write transaction (a Batch's, when ctx carries
 // one); directory writes (dir) first advance the revision — once per
-// transaction — which in PostgreSQL also serialises them.
+// transaction — which in PostgreSQL also serialises them, and log it as a
+// change of kind store.ChangeOther (readers reload the whole directory):
+// writes that describe their change use writeChangeTx.
 func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error) error {
+	if !dir {
+		return s.tx(ctx, false, func(tx *sql.Tx, _ func(tenant, kind, key string) error) error { return fn(tx) })
+	}
+	return s.tx(ctx, true, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return log("", store.ChangeOther, "")
+	})
+}
+
+// writeChangeTx is writeTx for a directory write that logs what it changed
+// (store.ChangeIdentity, store.ChangeCredential) with log.
+func (s *Store) writeChangeTx(ctx context.Context, fn func(tx *sql.Tx, log func(tenant, kind, key string) error) error) error {
+	return s.tx(ctx, true, fn)
+}
+
+func (s *Store) tx(ctx context.Context, dir bool, fn func(tx *sql.Tx, log func(tenant, kind, key string) error) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -191,7 +232,15 @@ func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error
 			}
 			b.advanced = true
 		}
-		return fn(b.tx)
+		return fn(b.tx, func(tenant, kind, key string) error {
+			if kind == store.ChangeOther {
+				if b.other {
+					return nil
+				}
+				b.other = true
+			}
+			return s.logChange(ctx, b.tx, tenant, kind, key)
+		})
 	}
 	tx, err := s.d.BeginWrite(ctx, s.w)
 	if err != nil {
@@ -203,11 +252,66 @@ func (s *Store) writeTx(ctx context.Context, dir bool, fn func(tx *sql.Tx) error
 			return fmt.Errorf("%s: advance revision: %w", s.d.Name, err)
 		}
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(tx, func(tenant, kind, key string) error { return s.logChange(ctx, tx, tenant, kind, key) }); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("%s: commit: %w", s.d.Name, err)
+	}
+	return nil
+}
+
+// maxChangesRead bounds a ChangesSince answer: further behind, a reload
+// is cheaper than replaying.
+const maxChangesRead = 10_000
+
+// ChangesSince implements store.ChangeLog.
+func (s *Store) ChangesSince(ctx context.Context, since int64) (int64, []store.Change, bool, error) {
+	cur, err := s.Revision(ctx)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if cur <= since || s.noChangeLog {
+		return cur, nil, cur == since, nil
+	}
+	if cur-since > maxChangesRead {
+		return cur, nil, false, nil
+	}
+	// Every revision up to cur is committed (a writer holds its revision
+	// until it commits), so these are all of their changes.
+	rows, err := s.r.QueryContext(ctx, s.sql(`SELECT revision, tenant_id, kind, change_key FROM directory_changes
+		WHERE revision > ? AND revision <= ? ORDER BY seq LIMIT ?`), since, cur, maxChangesRead+1)
+	if err != nil {
+		return cur, nil, false, fmt.Errorf("changes since %d: %s: %w", since, s.d.Name, err)
+	}
+	defer rows.Close()
+	var out []store.Change
+	seen := map[int64]bool{}
+	for rows.Next() {
+		var c store.Change
+		if err := rows.Scan(&c.Revision, &c.TenantID, &c.Kind, &c.Key); err != nil {
+			return cur, nil, false, fmt.Errorf("changes since %d: %s: %w", since, s.d.Name, err)
+		}
+		if c.Kind == store.ChangeOther {
+			return cur, nil, false, rows.Close()
+		}
+		seen[c.Revision] = true
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return cur, nil, false, fmt.Errorf("changes since %d: %s: %w", since, s.d.Name, err)
+	}
+	// A revision without a change was trimmed from the log (or written
+	// before it existed): reload.
+	complete := len(out) <= maxChangesRead && int64(len(seen)) == cur-since
+	return cur, out, complete, nil
+}
+
+// TrimChanges implements store.ChangeLog.
+func (s *Store) TrimChanges(ctx context.Context, keep int64) error {
+	_, err := s.w.ExecContext(ctx, s.sql(`DELETE FROM directory_changes WHERE revision <= (SELECT revision FROM directory_revision WHERE id = 1) - ?`), keep)
+	if err != nil {
+		return fmt.Errorf("trim changes: %s: %w", s.d.Name, err)
 	}
 	return nil
 }
@@ -641,7 +745,7 @@ func (s *Store) CreateManagedIdentity(ctx context.Context, m directory.ManagedId
 		return directory.ManagedIdentity{}, fmt.Errorf("create managed identity: %w", err)
 	}
 	m.Meta = rules.NewMeta(s.now())
-	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		if ok, err := s.tenantExists(ctx, tx, m.TenantID); err != nil {
 			return err
 		} else if !ok {
@@ -662,7 +766,7 @@ func (s *Store) CreateManagedIdentity(ctx context.Context, m directory.ManagedId
 			m.Version, rules.Micros(m.CreatedAt), rules.Micros(m.UpdatedAt), rules.Key(m.ResourceGroup), rules.Key(m.Name)); err != nil {
 			return s.dbErr("create managed identity", err)
 		}
-		return nil
+		return log(m.TenantID, store.ChangeIdentity, m.ClientID)
 	})
 	if err != nil {
 		return directory.ManagedIdentity{}, err
@@ -751,7 +855,7 @@ func (s *Store) ListManagedIdentities(ctx context.Context, tenantID string, filt
 // UpdateManagedIdentity implements store.DirectoryStore.
 func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, update func(*directory.ManagedIdentity) error) (directory.ManagedIdentity, error) {
 	var out directory.ManagedIdentity
-	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		old, err := s.getMI(ctx, tx, tenantID, ref, true)
 		if err != nil {
 			return fmt.Errorf("update %w", err)
@@ -765,7 +869,7 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 			return s.dbErr("update managed identity "+refString(ref), err)
 		}
 		out = m
-		return nil
+		return log(m.TenantID, store.ChangeIdentity, m.ClientID)
 	})
 	return out, err
 }
@@ -848,7 +952,7 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, f directory.Feder
 		return directory.FederatedCredential{}, fmt.Errorf("create federated credential: %w", err)
 	}
 	f.Meta = rules.NewMeta(s.now())
-	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		if ok, err := s.parentExists(ctx, tx, f); err != nil {
 			return fmt.Errorf("create federated credential: %w", err)
 		} else if !ok {
@@ -870,7 +974,7 @@ func (s *Store) CreateFederatedCredential(ctx context.Context, f directory.Feder
 			strList(f.Audiences), f.Description, f.Version, rules.Micros(f.CreatedAt), rules.Micros(f.UpdatedAt), rules.Key(f.Name)); err != nil {
 			return s.dbErr("create federated credential "+f.Name, err)
 		}
-		return nil
+		return log(f.TenantID, store.ChangeCredential, f.ParentClientID)
 	})
 	if err != nil {
 		return directory.FederatedCredential{}, err
@@ -918,7 +1022,7 @@ func (s *Store) ListFederatedCredentials(ctx context.Context, tenantID, parentCl
 // UpdateFederatedCredential implements store.DirectoryStore.
 func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, update func(*directory.FederatedCredential) error) (directory.FederatedCredential, error) {
 	var out directory.FederatedCredential
-	err := s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		old, err := s.getCred(ctx, tx, tenantID, parentClientID, name, true)
 		if err != nil {
 			return fmt.Errorf("update %w", err)
@@ -941,14 +1045,14 @@ func (s *Store) UpdateFederatedCredential(ctx context.Context, tenantID, parentC
 			return s.dbErr("update federated credential "+name, err)
 		}
 		out = f
-		return nil
+		return log(f.TenantID, store.ChangeCredential, f.ParentClientID)
 	})
 	return out, err
 }
 
 // DeleteFederatedCredential implements store.DirectoryStore.
 func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentClientID, name string, pre ...store.Precondition) error {
-	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	return s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		if len(pre) > 0 {
 			f, err := s.getCred(ctx, tx, tenantID, parentClientID, name, true)
 			if err != nil {
@@ -966,7 +1070,7 @@ func (s *Store) DeleteFederatedCredential(ctx context.Context, tenantID, parentC
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return notFound("delete federated credential %q of %s in tenant %s", name, parentClientID, tenantID)
 		}
-		return nil
+		return log(directory.CanonicalID(tenantID), store.ChangeCredential, directory.CanonicalID(parentClientID))
 	})
 }
 
