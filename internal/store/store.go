@@ -181,7 +181,8 @@ type ChangeLog interface {
 	// describe (ChangeOther), or its entries were trimmed, or it is too
 	// far behind.
 	ChangesSince(ctx context.Context, since int64) (revision int64, changes []Change, complete bool, err error)
-	// TrimChanges forgets the changes of all but the last keep revisions.
+	// TrimChanges forgets all but the last keep changes (a bulk apply
+	// logs thousands in one revision).
 	TrimChanges(ctx context.Context, keep int64) error
 }
 

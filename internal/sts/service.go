@@ -317,7 +317,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // pruneAudit deletes audit records older than the retention.
-// changesKept is how many revisions of the store's change log the hourly
+// changesKept is how many entries of the store's change log the hourly
 // prune keeps: a replica further behind than that reloads the directory.
 const changesKept = 100_000
 

@@ -309,7 +309,7 @@ func (s *Store) ChangesSince(ctx context.Context, since int64) (int64, []store.C
 
 // TrimChanges implements store.ChangeLog.
 func (s *Store) TrimChanges(ctx context.Context, keep int64) error {
-	_, err := s.w.ExecContext(ctx, s.sql(`DELETE FROM directory_changes WHERE revision <= (SELECT revision FROM directory_revision WHERE id = 1) - ?`), keep)
+	_, err := s.w.ExecContext(ctx, s.sql(`DELETE FROM directory_changes WHERE seq <= (SELECT max(seq) FROM directory_changes) - ?`), keep)
 	if err != nil {
 		return fmt.Errorf("trim changes: %s: %w", s.d.Name, err)
 	}
