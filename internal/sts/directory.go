@@ -264,6 +264,10 @@ type directoryCache struct {
 // fullRebuildEvery bounds how long an index is only patched.
 const fullRebuildEvery = 10 * time.Minute
 
+// maxAppliedChanges is the most objects one refresh re-reads; beyond it a
+// snapshot is cheaper.
+const maxAppliedChanges = 1000
+
 func (d *directoryCache) result(err error) error {
 	if err == nil {
 		d.lastOK.Store(d.now().UnixNano())
@@ -370,6 +374,11 @@ func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, ch
 		default:
 			return nil, false, nil
 		}
+	}
+	// Many changes at once (a bulk apply) cost more as point reads than
+	// one snapshot: rebuild.
+	if len(identities)+len(parents) > maxAppliedChanges {
+		return nil, false, nil
 	}
 	// Identities first: a new identity's credentials come after it.
 	for _, r := range identities {

@@ -81,7 +81,7 @@ type Config struct {
 	// ClockSkew is the leeway on assertion times (default 5 min).
 	ClockSkew time.Duration
 	// RefreshInterval is how often the store's revision is polled to pick
-	// up changes made by other replicas (default 1 s).
+	// up changes made by other replicas (default 250 ms).
 	RefreshInterval time.Duration
 	// AuditRetention is how long audit records are kept (default 30 days;
 	// negative keeps them forever).
@@ -194,7 +194,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.ClockSkew = 5 * time.Minute
 	}
 	if cfg.RefreshInterval == 0 {
-		cfg.RefreshInterval = time.Second
+		// A poll that finds nothing new is one query; one that finds
+		// identity or credential changes applies just those.
+		cfg.RefreshInterval = 250 * time.Millisecond
 	}
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = 30 * 24 * time.Hour
