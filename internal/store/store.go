@@ -158,17 +158,20 @@ func CheckPreconditions(version int64, pre []Precondition) error {
 type Change struct {
 	Revision int64
 	TenantID string
-	// Kind is ChangeIdentity (Key: its client id) or ChangeCredential
-	// (Key: its parent's client id); ChangeOther is any other write.
+	// Kind is ChangeIdentity or ChangeIdentityDeleted (Key: its client
+	// id, a delete taking its credentials and role assignments along) or
+	// ChangeCredential (Key: its parent's client id); ChangeOther is any
+	// other write.
 	Kind string
 	Key  string
 }
 
 // The kinds of Change.
 const (
-	ChangeIdentity   = "identity"
-	ChangeCredential = "credential"
-	ChangeOther      = "other"
+	ChangeIdentity        = "identity"
+	ChangeIdentityDeleted = "identityDeleted"
+	ChangeCredential      = "credential"
+	ChangeOther           = "other"
 )
 
 // ChangeLog is implemented by stores that record what each revision

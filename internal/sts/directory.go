@@ -358,7 +358,7 @@ func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, ch
 		return &t
 	}
 	type ref struct{ tenant, key string }
-	var identities, parents []ref
+	var identities, parents, deleted []ref
 	seen := map[string]bool{}
 	for _, c := range changes {
 		k := c.Kind + "|" + strings.ToLower(c.TenantID) + "|" + strings.ToLower(c.Key)
@@ -371,7 +371,17 @@ func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, ch
 			identities = append(identities, ref{c.TenantID, c.Key})
 		case store.ChangeCredential:
 			parents = append(parents, ref{c.TenantID, c.Key})
+		case store.ChangeIdentityDeleted:
+			deleted = append(deleted, ref{c.TenantID, c.Key})
 		default:
+			return nil, false, nil
+		}
+	}
+	// An identity deleted in the same window as it changed: rebuild
+	// rather than order the changes.
+	for _, r := range deleted {
+		k := "|" + strings.ToLower(r.tenant) + "|" + strings.ToLower(r.key)
+		if seen[store.ChangeIdentity+k] || seen[store.ChangeCredential+k] {
 			return nil, false, nil
 		}
 	}
@@ -441,6 +451,33 @@ func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, ch
 		sort.Slice(c.creds, func(i, j int) bool { return c.creds[i].Name < c.creds[j].Name })
 		ti.clients[strings.ToLower(r.key)] = &c
 	}
+	resourcesCopied := map[string]bool{}
+	for _, r := range deleted {
+		ti := tenant(r.tenant)
+		if ti == nil {
+			return nil, false, nil
+		}
+		key := strings.ToLower(r.key)
+		old := ti.clients[key]
+		if old == nil {
+			continue // never loaded, or gone already
+		}
+		if refs == nil {
+			refs = maps.Clone(cur.issuerRefs)
+		}
+		for _, f := range old.creds {
+			for _, iss := range f.issuerList() {
+				if refs[iss]--; refs[iss] <= 0 {
+					delete(refs, iss)
+				}
+			}
+		}
+		delete(ti.clients, key)
+		k := strings.ToLower(r.tenant)
+		c := resourcesCopied[k]
+		removeRoles(ti, strings.ToLower(old.principalID), &c)
+		resourcesCopied[k] = c
+	}
 	if refs != nil {
 		idx.issuerRefs = refs
 		idx.issuers = make(map[string]bool, len(refs))
@@ -449,4 +486,32 @@ func (d *directoryCache) apply(ctx context.Context, cur *dirIndex, rev int64, ch
 		}
 	}
 	return idx, true, nil
+}
+
+// removeRoles drops principal p's roles from the resources of ti, a copy
+// of a tenant whose resources map readers may still hold: the map is
+// copied first (once: *copied records it), and each resource that grants
+// p a role is replaced, under every name it has, by a copy without them.
+func removeRoles(ti *tenantIndex, p string, copied *bool) {
+	replaced := map[*resource]*resource{}
+	for _, r := range ti.resources {
+		if _, ok := r.roles[p]; ok && replaced[r] == nil {
+			nr := *r
+			nr.roles = maps.Clone(r.roles)
+			delete(nr.roles, p)
+			replaced[r] = &nr
+		}
+	}
+	if len(replaced) == 0 {
+		return
+	}
+	if !*copied {
+		ti.resources = maps.Clone(ti.resources)
+		*copied = true
+	}
+	for k, r := range ti.resources {
+		if nr := replaced[r]; nr != nil {
+			ti.resources[k] = nr
+		}
+	}
 }

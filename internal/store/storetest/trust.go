@@ -296,6 +296,13 @@ func testChangeLog(t *testing.T, s store.Store) {
 			t.Fatalf("a batch: %+v %v", cs, complete)
 		}
 	}
+	// Deleting an identity is a change of its own (its credentials and
+	// assignments go with it).
+	before = rev(t, s)
+	noErr(t, s.DeleteManagedIdentity(ctx, ten.ID, store.IdentityRef{SubscriptionID: m.SubscriptionID, ResourceGroup: m.ResourceGroup, Name: m.Name}))
+	if cs, complete := changes(before); !complete || len(cs) != 1 || cs[0].Kind != store.ChangeIdentityDeleted || cs[0].Key != m.ClientID {
+		t.Fatalf("an identity's delete: %+v %v", cs, complete)
+	}
 	// Any other write means: reload.
 	before = rev(t, s)
 	val(s.CreateApplication(ctx, appFixture(ten.ID, "an-app", "api://an-app"))).must(t)

@@ -878,7 +878,7 @@ func (s *Store) UpdateManagedIdentity(ctx context.Context, tenantID string, ref 
 // identity's principal cascades to the identity, its credentials and its
 // assignments.
 func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref store.IdentityRef, pre ...store.Precondition) error {
-	return s.writeTx(ctx, true, func(tx *sql.Tx) error {
+	return s.writeChangeTx(ctx, func(tx *sql.Tx, log func(tenant, kind, key string) error) error {
 		m, err := s.getMI(ctx, tx, tenantID, ref, true)
 		if err != nil {
 			return fmt.Errorf("delete %w", err)
@@ -889,7 +889,8 @@ func (s *Store) DeleteManagedIdentity(ctx context.Context, tenantID string, ref 
 		if _, err := tx.ExecContext(ctx, s.sql(`DELETE FROM principals WHERE client_id = ?`), m.ClientID); err != nil {
 			return s.dbErr("delete managed identity "+refString(ref), err)
 		}
-		return nil
+		// The cascade takes its credentials and role assignments along.
+		return log(m.TenantID, store.ChangeIdentityDeleted, m.ClientID)
 	})
 }
 
