@@ -155,7 +155,7 @@ func (h *Handler) putGroup(w http.ResponseWriter, r *http.Request) error {
 		return &directory.ValidationError{Field: "location", Rule: "is required"}
 	}
 	ctx := r.Context()
-	old, err := h.cfg.Store.GetResourceGroup(ctx, tid, sub, name)
+	_, err = h.cfg.Store.GetResourceGroup(ctx, tid, sub, name)
 	if errors.Is(err, store.ErrNotFound) {
 		if err := putPreconditions(r, fmt.Sprintf("resource group %q", name), false); err != nil {
 			return err
@@ -171,11 +171,11 @@ func (h *Handler) putGroup(w http.ResponseWriter, r *http.Request) error {
 	if err := putPreconditions(r, fmt.Sprintf("resource group %q", name), true); err != nil {
 		return err
 	}
-	if !strings.EqualFold(old.Location, *in.Location) {
-		return errorf(http.StatusConflict, CodeConflict, "the resource group %q is in location %q and cannot move to %q", old.Name, old.Location, *in.Location)
-	}
 	g, err := h.cfg.Store.UpdateResourceGroup(ctx, tid, sub, name, func(g *directory.ResourceGroup) error {
 		if err := ifMatch(r, g.Version); err != nil {
+			return err
+		}
+		if err := staysPut(*g, in.Location); err != nil {
 			return err
 		}
 		g.Tags = in.Tags
@@ -185,6 +185,15 @@ func (h *Handler) putGroup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return respond(w, http.StatusOK, ETag(g.Version), resourceGroupResource(g, false))
+}
+
+// staysPut refuses a location other than the group's: ARM does not move
+// resource groups (nil asks for no change).
+func staysPut(g directory.ResourceGroup, loc *string) error {
+	if loc == nil || strings.EqualFold(*loc, g.Location) {
+		return nil
+	}
+	return errorf(http.StatusConflict, CodeConflict, "the resource group %q is in location %q and cannot move to %q", g.Name, g.Location, clipText(*loc, 64))
 }
 
 func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request) error {
@@ -200,8 +209,8 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request) error {
 		if err := ifMatch(r, g.Version); err != nil {
 			return err
 		}
-		if in.Location != nil && !strings.EqualFold(*in.Location, g.Location) {
-			return errorf(http.StatusConflict, CodeConflict, "the resource group %q is in location %q and cannot move to %q", g.Name, g.Location, *in.Location)
+		if err := staysPut(*g, in.Location); err != nil {
+			return err
 		}
 		if in.Tags != nil {
 			g.Tags = in.Tags

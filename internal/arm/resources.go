@@ -363,9 +363,12 @@ func (o *operation) locationAndTags(put bool) (map[string]any, bool) {
 	if !ok {
 		return nil, false
 	}
+	// Tags must be a JSON object of strings (anything else is refused by
+	// decode, not dropped); absent or null is none — no change for a
+	// PATCH, none for a PUT.
 	var in struct {
-		Location *string          `json:"location"`
-		Tags     *json.RawMessage `json:"tags"`
+		Location *string           `json:"location"`
+		Tags     map[string]string `json:"tags"`
 	}
 	if !o.decode(body, &in) {
 		return nil, false
@@ -374,27 +377,11 @@ func (o *operation) locationAndTags(put bool) (map[string]any, bool) {
 		writeError(o.w, o.r, http.StatusBadRequest, "LocationRequired", "The location property is required for this definition.")
 		return nil, false
 	}
-	out := map[string]any{"tags": tags(in.Tags)}
+	out := map[string]any{"tags": in.Tags}
 	if in.Location != nil {
 		out["location"] = *in.Location
 	}
 	return out, true
-}
-
-// tags are a request's tags: absent or null stay null (no change for a
-// PATCH, none for a PUT).
-func tags(raw *json.RawMessage) map[string]string {
-	if raw == nil {
-		return nil
-	}
-	var t map[string]string
-	if json.Unmarshal(*raw, &t) != nil {
-		return nil
-	}
-	if t == nil {
-		return nil
-	}
-	return t
 }
 
 // groupMustExist answers ResourceGroupNotFound unless the request's group

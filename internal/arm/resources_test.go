@@ -371,6 +371,15 @@ func TestResourceManagerRefusals(t *testing.T) {
 	wantError(t, "bad subscription", do(t, env, "GET", "/subscriptions/not-a-guid/resourceGroups/rg"+"?api-version=2021-04-01", e.adminTok, nil), 400, "InvalidSubscriptionId", "")
 	wantError(t, "unknown type", do(t, env, "GET", "/subscriptions/"+sub+"/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"+miv, e.adminTok, nil), 404, "InvalidResourceType", "")
 	wantError(t, "bad JSON", doRaw(t, env, "PUT", newMI+miv, e.adminTok, "{"), 400, "InvalidRequestContent", "")
+	// Tags that are not strings are refused, not dropped (a PUT would
+	// otherwise clear the identity's tags).
+	wantError(t, "tags of numbers", doRaw(t, env, "PATCH", newMI+miv, e.adminTok, `{"tags":{"team":1}}`), 400, "InvalidRequestContent", "")
+	if m, err := env.Store.GetManagedIdentity(context.Background(), env.TenantID, storeRef(newMI)); err != nil || m.Name != "new-one" {
+		t.Fatalf("after refused tags: %+v %v", m, err)
+	}
+	// A location is bounded where it is stored.
+	wantError(t, "a long location", do(t, env, "PUT", "/subscriptions/"+sub+"/resourceGroups/rg?api-version=2021-04-01", e.adminTok,
+		map[string]any{"location": strings.Repeat("x", 5000)}), 400, "BadRequest", "")
 	wantError(t, "bad identity name", do(t, env, "PUT", "/subscriptions/"+sub+"/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a.b"+miv, e.adminTok, map[string]any{"location": "x"}), 400, "BadRequest", "")
 	wantError(t, "POST", do(t, env, "POST", newMI+miv, e.adminTok, map[string]any{}), 405, "MethodNotAllowed", "")
 	wantError(t, "a web page's write", doRaw(t, env, "PUT", newMI+miv, e.adminTok, `{"location":"x"}`, "Origin", "https://evil.example"), 403, "AuthorizationFailed", "")

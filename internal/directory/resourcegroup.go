@@ -37,10 +37,16 @@ func (g ResourceGroup) Validate() error {
 	c.guid("tenantId", g.TenantID)
 	c.guid("subscriptionId", g.SubscriptionID)
 	c.resourceGroup("name", g.Name)
-	c.maxLen("location", g.Location, 64)
+	c.maxLen("location", g.Location, MaxLocationLen)
 	c.tags(g.Tags)
 	return c.err()
 }
+
+// ARM's bounds on a resource's location and tags.
+const (
+	MaxLocationLen = 64
+	MaxTags        = 50
+)
 
 // ErrCredentialLimit marks the refusal of a federated credential beyond the
 // most one identity or application may hold (Entra: 20); ARM answers it

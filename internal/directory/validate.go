@@ -246,6 +246,7 @@ func (m ManagedIdentity) Validate() error {
 		c.fail("name", m.Name, "may hold only letters, digits, '-' and '_', and must start with a letter or digit")
 	}
 	c.resourceGroup("resourceGroup", m.ResourceGroup)
+	c.maxLen("location", m.Location, MaxLocationLen)
 	c.tags(m.Tags)
 	return c.err()
 }
@@ -259,8 +260,12 @@ func (c *checker) resourceGroup(field, v string) {
 	}
 }
 
-// tags checks ARM tags: names up to 512 characters, values up to 256.
+// tags checks ARM tags: at most MaxTags, names up to 512 characters,
+// values up to 256.
 func (c *checker) tags(tags map[string]string) {
+	if len(tags) > MaxTags {
+		c.fail("tags", "", "may hold at most %d tags, as ARM's (has %d)", MaxTags, len(tags))
+	}
 	for k, v := range tags {
 		c.maxLen("tags."+k, v, 256)
 		c.maxLen("tags", k, 512)

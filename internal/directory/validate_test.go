@@ -165,6 +165,13 @@ func TestManagedIdentityRules(t *testing.T) {
 		{"rg dot", func(m *ManagedIdentity) { m.ResourceGroup = "rg." }, "resourceGroup", "not end with '.'"},
 		{"rg empty", func(m *ManagedIdentity) { m.ResourceGroup = "" }, "resourceGroup", "1 to 90"},
 		{"sub", func(m *ManagedIdentity) { m.SubscriptionID = "sub" }, "subscriptionId", "GUID"},
+		{"location", func(m *ManagedIdentity) { m.Location = strings.Repeat("x", 65) }, "location", "at most 64"},
+		{"tags", func(m *ManagedIdentity) {
+			m.Tags = map[string]string{}
+			for i := range 51 {
+				m.Tags[fmt.Sprint("t", i)] = "v"
+			}
+		}, "tags", "at most 50 tags"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := good

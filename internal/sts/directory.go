@@ -253,9 +253,10 @@ type directoryCache struct {
 	// mu serialises refreshes: an incremental one builds on the index
 	// it read, and none may store an older index over a newer one.
 	mu sync.Mutex
-	// lastFull is when the index was last built whole: an incremental
-	// refresh only adds issuers that may be fetched, so the set is
-	// rebuilt at least every fullRebuildEvery.
+	// lastFull is when the index was last built whole: patched indexes
+	// are rebuilt at least every fullRebuildEvery, so that a patch the
+	// change log could not describe (a store written by an older
+	// version, a row edited by hand) does not live on.
 	lastFull time.Time
 	// applied counts incremental refreshes (tests).
 	applied atomic.Int64

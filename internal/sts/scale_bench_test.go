@@ -33,40 +33,12 @@ func BenchmarkDirectoryScale(b *testing.B) {
 		n = v
 	}
 	ctx := context.Background()
-	stores := []struct {
-		name string
-		open func(b *testing.B) store.Store
-	}{
-		{"sqlite", func(b *testing.B) store.Store {
-			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "wif.db"), sqlite.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			return st
-		}},
-		{"postgres", func(b *testing.B) store.Store {
-			dsn := os.Getenv("WIF_TEST_POSTGRES_URL")
-			if dsn == "" {
-				dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-			}
-			schema := fmt.Sprintf("scale_bench_%d", time.Now().UnixNano())
-			st, err := postgres.Open(ctx, dsn, postgres.Options{Schema: schema})
-			if err != nil {
-				b.Skipf("no PostgreSQL: %v", err)
-			}
-			b.Cleanup(func() {
-				_, _ = st.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				st.Close()
-			})
-			return st
-		}},
-	}
+	stores := ScaleStores()
 	doc := scaleDocument(n)
 	for _, sc := range stores {
-		b.Run(fmt.Sprintf("%s/%d", sc.name, n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/%d", sc.Name, n), func(b *testing.B) {
 			for b.Loop() {
-				st := sc.open(b)
+				st := sc.Open(b)
 				t0 := time.Now()
 				res, err := apply.Apply(ctx, st, doc, apply.Options{})
 				if err != nil {
@@ -143,4 +115,43 @@ func ScaleDocument(n int, tid, issuer string) *apply.Document {
 		m.FederatedCredentials[0].Subject = "system:serviceaccount:ns:" + m.Name
 	}
 	return doc
+}
+
+// ScaleStore is a store the scale benchmarks run on: a fresh SQLite
+// file, or a fresh schema of the PostgreSQL test server (skipped when
+// there is none; WIF_TEST_POSTGRES_URL overrides it).
+type ScaleStore struct {
+	Name string
+	Open func(b *testing.B) store.Store
+}
+
+// ScaleStores are SQLite and PostgreSQL, for both scale benchmarks.
+func ScaleStores() []ScaleStore {
+	ctx := context.Background()
+	return []ScaleStore{
+		{"sqlite", func(b *testing.B) store.Store {
+			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "wif.db"), sqlite.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		}},
+		{"postgres", func(b *testing.B) store.Store {
+			dsn := os.Getenv("WIF_TEST_POSTGRES_URL")
+			if dsn == "" {
+				dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+			}
+			schema := fmt.Sprintf("scale_bench_%d", time.Now().UnixNano())
+			st, err := postgres.Open(ctx, dsn, postgres.Options{Schema: schema})
+			if err != nil {
+				b.Skipf("no PostgreSQL: %v", err)
+			}
+			b.Cleanup(func() {
+				_, _ = st.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+				st.Close()
+			})
+			return st
+		}},
+	}
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/wif-project/wif/internal/apply"
 	"github.com/wif-project/wif/internal/directory"
 	"github.com/wif-project/wif/internal/store"
-	"github.com/wif-project/wif/internal/store/postgres"
-	"github.com/wif-project/wif/internal/store/sqlite"
 	"github.com/wif-project/wif/internal/sts"
 	"github.com/wif-project/wif/internal/wiftest"
 )
@@ -32,38 +30,11 @@ func BenchmarkScaleExchanges(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("WIF_BENCH_IDENTITIES")); err == nil && v > 0 {
 		big = v
 	}
-	ctx := context.Background()
-	opens := []struct {
-		name string
-		open func(b *testing.B) store.Store
-	}{
-		{"sqlite", func(b *testing.B) store.Store {
-			st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "wif.db"), sqlite.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { st.Close() })
-			return st
-		}},
-		{"postgres", func(b *testing.B) store.Store {
-			dsn := envOrDefault("WIF_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-			schema := fmt.Sprintf("scale_x_%d", time.Now().UnixNano())
-			st, err := postgres.Open(ctx, dsn, postgres.Options{Schema: schema})
-			if err != nil {
-				b.Skipf("no PostgreSQL: %v", err)
-			}
-			b.Cleanup(func() {
-				_, _ = st.Pool().Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-				st.Close()
-			})
-			return st
-		}},
-	}
-	for _, o := range opens {
+	for _, o := range sts.ScaleStores() {
 		for _, n := range []int{1000, big} {
-			b.Run(fmt.Sprintf("%s/%d", o.name, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%d", o.Name, n), func(b *testing.B) {
 				for range b.N {
-					scaleRun(b, o.open(b), n)
+					scaleRun(b, o.Open(b), n)
 				}
 			})
 		}
@@ -76,8 +47,7 @@ func scaleRun(b *testing.B, st store.Store, n int) {
 	if _, err := apply.Apply(ctx, st, sts.ScaleDocument(n, a.TenantID, a.Issuer.URL), apply.Options{}); err != nil {
 		b.Fatal(err)
 	}
-	app := a.CreateResourceApp(b, "api://bench", 2)
-	_ = app
+	a.CreateResourceApp(b, "api://bench", 2)
 	t0 := time.Now()
 	a.Changed(b)
 	b.ReportMetric(time.Since(t0).Seconds(), "reload-s")
